@@ -1,0 +1,8 @@
+"""ecs-fanout's orchestrator: reads a spec, fans jobs out, follows every rollout live.
+
+Flow: `spec` (load + validate) -> `plan` (one `DeployJob` per service, pure) -> `run` (one anyio
+task group: `feed` subscribes to the run's Redis channel first, an executor starts the jobs,
+events are folded into `state`, pure) -> a renderer (`render`: --json / --plain, or the TUI)
+-> exit code. `cli` is thin; `settings` reads the environment; `sandbox` holds the AWS
+emulator and rollout simulator that `--sandbox`, the tests and the benchmarks use.
+"""

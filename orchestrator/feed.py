@@ -1,0 +1,104 @@
+"""The run's event feed: Redis pushes events to us; the stream fills any gap.
+
+We SUBSCRIBE to the run's exact channel before any job starts, so nothing published later can
+be missed while connected. Pub/sub is at-most-once, though: whenever a subscription is
+(re)confirmed, after the first subscribe or after redis-py reconnected by itself, we replay
+the run's stream from the last stream id we saw. Stream ids are ordered, and the publisher
+XADDs and PUBLISHes atomically, so de-duplicating by id makes replay and live feed one
+ordered sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import cast
+
+import anyio
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from worker.contract import WorkerEvent
+from worker.keys import event_channel, event_stream
+from worker.publisher import decode_envelope
+
+__all__ = ["EventFeed", "stream_id_key"]
+
+log = logging.getLogger(__name__)
+
+REPLAY_BATCH = 1000
+RECONNECT_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    millis, _, seq = stream_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+class EventFeed:
+    """Every event of one run, once each, in publish order, across reconnects."""
+
+    def __init__(self, redis: Redis, run_id: str, *, last_id: str = "0-0") -> None:
+        self._redis = redis
+        self._run_id = run_id
+        self._last = stream_id_key(last_id)
+        self._subscribed = anyio.Event()
+        self.reconnects = 0
+
+    @property
+    def last_id(self) -> str:
+        return f"{self._last[0]}-{self._last[1]}"
+
+    async def wait_subscribed(self) -> None:
+        await self._subscribed.wait()
+
+    def _fresh(self, stream_id: str) -> bool:
+        key = stream_id_key(stream_id)
+        if key <= self._last:
+            return False
+        self._last = key
+        return True
+
+    async def _replay(self) -> AsyncIterator[WorkerEvent]:
+        stream = event_stream(self._run_id)
+        while True:
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self._redis.xrange(stream, min=f"({self.last_id}", count=REPLAY_BATCH),
+            )
+            for raw_id, fields in entries:
+                if self._fresh(raw_id.decode()):
+                    yield WorkerEvent.from_json(fields[b"event"])
+            if len(entries) < REPLAY_BATCH:
+                return
+
+    async def events(self) -> AsyncIterator[WorkerEvent]:
+        """Yields until cancelled. Reconnects with backoff when redis-py gives up."""
+        attempt = 0
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(event_channel(self._run_id))
+                async for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        # First subscribe, or redis-py reconnected and subscribed again:
+                        # whatever was published meanwhile is in the stream.
+                        if self._subscribed.is_set():
+                            self.reconnects += 1
+                        self._subscribed.set()
+                        attempt = 0
+                        async for event in self._replay():
+                            yield event
+                    elif message["type"] == "message":
+                        stream_id, event = decode_envelope(message["data"])
+                        if self._fresh(stream_id):
+                            yield event
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
+                attempt += 1
+                log.warning("event feed lost its Redis connection (%s); reconnecting in %.1fs", exc, delay)
+                await anyio.sleep(delay)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,149 @@
+"""From a validated spec to the jobs to send: one `DeployJob` per service. Pure.
+
+Each (cluster, service) becomes exactly one job carrying all of its changed containers, so
+that a service gets one new task-definition revision and one deployment, not one per
+container. Services and containers keep the order in which the spec first names them, and
+a container listed twice with the same image is sent once.
+
+Options are layered, most specific last: the spec's top-level defaults, then the
+per-entry overrides of the service, then the arguments of `plan_jobs` (the CLI flags).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.errors import ConfigError
+from orchestrator.spec import DeployEntry, Spec
+from worker.contract import ContainerChange, DeployJob, JobOptions
+
+__all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "Target", "job_id_for", "new_run_id", "plan_jobs"]
+
+MAX_JOB_ID_LENGTH = 80
+"""Job ids double as SQS deduplication ids (at most 128 characters); we stay well below."""
+
+_T = TypeVar("_T")
+_HASH_LENGTH = 12
+_MAX_RUN_ID_LENGTH = MAX_JOB_ID_LENGTH - _HASH_LENGTH - 1
+_SQS_ID_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+_POLL_MAX_S = JobOptions().poll_max_s
+_HEARTBEATS_PER_SILENCE = 3  # the worker speaks at least every heartbeat_s / 3 while following
+
+
+class Target(BaseModel):
+    """One container of one service and the full image reference it must run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str
+    service: str
+    container: str
+    image: str
+
+
+class PlannedJob(BaseModel):
+    """A job to send and the containers it changes, for the summary."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: DeployJob
+    targets: tuple[Target, ...]
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A fresh run id that sorts by start time, e.g. ``20261129T015900Z-ab12cd``."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def job_id_for(run_id: str, cluster: str, service: str) -> str:
+    """The deterministic id of the job of `cluster`/`service` in run `run_id`."""
+    _check_run_id(run_id)
+    digest = hashlib.sha1(f"{cluster}\n{service}".encode(), usedforsecurity=False).hexdigest()
+    return f"{run_id}:{digest[:_HASH_LENGTH]}"
+
+
+def plan_jobs(
+    spec: Spec,
+    run_id: str,
+    *,
+    timeout_s: float | None = None,
+    rollback: bool | None = None,
+    region: str | None = None,
+) -> list[PlannedJob]:
+    """One job per (cluster, service) of `spec`, in the order the spec first names them.
+
+    `timeout_s`, `rollback` and `region`, when given, win over the spec (defaults and
+    per-entry overrides alike). Raises ConfigError for a run id that cannot make job ids
+    or a non-positive timeout.
+    """
+    _check_run_id(run_id)
+    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout_s!r}")
+    services: dict[tuple[str, str], list[DeployEntry]] = {}
+    for entry in spec.deploy:
+        services.setdefault((entry.cluster, entry.service), []).append(entry)
+    return [
+        _planned(spec, run_id, cluster, service, entries, timeout_s, rollback, region or spec.region)
+        for (cluster, service), entries in services.items()
+    ]
+
+
+def _planned(
+    spec: Spec,
+    run_id: str,
+    cluster: str,
+    service: str,
+    entries: list[DeployEntry],
+    timeout_s: float | None,
+    rollback: bool | None,
+    region: str | None,
+) -> PlannedJob:
+    targets: dict[str, Target] = {}
+    for entry in entries:  # the spec refused one container with two images: keep the first
+        target = Target(cluster=cluster, service=service, container=entry.container, image=entry.reference)
+        targets.setdefault(entry.container, target)
+    job = DeployJob(
+        run_id=run_id,
+        job_id=job_id_for(run_id, cluster, service),
+        cluster=cluster,
+        service=service,
+        region=region,
+        changes=tuple(ContainerChange(container=t.container, image=t.image) for t in targets.values()),
+        options=_options(spec, entries, timeout_s, rollback),
+    )
+    return PlannedJob(job=job, targets=tuple(targets.values()))
+
+
+def _options(
+    spec: Spec, entries: list[DeployEntry], timeout_s: float | None, rollback: bool | None
+) -> JobOptions:
+    entry_timeout = next((e.timeout for e in entries if e.timeout is not None), None)
+    entry_rollback = next((e.rollback for e in entries if e.rollback is not None), None)
+    poll_min_s = spec.poll_interval
+    return JobOptions(
+        timeout_s=_first(timeout_s, entry_timeout, spec.timeout),
+        rollback=_first(rollback, entry_rollback, spec.rollback),
+        poll_min_s=poll_min_s,
+        # Short enough that a heartbeat still comes in time, never below the first wait.
+        poll_max_s=max(poll_min_s, min(_POLL_MAX_S, spec.heartbeat / _HEARTBEATS_PER_SILENCE)),
+        heartbeat_s=spec.heartbeat,
+    )
+
+
+def _first(*values: _T | None) -> _T:
+    return next(value for value in values if value is not None)
+
+
+def _check_run_id(run_id: str) -> None:
+    if not run_id or len(run_id) > _MAX_RUN_ID_LENGTH or not set(run_id) <= _SQS_ID_CHARS:
+        raise ConfigError(
+            f"invalid run id {run_id!r}: 1 to {_MAX_RUN_ID_LENGTH} ASCII letters, digits or punctuation"
+        )

@@ -1,0 +1,95 @@
+"""Headless renderers: `--json` (NDJSON for CI) and `--plain` (lines for pipes and logs).
+
+Both write results to stdout only; logs go to stderr through `logging`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from orchestrator.state import JobState, RunState
+from worker.contract import WorkerEvent
+
+__all__ = ["JsonRenderer", "PlainRenderer", "summary_table"]
+
+
+class JsonRenderer:
+    """One JSON object per line, each with a `type`; the last one is the summary."""
+
+    def __init__(self, out: TextIO | None = None, *, spec_path: str = "") -> None:
+        self._out = out or sys.stdout
+        self._spec_path = spec_path
+        self._run_id = ""
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self._out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self._out.flush()
+
+    def started(self, state: RunState) -> None:
+        self._run_id = state.run_id
+        targets = [t.model_dump() for job in state.jobs.values() for t in job.targets]
+        self._write({"type": "run", "run_id": state.run_id, "spec": self._spec_path, "targets": targets})
+
+    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        self._write(
+            {
+                "type": "event",
+                "run_id": self._run_id,
+                "job_id": job.job_id,
+                "cluster": job.cluster,
+                "service": job.service,
+                "phase": job.phase.value,
+                "message": job.message,
+                "seq": None if event is None else event.seq,
+                "ts": time.time() if event is None else event.ts,
+                "details": job.details.model_dump(exclude_defaults=True),
+            }
+        )
+
+    def finished(self, state: RunState) -> None:
+        self._write(
+            {
+                "type": "summary",
+                "run_id": state.run_id,
+                "results": [r.model_dump(mode="json") for r in state.results()],
+            }
+        )
+
+
+def summary_table(state: RunState) -> str:
+    rows = [
+        (f"{r.cluster}/{r.service}/{r.container}", r.status.value, r.image, r.message)
+        for r in state.results()
+    ]
+    header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in [header, *rows]
+    ]
+    counts = ", ".join(f"{n} {phase.value}" for phase, n in sorted(state.counts().items()))
+    return "\n".join([*lines, f"run {state.run_id}: {counts}"])
+
+
+class PlainRenderer:
+    """A line per state change, then a summary table."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+
+    def _line(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def started(self, state: RunState) -> None:
+        self._line(f"run {state.run_id}: {len(state.jobs)} services")
+
+    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self._line(f"{stamp} {job.name:<40} {job.phase.value:<12} {job.message}")
+
+    def finished(self, state: RunState) -> None:
+        self._line(summary_table(state))

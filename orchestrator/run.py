@@ -1,0 +1,113 @@
+"""The run core: one anyio task group that subscribes, starts the jobs and folds their events.
+
+Order matters: the feed is subscribed before the first job can publish. Events are pushed by
+Redis; the only timer is the silence deadline of the quietest running job, after which that
+job is reported `lost`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from redis.asyncio import Redis
+
+from orchestrator.feed import EventFeed
+from orchestrator.plan import PlannedJob
+from orchestrator.state import JobState, RunState
+from worker.contract import DeployJob, Phase, WorkerEvent
+
+__all__ = ["Executor", "Renderer", "run_jobs"]
+
+CRASH_SEQ = 1 << 40  # beyond any seq a worker reaches: a crash report always folds in
+WORKER_GRACE_S = 5.0  # after the last terminal event, time for workers to release their leases
+
+
+class Renderer(Protocol):
+    def started(self, state: RunState) -> None: ...
+    def changed(self, job: JobState, event: WorkerEvent | None) -> None: ...
+    def finished(self, state: RunState) -> None: ...
+
+
+class Executor(Protocol):
+    async def run_all(
+        self,
+        jobs: Sequence[DeployJob],
+        on_start: Callable[[DeployJob], None],
+        on_crash: Callable[[DeployJob, BaseException], None],
+    ) -> None: ...
+
+
+async def _pump(feed: EventFeed, send: MemoryObjectSendStream[WorkerEvent]) -> None:
+    async with send:
+        async for event in feed.events():
+            await send.send(event)
+
+
+async def _fold(
+    state: RunState,
+    receive: MemoryObjectReceiveStream[WorkerEvent],
+    renderer: Renderer,
+    heartbeat_s: float,
+) -> None:
+    while not state.done:
+        deadline = state.next_silence_deadline(heartbeat_s)
+        timeout = math.inf if deadline is None else max(0.0, deadline - time.time())
+        with anyio.move_on_after(timeout):
+            event = await receive.receive()
+            job = state.apply(event, received_at=time.time())
+            if job is not None:
+                renderer.changed(job, event)
+            continue
+        now = time.time()
+        for job in state.silent_jobs(now, heartbeat_s):
+            renderer.changed(state.mark_lost(job.job_id, now, heartbeat_s), None)
+
+
+async def run_jobs(
+    state: RunState,
+    planned: Sequence[PlannedJob],
+    redis: Redis,
+    executor: Executor,
+    renderer: Renderer,
+    *,
+    heartbeat_s: float,
+) -> RunState:
+    """Run every planned job to a terminal phase; `state` is updated in place as events come."""
+    feed = EventFeed(redis, state.run_id)
+    send, receive = anyio.create_memory_object_stream[WorkerEvent](max_buffer_size=math.inf)
+    renderer.started(state)
+
+    def on_start(job: DeployJob) -> None:
+        state.mark_started(job.job_id, time.time())
+
+    def on_crash(job: DeployJob, exc: BaseException) -> None:
+        crash = WorkerEvent(
+            run_id=job.run_id,
+            job_id=job.job_id,
+            seq=CRASH_SEQ,
+            phase=Phase.FAILED,
+            message=f"worker crashed: {exc!r}",
+        )
+        send.send_nowait(crash)
+
+    workers_done = anyio.Event()
+
+    async def run_workers() -> None:
+        await executor.run_all([p.job for p in planned], on_start, on_crash)
+        workers_done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_pump, feed, send.clone())
+        await feed.wait_subscribed()
+        tg.start_soon(run_workers)
+        await _fold(state, receive, renderer, heartbeat_s)
+        with anyio.move_on_after(WORKER_GRACE_S):
+            await workers_done.wait()
+        tg.cancel_scope.cancel()
+    renderer.finished(state)
+    return state

@@ -1,0 +1,207 @@
+"""Class-level hooks in moto's ECS, and the registry of who drives which backend.
+
+Why at class level: moto's reset recreates backend instances, never classes, so the hooks
+survive every reset. Why a registry: moto's backends are process-global, one per (account,
+region); each may be claimed by one driver (a `RolloutSimulator`), the most specific key first,
+and a backend nobody claims behaves as plain moto. One lock guards every hook: moto's server
+answers from several threads and the simulated state lives on those shared backend objects.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from moto.backends import get_backend
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.ecs.responses import EC2ContainerServiceResponse
+
+__all__ = [
+    "DEFAULT_DEPLOYMENT_CONFIGURATION",
+    "LOCK",
+    "Driver",
+    "claim",
+    "deployment_configuration",
+    "driver_for",
+    "ecs_backends",
+    "holder",
+    "release",
+]
+
+DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+
+LOCK = threading.RLock()
+Key = tuple[str | None, str | None]  # (account id, region); None = any
+
+
+class Driver(Protocol):
+    """What the hooks call, always under LOCK."""
+
+    def on_create(self, backend: Any, service: Any) -> None: ...
+
+    def on_update(self, backend: Any, original: Callable[..., Any], props: dict[str, Any]) -> Any: ...
+
+    def on_read(self, backend: Any, service: Any) -> None: ...
+
+    def on_delete(self, backend: Any, service: Any) -> None: ...
+
+
+_REGISTRY: dict[Key, Driver] = {}
+_ORIGINAL: dict[str, Callable[..., Any]] = {}
+
+
+def claim(key: Key, driver: Driver) -> None:
+    """Make `driver` drive the backends of `key` (replacing any other); installs the hooks."""
+    with LOCK:
+        _install_hooks()
+        _REGISTRY[key] = driver
+
+
+def release(key: Key, driver: Driver) -> None:
+    with LOCK:
+        if _REGISTRY.get(key) is driver:
+            del _REGISTRY[key]
+
+
+def holder(key: Key) -> Driver | None:
+    return _REGISTRY.get(key)
+
+
+def driver_for(backend: Any) -> Driver | None:
+    account, region = backend.account_id, backend.region_name
+    for key in ((account, region), (account, None), (None, region), (None, None)):
+        driver = _REGISTRY.get(key)
+        if driver is not None:
+            return driver
+    return None
+
+
+def ecs_backends() -> Iterator[Any]:
+    """Every ECS backend that exists (BackendDict's accessors would create missing ones)."""
+    for per_account in list(dict.values(get_backend("ecs"))):
+        yield from list(dict.values(per_account))
+
+
+def deployment_configuration(requested: dict[str, Any] | None) -> dict[str, Any]:
+    """ECS's defaults under what the caller asked for."""
+    config = {**DEFAULT_DEPLOYMENT_CONFIGURATION, **(requested or {})}
+    config["deploymentCircuitBreaker"] = {
+        **DEFAULT_DEPLOYMENT_CONFIGURATION["deploymentCircuitBreaker"],
+        **(config["deploymentCircuitBreaker"] or {}),
+    }
+    return config
+
+
+def _read(backend: Any, cluster_str: str | None, names: Iterable[str] | None = None) -> None:
+    driver = driver_for(backend)
+    if driver is None:
+        return
+    cluster_name = (cluster_str or "default").split("/")[-1]
+    if names is None:
+        services = [s for s in backend.services.values() if s.cluster_name == cluster_name]
+    else:
+        keys = (f"{cluster_name}:{str(name).split('/')[-1]}" for name in names)
+        services = [backend.services[key] for key in keys if key in backend.services]
+    for service in services:
+        driver.on_read(backend, service)
+
+
+def _create_service(self: Any, *args: Any, **kwargs: Any) -> Any:
+    with LOCK:
+        service = _ORIGINAL["create_service"](self, *args, **kwargs)
+        driver = driver_for(self)
+        if driver is not None:
+            driver.on_create(self, service)
+        return service
+
+
+def _update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+    with LOCK:
+        driver = driver_for(self)
+        if driver is None:
+            return _ORIGINAL["update_service"](self, service_properties)
+        return driver.on_update(self, _ORIGINAL["update_service"], service_properties)
+
+
+def _describe_services(self: Any, cluster_str: str, service_names_or_arns: list[str]) -> Any:
+    with LOCK:
+        _read(self, cluster_str, service_names_or_arns)
+        return _ORIGINAL["describe_services"](self, cluster_str, service_names_or_arns)
+
+
+def _describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
+    with LOCK:
+        _read(self, cluster_str)
+        return _ORIGINAL["describe_tasks"](self, cluster_str, tasks)
+
+
+def _list_tasks(self: Any, cluster_str: str | None = None, *args: Any, **kwargs: Any) -> Any:
+    with LOCK:
+        _read(self, cluster_str)
+        found: list[Any] = _ORIGINAL["list_tasks"](self, cluster_str, *args, **kwargs)
+        if driver_for(self) is None:
+            return found
+        names = ("container_instance", "family", "started_by", "service_name", "desiredStatus")
+        given = dict(zip(names, args, strict=False)) | kwargs
+        # moto ignores serviceName and lists every status; ECS filters both (default RUNNING)
+        if given.get("service_name"):
+            group = f"service:{str(given['service_name']).split('/')[-1]}"
+            found = [t for t in found if t.group == group]
+        if not given.get("desiredStatus"):
+            found = [t for t in found if t.desired_status == "RUNNING"]
+        return found
+
+
+def _delete_service(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
+    with LOCK:
+        service = _ORIGINAL["delete_service"](self, cluster_name, service_name, force)
+        driver = driver_for(self)
+        if driver is not None:
+            driver.on_delete(self, service)
+        return service
+
+
+def _response_create_service(self: Any) -> Any:
+    with LOCK:
+        result = _ORIGINAL["response.create_service"](self)
+        # moto drops deploymentConfiguration on create, and the circuit breaker lives there
+        service = result.result["service"]
+        service.deployment_configuration = deployment_configuration(
+            self._get_param("deploymentConfiguration")
+        )
+        return result
+
+
+def _response_call_action(self: Any) -> Any:
+    # moto serialises after the backend call returns: keep that under the lock too, so that no
+    # concurrent request changes a deployment list while a response is being written
+    with LOCK:
+        return _ORIGINAL["response.call_action"](self)
+
+
+def _install_hooks() -> None:
+    if _ORIGINAL:
+        return
+    backend_hooks: dict[str, Callable[..., Any]] = {
+        "create_service": _create_service,
+        "update_service": _update_service,
+        "describe_services": _describe_services,
+        "describe_tasks": _describe_tasks,
+        "list_tasks": _list_tasks,
+        "delete_service": _delete_service,
+    }
+    response_hooks: dict[str, Callable[..., Any]] = {
+        "create_service": _response_create_service,
+        "call_action": _response_call_action,
+    }
+    for name, hook in backend_hooks.items():
+        _ORIGINAL[name] = getattr(EC2ContainerServiceBackend, name)
+        setattr(EC2ContainerServiceBackend, name, hook)
+    for name, hook in response_hooks.items():
+        _ORIGINAL[f"response.{name}"] = getattr(EC2ContainerServiceResponse, name)
+        setattr(EC2ContainerServiceResponse, name, hook)

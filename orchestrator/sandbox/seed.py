@@ -1,0 +1,76 @@
+"""Create the clusters, task definitions and services a sandbox or a test deploys to.
+
+Why: an empty AWS has nothing to roll out. The seeded services look like real Fargate
+services (awsvpc, cpu/memory, tags, desiredCount 2, the rolling ECS controller and, unless
+told otherwise, the circuit breaker with rollback) so the deploy path meets what it meets in
+production. No networkConfiguration: moto does not ask for one, and looking up the default VPC
+would wake moto's EC2 backend, which costs about a second after every reset. Plain (sync)
+botocore is fine here: seeding runs once, before anything async starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.session import Session, get_session
+
+__all__ = ["SeededService", "seed_services"]
+
+SeededService = tuple[str, str, Mapping[str, str]]  # (cluster, service, {container: image})
+
+
+def seed_services(
+    endpoint_url: str,
+    region: str,
+    services: Sequence[SeededService],
+    circuit_breaker: bool = True,
+    desired_count: int = 2,
+    session: Session | None = None,
+) -> list[str]:
+    """Create every cluster and service (family = service name); return the services' ARNs.
+
+    Pass a `session` to reuse its loaded service models (a fresh one takes a few 100 ms).
+    """
+    session = session or get_session()
+    options: dict[str, Any] = {
+        "endpoint_url": endpoint_url,
+        "region_name": region,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    ecs: Any = session.create_client("ecs", **options)
+    clusters: set[str] = set()
+    arns: list[str] = []
+    for cluster, service, containers in services:
+        if cluster not in clusters:
+            ecs.create_cluster(clusterName=cluster)
+            clusters.add(cluster)
+        task_definition = ecs.register_task_definition(
+            family=service,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": name, "image": image, "essential": True, "portMappings": []}
+                for name, image in containers.items()
+            ],
+            tags=[{"key": "app", "value": service}, {"key": "seeded-by", "value": "ecs-fanout"}],
+        )["taskDefinition"]
+        created = ecs.create_service(
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=task_definition["taskDefinitionArn"],
+            desiredCount=desired_count,
+            launchType="FARGATE",
+            deploymentController={"type": "ECS"},
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": circuit_breaker},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+            },
+            tags=[{"key": "app", "value": service}],
+        )["service"]
+        arns.append(created["serviceArn"])
+    return arns

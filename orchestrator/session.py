@@ -1,0 +1,74 @@
+"""One run from the user's side: connect, run the core, render, and exit cleanly on Ctrl-C.
+
+On Ctrl-C the workers are cancelled, but ECS goes on rolling out what was already updated:
+we say which services those are and how to look at them, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from orchestrator.local import LocalExecutor
+from orchestrator.plan import PlannedJob
+from orchestrator.render import JsonRenderer, PlainRenderer
+from orchestrator.run import Renderer, run_jobs
+from orchestrator.state import RunState, exit_code
+from worker.publisher import connect_redis
+
+__all__ = ["run_session"]
+
+EXIT_INTERRUPTED = 130
+
+
+def _renderer(output: str, spec_path: str) -> Renderer:
+    if output == "json":
+        return JsonRenderer(spec_path=spec_path)
+    return PlainRenderer()
+
+
+def interrupted_report(state: RunState) -> str:
+    lines = [f"ecs-fanout: interrupted; run {state.run_id}"]
+    rolling = state.still_rolling()
+    if rolling:
+        lines.append("still rolling out on the AWS side (ECS finishes or its circuit breaker rolls back):")
+        lines += [
+            f"  {job.name}: deployment {job.deployment_id} ({job.task_definition_arn})" for job in rolling
+        ]
+    else:
+        lines.append("no service was left mid-rollout")
+    return "\n".join(lines)
+
+
+def run_session(
+    planned: Sequence[PlannedJob],
+    *,
+    run_id: str,
+    redis_url: str,
+    output: str,
+    spec_path: str,
+    max_parallel: int,
+    heartbeat_s: float,
+    region: str | None,
+    profile: str | None,
+) -> int:
+    state = RunState.from_plan(run_id, planned)
+    renderer = _renderer(output, spec_path)
+
+    async def main() -> None:
+        redis = connect_redis(redis_url)
+        try:
+            executor = LocalExecutor(redis, max_parallel=max_parallel, region=region, profile=profile)
+            await run_jobs(state, planned, redis, executor, renderer, heartbeat_s=heartbeat_s)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await redis.aclose()
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        print(interrupted_report(state), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return exit_code(state)

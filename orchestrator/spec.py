@@ -1,0 +1,376 @@
+"""The spec file: which containers of which ECS services get which image.
+
+A spec is TOML (``.toml``) or JSON (``.json``) with the same fields: optional defaults at
+the top level and one ``[[deploy]]`` entry per container::
+
+    region = "eu-west-1"    # optional
+    timeout = "15m"         # deadline of each rollout
+    rollback = true         # roll a failed rollout back
+    max_parallel = 50       # rollouts in flight at once
+    heartbeat = "60s"       # silence after which a job counts as lost
+    poll_interval = "2s"    # first wait between describe_services polls
+
+    [[deploy]]
+    cluster = "prod"
+    service = "api"
+    container = "app"
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api"
+    tag = "v1.4.2"          # or digest = "sha256:<64 hex>", or both (image:tag@digest)
+    timeout = "20m"         # optional per-entry overrides: timeout, rollback
+
+`load_spec` reads and validates a file and raises `SpecError` listing *every* problem, each
+naming the entry (``entry 3 (prod/api/app)``) and saying what is wrong in plain words.
+Besides each entry on its own, the spec as a whole must hold at least one entry, must not
+give one container two different images, and must not give one service two different
+values of an override (an entry without the override does not conflict).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from orchestrator.durations import parse_duration
+from orchestrator.errors import SpecError
+from worker.images import ImageRefError, compose_image, parse_image
+
+__all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
+
+
+def _duration(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be a duration such as '90s' or '15m', got {_kind(value)}")
+    return parse_duration(value)
+
+
+def _name(value: str) -> str:
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ValueError(f"{value!r} must not contain spaces or control characters")
+    return value
+
+
+def _image(value: str) -> str:
+    parse_image(value)  # ImageRefError is a ValueError: reported even when other fields fail
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration)]
+"""A duration in seconds, written as a number of seconds or a string such as ``15m``."""
+
+Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
+Image = Annotated[str, AfterValidator(_image)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Defaults(_Model):
+    """The top-level settings; every field has a default."""
+
+    region: Name | None = None
+    timeout: Seconds = 900.0
+    rollback: bool = True
+    max_parallel: int = Field(default=50, gt=0)
+    heartbeat: Seconds = 60.0
+    poll_interval: Seconds = 2.0
+
+    @model_validator(mode="after")
+    def _poll_within_heartbeat(self) -> Self:
+        if self.poll_interval > self.heartbeat / 2:
+            raise ValueError(
+                f"poll_interval ({_seconds(self.poll_interval)}) must be at most half of heartbeat "
+                f"({_seconds(self.heartbeat)}), or a healthy job could look lost between two polls"
+            )
+        return self
+
+
+class DeployEntry(_Model):
+    """One container of one service and the image it must run."""
+
+    cluster: Name
+    service: Name
+    container: Name
+    image: Image
+    tag: str | None = None
+    digest: str | None = None
+    timeout: Seconds | None = None
+    rollback: bool | None = None
+
+    @model_validator(mode="after")
+    def _valid_reference(self) -> Self:
+        problem = _reference_problem(self.image, self.tag, self.digest)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(cluster, service, container): what the entry changes."""
+        return (self.cluster, self.service, self.container)
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.key)
+
+    @property
+    def reference(self) -> str:
+        """The full image reference the container must run."""
+        return compose_image(self.image, self.tag, self.digest)
+
+
+class Spec(Defaults):
+    """A whole spec: the defaults and at least one entry."""
+
+    deploy: list[DeployEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent_entries(self) -> Self:
+        problems = _cross_entry_problems(list(enumerate(self.deploy, 1)))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+_ENTRY_KEYS = tuple(DeployEntry.model_fields)
+_TOP_KEYS = (*Defaults.model_fields, "deploy")
+_OVERRIDES = ("timeout", "rollback")
+_SELF_EXPLAINED = frozenset({"image"})  # their messages name the field and the value
+_KINDS: dict[type, str] = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    list: "an array",
+    dict: "a table",
+    type(None): "null",
+}
+_EXPECTED = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "list_type": "an array of tables ([[deploy]])",
+}
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a ``.toml`` or ``.json`` spec; raise SpecError with every problem."""
+    path = Path(path)
+    shown = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
+        raise SpecError(shown, [f"unsupported spec file type {path.suffix!r}: use .toml or .json"])
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as error:
+        raise SpecError(shown, [f"cannot read the spec file: {error.strerror or error}"]) from None
+    except UnicodeDecodeError as error:
+        raise SpecError(shown, [f"the spec file is not UTF-8 text (byte {error.start})"]) from None
+    data = _parse_toml(shown, text) if suffix == ".toml" else _parse_json(shown, text)
+    return spec_from_data(data, shown)
+
+
+def spec_from_data(data: Mapping[str, Any], path: str) -> Spec:
+    """Validate already-parsed spec data; `path` only names the source in messages."""
+    try:
+        return _validate(data, path)
+    except RecursionError:
+        raise SpecError(path, ["the spec is nested too deeply"]) from None
+
+
+def _parse_toml(shown: str, text: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as error:
+        raise SpecError(shown, [f"invalid TOML: {error}"]) from None
+    except RecursionError:
+        raise SpecError(shown, ["invalid TOML: nested too deeply"]) from None
+
+
+def _parse_json(shown: str, text: str) -> Any:
+    duplicates: list[str] = []
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(f"invalid JSON: duplicate key {key!r} in one object")
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as error:
+        raise SpecError(
+            shown, [f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"]
+        ) from None
+    except (RecursionError, ValueError) as error:
+        raise SpecError(shown, [f"invalid JSON: {error or 'nested too deeply'}"]) from None
+    if duplicates:
+        raise SpecError(shown, duplicates)
+    return data
+
+
+def _validate(data: object, path: str) -> Spec:
+    if not isinstance(data, Mapping):
+        raise SpecError(path, [f"the top level must be a table (a JSON object), got {_kind(data)}"])
+    top = {key: value for key, value in data.items() if key != "deploy"}
+    problems: list[str] = []
+    defaults: Defaults | None = None
+    try:
+        defaults = Defaults.model_validate(top)
+    except ValidationError as error:
+        problems += (f"top level: {_describe(e, _TOP_KEYS)}" for e in error.errors())
+    raw_entries = data.get("deploy")
+    if raw_entries is None or (isinstance(raw_entries, list) and not raw_entries):
+        problems.append("no [[deploy]] entries: the spec deploys nothing")
+        raw_entries = []
+    elif not isinstance(raw_entries, list):
+        hint = " (write [[deploy]], not [deploy])" if isinstance(raw_entries, Mapping) else ""
+        problems.append(f"'deploy' must be an array of tables{hint}, got {_kind(raw_entries)}")
+        raw_entries = []
+    entries: list[tuple[int, DeployEntry]] = []
+    for index, raw in enumerate(raw_entries, 1):
+        label = f"entry {index} ({_raw_label(raw)})"
+        try:
+            entries.append((index, DeployEntry.model_validate(raw)))
+        except ValidationError as error:
+            problems += (f"{label}: {_describe(e, _ENTRY_KEYS)}" for e in error.errors())
+    problems += _cross_entry_problems(entries)
+    if problems or defaults is None:
+        raise SpecError(path, problems)
+    try:
+        # exclude_unset: `Spec.model_fields_set` tells which defaults the file itself set.
+        settings = defaults.model_dump(exclude_unset=True)
+        return Spec.model_validate({**settings, "deploy": [entry for _, entry in entries]})
+    except ValidationError as error:  # pragma: no cover - every check above ran already
+        raise SpecError(path, [_describe(e, _TOP_KEYS) for e in error.errors()]) from None
+
+
+def _reference_problem(image: str, tag: str | None, digest: str | None) -> str | None:
+    """Why image + tag + digest is not one valid reference, or None."""
+    try:
+        base = parse_image(image)
+    except ImageRefError as error:
+        return str(error)
+    if tag is None and digest is None and base.tag is None and base.digest is None:
+        return f"missing field 'tag' (or 'digest'): image {image!r} carries neither"
+    given = [f"'{name}'" for name, value in (("tag", tag), ("digest", digest)) if value is not None]
+    carried = [f"{name} {value!r}" for name, value in (("tag", base.tag), ("digest", base.digest)) if value]
+    if given and carried:
+        return (
+            f"{' and '.join(given)} conflicts with image {image!r}, which already carries "
+            f"{' and '.join(carried)}: give the tag and digest either in 'image' or as separate fields"
+        )
+    try:
+        compose_image(image, tag, digest)
+    except ImageRefError as error:
+        return str(error)
+    return None
+
+
+def _cross_entry_problems(entries: Sequence[tuple[int, DeployEntry]]) -> list[str]:
+    """Conflicts between entries: one container with two images, one service with two overrides."""
+    problems: list[str] = []
+    images: dict[tuple[str, str, str], tuple[int, str]] = {}
+    overrides: dict[tuple[str, str, str], tuple[int, DeployEntry]] = {}  # (cluster, service, name)
+    for index, entry in entries:
+        reference = entry.reference
+        first = images.setdefault(entry.key, (index, reference))
+        if first[1] != reference:
+            problems.append(
+                f"entry {index} ({entry.label}): image {reference!r} conflicts with entry {first[0]}, "
+                f"which gives the same container {first[1]!r}"
+            )
+        for name in _OVERRIDES:
+            value = getattr(entry, name)
+            if value is None:
+                continue
+            slot = (entry.cluster, entry.service, name)
+            earlier_index, earlier = overrides.setdefault(slot, (index, entry))
+            if getattr(earlier, name) != value:
+                problems.append(
+                    f"entry {index} ({entry.label}): {name} = {_show(value)} conflicts with entry "
+                    f"{earlier_index} ({earlier.label}), which sets {_show(getattr(earlier, name))} "
+                    f"for the same service {entry.cluster}/{entry.service}"
+                )
+    return problems
+
+
+def _describe(error: ErrorDetails, known: Iterable[str]) -> str:
+    """One pydantic error in plain words."""
+    loc = error["loc"]
+    field = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"unknown key {field!r}{_suggestion(str(loc[0]), known)}"
+    if kind == "missing":
+        return f"missing field {field!r}"
+    if kind in ("value_error", "assertion_error"):
+        reason = str(ctx.get("error", error["msg"]))
+        return f"{field!r}: {reason}" if field and field not in _SELF_EXPLAINED else reason
+    subject = f"{field!r}" if field else "the entry"
+    if kind in _EXPECTED:
+        return f"{subject} must be {_EXPECTED[kind]}, got {_kind(error['input'])}"
+    if kind == "string_too_short":
+        return f"{subject} must not be empty"
+    if kind == "greater_than":
+        return f"{subject} must be greater than {ctx.get('gt')}"
+    if kind == "too_short" and field == "deploy":
+        return "no [[deploy]] entries: the spec deploys nothing"
+    return f"{subject}: {error['msg']}"
+
+
+def _suggestion(key: str, known: Iterable[str]) -> str:
+    if known is _TOP_KEYS and key in _ENTRY_KEYS:
+        return " (it belongs in a [[deploy]] entry)"
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _raw_label(raw: object) -> str:
+    def part(name: str) -> str:
+        value = raw.get(name) if isinstance(raw, Mapping) else None
+        return value[:60] if isinstance(value, str) and value else "?"
+
+    return "/".join(part(name) for name in ("cluster", "service", "container"))
+
+
+def _kind(value: object) -> str:
+    for cls, kind in _KINDS.items():
+        if type(value) is cls:
+            return kind
+    return type(value).__name__
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _seconds(value)
+    return repr(value)

@@ -1,0 +1,166 @@
+"""Folding worker events into the state of a run. Pure: no I/O, no clock of its own.
+
+Events may arrive twice (a replay after a reconnect overlaps the live feed) or late (a
+terminal event after the job was declared lost); folding is idempotent per (job, seq) and a
+job's terminal phase is final, except that a worker's own verdict beats our `lost` guess.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.plan import PlannedJob, Target
+from worker.contract import EventDetails, Phase, WorkerEvent
+
+__all__ = ["JobState", "RunState", "TargetResult", "exit_code"]
+
+EVENTS_KEPT = 50
+OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
+
+
+class TargetResult(BaseModel):
+    """One line of the summary: one container of one service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str
+    service: str
+    container: str
+    image: str
+    status: Phase
+    task_definition_arn: str | None
+    message: str
+
+
+@dataclass
+class JobState:
+    job_id: str
+    cluster: str
+    service: str
+    targets: tuple[Target, ...]
+    phase: Phase = Phase.QUEUED
+    message: str = "queued"
+    details: EventDetails = field(default_factory=EventDetails)
+    last_seq: int = -1
+    last_event_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    task_definition_arn: str | None = None
+    deployment_id: str | None = None
+    recent: deque[WorkerEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase.terminal
+
+    @property
+    def name(self) -> str:
+        return f"{self.cluster}/{self.service}"
+
+
+@dataclass
+class RunState:
+    run_id: str
+    jobs: dict[str, JobState]
+
+    @classmethod
+    def from_plan(cls, run_id: str, planned: Iterable[PlannedJob]) -> RunState:
+        jobs = {
+            p.job.job_id: JobState(p.job.job_id, p.job.cluster, p.job.service, p.targets) for p in planned
+        }
+        return cls(run_id, jobs)
+
+    @property
+    def done(self) -> bool:
+        return all(job.terminal for job in self.jobs.values())
+
+    def counts(self) -> dict[Phase, int]:
+        counts: dict[Phase, int] = {}
+        for job in self.jobs.values():
+            counts[job.phase] = counts.get(job.phase, 0) + 1
+        return counts
+
+    def apply(self, event: WorkerEvent, received_at: float | None = None) -> JobState | None:
+        """Fold one event in; the job it changed, or None when it changed nothing.
+
+        Silence is measured on our clock (`received_at`), not on the worker's.
+        """
+        job = self.jobs.get(event.job_id)
+        if job is None or event.run_id != self.run_id:
+            return None
+        if event.phase is Phase.DUPLICATE:
+            job.recent.append(event)  # shown in the log, never a state change
+            return job
+        if event.seq <= job.last_seq:
+            return None
+        if job.terminal and not (job.phase is Phase.LOST and event.phase.terminal):
+            return None
+        job.last_seq = event.seq
+        job.last_event_at = received_at if received_at is not None else event.ts
+        job.started_at = job.started_at or event.ts
+        job.phase = event.phase
+        job.message = event.message
+        job.details = event.details
+        job.recent.append(event)
+        if event.details.deployment_id and event.phase is not Phase.ROLLING_BACK:
+            job.deployment_id = event.details.deployment_id
+        if event.details.task_definition_arn and event.phase is not Phase.ROLLING_BACK:
+            job.task_definition_arn = event.details.task_definition_arn
+        if event.phase.terminal:
+            job.ended_at = event.ts
+        return job
+
+    def mark_started(self, job_id: str, now: float) -> None:
+        """The executor handed the job to a worker: its silence counts from now."""
+        job = self.jobs[job_id]
+        job.last_event_at = job.last_event_at or now
+
+    def silent_jobs(self, now: float, window_s: float) -> list[JobState]:
+        """Jobs handed to a worker that said nothing for longer than `window_s`."""
+        return [
+            job
+            for job in self.jobs.values()
+            if not job.terminal and job.last_event_at is not None and now - job.last_event_at > window_s
+        ]
+
+    def mark_lost(self, job_id: str, now: float, window_s: float) -> JobState:
+        job = self.jobs[job_id]
+        job.phase = Phase.LOST
+        job.message = f"no event for {window_s:g}s (last: {job.message})"
+        job.ended_at = now
+        return job
+
+    def next_silence_deadline(self, window_s: float) -> float | None:
+        """When the first running job would count as lost, if nothing arrives before."""
+        times = [
+            j.last_event_at for j in self.jobs.values() if not j.terminal and j.last_event_at is not None
+        ]
+        return min(times) + window_s if times else None
+
+    def still_rolling(self) -> list[JobState]:
+        """Jobs that changed a service and have not ended: ECS goes on without us."""
+        return [j for j in self.jobs.values() if not j.terminal and j.deployment_id is not None]
+
+    def results(self) -> list[TargetResult]:
+        return [
+            TargetResult(
+                cluster=job.cluster,
+                service=job.service,
+                container=target.container,
+                image=target.image,
+                status=job.phase,
+                task_definition_arn=job.task_definition_arn,
+                message=job.message,
+            )
+            for job in self.jobs.values()
+            for target in job.targets
+        ]
+
+
+def exit_code(state: RunState) -> int:
+    """0 when every target succeeded or already ran its image, else 1."""
+    return 0 if all(job.phase in OK_PHASES for job in state.jobs.values()) else 1

@@ -1,0 +1,53 @@
+"""Shared fixtures: one AWS emulator and one Redis per session, reset before every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from orchestrator.sandbox import AwsEmulator, RedisServer, RolloutScenario, sandbox_aws_env
+
+# Sub-second rollouts keep the suite fast; "*:bad*" images never start.
+FAST_SCENARIO = RolloutScenario(rollout_s=0.6, bad_images=("*:bad*",))
+
+
+@pytest.fixture(scope="session")
+def aws_emulator() -> Iterator[AwsEmulator]:
+    with AwsEmulator(FAST_SCENARIO) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def aws(aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEmulator]:
+    """The emulator, emptied, with the fast scenario, and the AWS_* environment pointing at it."""
+    aws_emulator.reset()
+    aws_emulator.set_scenario(FAST_SCENARIO)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):  # a developer's own AWS setup must not leak in
+        monkeypatch.delenv(name, raising=False)
+    for name, value in sandbox_aws_env(aws_emulator.endpoint_url).items():
+        monkeypatch.setenv(name, value)
+    yield aws_emulator
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """URL of the session's Redis: `REDIS_URL` if set, else a redis-server of our own."""
+    url = RedisServer.url_from_env()
+    if url is not None:
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session's Redis, emptied (FLUSHALL) before the test."""
+    client = redis.Redis.from_url(redis_server)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server

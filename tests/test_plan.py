@@ -1,0 +1,223 @@
+"""Planning: one DeployJob per service, options layered, job ids deterministic."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.errors import ConfigError
+from orchestrator.plan import MAX_JOB_ID_LENGTH, PlannedJob, Target, job_id_for, new_run_id, plan_jobs
+from orchestrator.spec import Spec, load_spec, spec_from_data
+from worker.contract import ContainerChange, job_from_message
+
+ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+DIGEST = "sha256:" + "ab" * 32
+RUN = "20261129T015900Z-ab12cd"
+
+GOOD_SPEC = f"""
+region = "eu-west-1"
+timeout = "15m"
+
+[[deploy]]
+cluster = "prod"
+service = "api"
+container = "app"
+image = "{ECR}/api"
+tag = "v1.4.2"
+
+[[deploy]]
+cluster = "prod"
+service = "worker"
+container = "worker"
+image = "{ECR}/worker"
+digest = "{DIGEST}"
+
+[[deploy]]
+cluster = "prod"
+service = "api"
+container = "envoy"
+image = "{ECR}/envoy:v1.30"
+
+[[deploy]]
+cluster = "staging"
+service = "api"
+container = "app"
+image = "{ECR}/api"
+tag = "v1.4.2"
+
+[[deploy]]
+cluster = "prod"
+service = "api"
+container = "otel"
+image = "{ECR}/otel:0.98"
+
+[[deploy]]
+cluster = "prod"
+service = "api"
+container = "app"
+image = "{ECR}/api:v1.4.2"
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Spec:
+    path = tmp_path / "spec.toml"
+    path.write_text(GOOD_SPEC, encoding="utf-8")
+    return load_spec(path)
+
+
+def entry(
+    cluster: str = "prod", service: str = "api", container: str = "app", **extra: Any
+) -> dict[str, Any]:
+    return {"cluster": cluster, "service": service, "container": container, "image": "nginx:1.27", **extra}
+
+
+def make_spec(*entries: dict[str, Any], **top: Any) -> Spec:
+    return spec_from_data({**top, "deploy": list(entries)}, "test.toml")
+
+
+def test_one_job_per_service_with_all_its_containers(spec: Spec) -> None:
+    planned = plan_jobs(spec, RUN)
+    assert [(p.job.cluster, p.job.service) for p in planned] == [
+        ("prod", "api"),
+        ("prod", "worker"),
+        ("staging", "api"),
+    ]
+    api = planned[0]
+    assert api.job.changes == (
+        ContainerChange(container="app", image=f"{ECR}/api:v1.4.2"),
+        ContainerChange(container="envoy", image=f"{ECR}/envoy:v1.30"),
+        ContainerChange(container="otel", image=f"{ECR}/otel:0.98"),
+    )
+    assert api.targets == tuple(
+        Target(cluster="prod", service="api", container=c.container, image=c.image) for c in api.job.changes
+    )
+    assert planned[1].job.changes == (ContainerChange(container="worker", image=f"{ECR}/worker@{DIGEST}"),)
+    for p in planned:
+        assert isinstance(p, PlannedJob)
+        assert p.job.run_id == RUN
+        assert p.job.region == "eu-west-1"
+        assert p.job.options.timeout_s == 900.0
+        assert job_from_message(p.job.model_dump_json()) == p.job  # survives the wire
+
+
+def test_job_ids_are_deterministic_and_distinct(spec: Spec) -> None:
+    first = [p.job.job_id for p in plan_jobs(spec, RUN)]
+    again = [p.job.job_id for p in plan_jobs(spec, RUN)]
+    other_run = [p.job.job_id for p in plan_jobs(spec, RUN + "x")]
+    assert first == again
+    assert len(set(first)) == len(first)
+    assert not set(first) & set(other_run)
+    allowed = set(string.ascii_letters + string.digits + string.punctuation)
+    for job_id in first:
+        assert job_id.startswith(f"{RUN}:")
+        assert len(job_id) <= MAX_JOB_ID_LENGTH
+        assert set(job_id) <= allowed
+    assert first[0] == job_id_for(RUN, "prod", "api")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(("prod", "api"), ("prod", "web")), (("prod", "api"), ("staging", "api")), (("a/b", "c"), ("a", "b/c"))],
+)
+def test_job_ids_differ_per_service(a: tuple[str, str], b: tuple[str, str]) -> None:
+    assert job_id_for(RUN, *a) != job_id_for(RUN, *b)
+
+
+@pytest.mark.parametrize("run_id", ["", "has space", "é-run", "x" * 68, "tab\t"])
+def test_bad_run_ids_are_refused(run_id: str) -> None:
+    spec = make_spec(entry())
+    with pytest.raises(ConfigError, match="invalid run id"):
+        plan_jobs(spec, run_id)
+
+
+def test_longest_run_id_fits() -> None:
+    assert len(job_id_for("x" * 67, "prod", "api")) == MAX_JOB_ID_LENGTH
+
+
+@pytest.mark.parametrize(
+    ("top", "override", "argument", "expected"),
+    [
+        ({}, None, None, 900.0),
+        ({"timeout": "10m"}, None, None, 600.0),
+        ({"timeout": "10m"}, "20m", None, 1200.0),
+        ({"timeout": "10m"}, "20m", 30.0, 30.0),
+        ({}, None, 45.5, 45.5),
+    ],
+)
+def test_timeout_precedence(
+    top: dict[str, Any], override: str | None, argument: float | None, expected: float
+) -> None:
+    extra: dict[str, Any] = {} if override is None else {"timeout": override}
+    spec = make_spec(entry(**extra), entry(container="side"), entry(service="other"), **top)
+    planned = plan_jobs(spec, RUN, timeout_s=argument)
+    assert planned[0].job.options.timeout_s == expected
+    # The override belongs to prod/api only; prod/other keeps the default unless the flag is set.
+    assert planned[1].job.options.timeout_s == (argument or spec.timeout)
+
+
+@pytest.mark.parametrize(
+    ("top", "override", "argument", "expected"),
+    [
+        ({}, None, None, True),
+        ({"rollback": False}, None, None, False),
+        ({"rollback": False}, True, None, True),
+        ({"rollback": True}, False, None, False),
+        ({"rollback": True}, False, True, True),
+        ({}, True, False, False),
+    ],
+)
+def test_rollback_precedence(
+    top: dict[str, Any], override: bool | None, argument: bool | None, expected: bool
+) -> None:
+    extra: dict[str, Any] = {} if override is None else {"rollback": override}
+    spec = make_spec(entry(container="first"), entry(**extra), **top)
+    assert plan_jobs(spec, RUN, rollback=argument)[0].job.options.rollback is expected
+
+
+@pytest.mark.parametrize(
+    ("top", "argument", "expected"),
+    [
+        ({}, None, None),
+        ({"region": "eu-west-1"}, None, "eu-west-1"),
+        ({"region": "eu-west-1"}, "us-east-1", "us-east-1"),
+    ],
+)
+def test_region_precedence(top: dict[str, Any], argument: str | None, expected: str | None) -> None:
+    spec = make_spec(entry(), **top)
+    assert plan_jobs(spec, RUN, region=argument)[0].job.region == expected
+
+
+@pytest.mark.parametrize(
+    ("top", "poll_min", "poll_max", "heartbeat"),
+    [
+        ({}, 2.0, 15.0, 60.0),
+        ({"heartbeat": "12s", "poll_interval": "1s"}, 1.0, 4.0, 12.0),
+        ({"heartbeat": "10m", "poll_interval": "30s"}, 30.0, 30.0, 600.0),
+    ],
+)
+def test_polling_and_heartbeat(
+    top: dict[str, Any], poll_min: float, poll_max: float, heartbeat: float
+) -> None:
+    options = plan_jobs(make_spec(entry(), **top), RUN)[0].job.options
+    assert (options.poll_min_s, options.poll_max_s, options.heartbeat_s) == (poll_min, poll_max, heartbeat)
+
+
+@pytest.mark.parametrize("timeout_s", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_timeout_argument(timeout_s: float) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        plan_jobs(make_spec(entry()), RUN, timeout_s=timeout_s)
+
+
+def test_new_run_id_sorts_by_time() -> None:
+    start = datetime(2026, 11, 29, 1, 59, 0, tzinfo=UTC)
+    ids = [new_run_id(start + timedelta(seconds=s)) for s in (0, 1, 61, 3600)]
+    assert ids == sorted(ids)
+    assert re.fullmatch(r"20261129T015900Z-[0-9a-f]{6}", ids[0])
+    assert new_run_id() != new_run_id()
+    assert len(job_id_for(new_run_id(), "prod", "api")) <= MAX_JOB_ID_LENGTH

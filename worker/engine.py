@@ -1,0 +1,344 @@
+"""The deploy steps of one job: describe, edit, register, update, follow, roll back.
+
+The same code runs inside Lambda and in the orchestrator's local executor. Every step is
+reported as a `WorkerEvent`, and every job ends in exactly one terminal phase: nothing is
+left half-done silently. Decisions are made by the pure modules (`taskdef`, `rollout`);
+this module only sequences I/O around them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
+from worker.ledger import JobLedger, JobRecord
+from worker.publisher import EventPublisher
+from worker.rollout import Rollout, RolloutState, evaluate_rollout
+from worker.taskdef import UnknownContainerError, build_registration, pending_changes
+
+if TYPE_CHECKING:
+    from types_aiobotocore_ecs import ECSClient
+
+__all__ = ["Deployer", "JobAborted"]
+
+SUPPORTED_CONTROLLER = "ECS"
+BACKOFF_FACTOR = 1.5
+
+
+class JobAborted(Exception):
+    """A step refused the job; its message is the terminal event's message."""
+
+    def __init__(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.details = details or EventDetails()
+
+
+@dataclass
+class _Reporter:
+    """Publishes a job's events in sequence and keeps its lease alive while doing so."""
+
+    job: DeployJob
+    publisher: EventPublisher
+    ledger: JobLedger
+    owner: str
+    lease_s: float
+    seq: int
+
+    async def emit(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
+        self.seq += 1
+        event = WorkerEvent(
+            run_id=self.job.run_id,
+            job_id=self.job.job_id,
+            seq=self.seq,
+            phase=phase,
+            message=message,
+            details=details or EventDetails(),
+        )
+        if phase.terminal:
+            await self.ledger.record(self.job, terminal=phase.value)
+        await self.publisher.publish(event)
+        if not phase.terminal:
+            await self.ledger.renew(self.job, self.owner, self.lease_s)
+
+
+def _error_message(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
+
+
+def _rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: str | None) -> EventDetails:
+    return EventDetails(
+        running=rollout.running,
+        desired=rollout.desired,
+        pending=rollout.pending,
+        failed_tasks=rollout.failed_tasks,
+        deployment_id=deployment_id,
+        task_definition_arn=arn,
+        previous_task_definition_arn=previous,
+        rollout_state_reason=rollout.reason or None,
+        service_events=rollout.service_events,
+    )
+
+
+class Deployer:
+    """Runs jobs against one ECS client, one Redis ledger and one publisher."""
+
+    def __init__(
+        self, ecs: ECSClient, ledger: JobLedger, publisher: EventPublisher, *, min_lease_s: float = 60.0
+    ) -> None:
+        self._ecs = ecs
+        self._ledger = ledger
+        self._publisher = publisher
+        # How long a silent owner keeps the job before a redelivery may take over.
+        self._min_lease_s = min_lease_s
+
+    async def run(self, job: DeployJob) -> Phase | None:
+        """Run `job` to a terminal phase; None when another worker owns it (a duplicate)."""
+        owner = uuid.uuid4().hex
+        lease_s = max(self._min_lease_s, 3 * job.options.poll_max_s, 2 * job.options.heartbeat_s)
+        record = await self._ledger.acquire(job, owner, lease_s)
+        if record is None:
+            await self._publisher.publish(
+                WorkerEvent(
+                    run_id=job.run_id,
+                    job_id=job.job_id,
+                    seq=0,
+                    phase=Phase.DUPLICATE,
+                    message="duplicate delivery: another worker is running this job",
+                )
+            )
+            return None
+        reporter = _Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq)
+        try:
+            if record.terminal is not None:
+                await reporter.emit(
+                    Phase.DUPLICATE, f"duplicate delivery: job already ended {record.terminal}"
+                )
+                return record.terminal
+            phase, message, details = await self._drive(job, record, reporter)
+        except JobAborted as aborted:
+            phase, message, details = aborted.phase, str(aborted), aborted.details
+        except (ClientError, BotoCoreError) as exc:
+            # Retries are spent (or the call cannot succeed): end the job visibly, saying
+            # what may still be moving on the AWS side.
+            phase, details = Phase.FAILED, EventDetails()
+            message = f"AWS call failed: {exc}; check the service, a rollout may still be in progress"
+        await reporter.emit(phase, message, details)
+        await self._ledger.release(job, owner)
+        return phase
+
+    async def _drive(
+        self, job: DeployJob, record: JobRecord, reporter: _Reporter
+    ) -> tuple[Phase, str, EventDetails]:
+        if record.deployment_id and record.task_definition_arn:
+            await reporter.emit(
+                Phase.STARTED,
+                f"resuming: following deployment {record.deployment_id}",
+                EventDetails(
+                    deployment_id=record.deployment_id, task_definition_arn=record.task_definition_arn
+                ),
+            )
+            return await self._follow_and_settle(
+                job,
+                reporter,
+                record.deployment_id,
+                record.task_definition_arn,
+                record.previous_task_definition_arn,
+                record.deadline,
+            )
+        service = await self._describe_service(job)
+        await reporter.emit(Phase.STARTED, f"{job.cluster}/{job.service} runs {service['taskDefinition']}")
+        previous = str(service["taskDefinition"])
+        if record.task_definition_arn is None:
+            new_arn = await self._register(job, reporter, previous)
+            if new_arn is None:
+                return (
+                    Phase.SKIPPED,
+                    "already running the target image",
+                    EventDetails(task_definition_arn=previous),
+                )
+        else:
+            new_arn = record.task_definition_arn
+            previous = record.previous_task_definition_arn or previous
+        deployment_id = await self._update(job, new_arn)
+        await self._ledger.record(job, deployment_id=deployment_id)
+        await reporter.emit(
+            Phase.UPDATED,
+            f"deployment {deployment_id} started",
+            EventDetails(
+                deployment_id=deployment_id,
+                task_definition_arn=new_arn,
+                previous_task_definition_arn=previous,
+            ),
+        )
+        return await self._follow_and_settle(job, reporter, deployment_id, new_arn, previous, record.deadline)
+
+    async def _describe_service(self, job: DeployJob) -> dict[str, Any]:
+        try:
+            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ClusterNotFoundException":
+                raise JobAborted(Phase.FAILED, f"cluster {job.cluster!r} not found; nothing changed") from exc
+            raise JobAborted(Phase.FAILED, f"describe_services failed: {_error_message(exc)}") from exc
+        services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
+        if not services:
+            raise JobAborted(
+                Phase.FAILED, f"service {job.service!r} not found in cluster {job.cluster!r}; nothing changed"
+            )
+        service: dict[str, Any] = dict(services[0])
+        controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
+        if controller != SUPPORTED_CONTROLLER:
+            raise JobAborted(
+                Phase.FAILED,
+                f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
+                f"the ECS (rolling update) controller; nothing changed",
+            )
+        return service
+
+    async def _register(self, job: DeployJob, reporter: _Reporter, current_arn: str) -> str | None:
+        """Register the edited revision; None when no container needs a change."""
+        described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
+        wanted = {change.container: change.image for change in job.changes}
+        try:
+            todo = pending_changes(described["taskDefinition"], wanted)
+        except UnknownContainerError as exc:
+            raise JobAborted(Phase.FAILED, f"{exc}; nothing changed") from exc
+        if not todo:
+            return None
+        request = build_registration(described, todo)
+        try:
+            registered = await self._ecs.register_task_definition(**request)
+        except ClientError as exc:
+            raise JobAborted(Phase.FAILED, f"register_task_definition failed: {_error_message(exc)}") from exc
+        new_arn = registered["taskDefinition"]["taskDefinitionArn"]
+        await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=current_arn)
+        changed = ", ".join(f"{name} -> {image}" for name, image in todo.items())
+        await reporter.emit(
+            Phase.REGISTERED,
+            f"registered {new_arn.rsplit('/', 1)[-1]}: {changed}",
+            EventDetails(task_definition_arn=new_arn, previous_task_definition_arn=current_arn),
+        )
+        return new_arn
+
+    async def _update(self, job: DeployJob, task_definition_arn: str) -> str:
+        try:
+            response = await self._ecs.update_service(
+                cluster=job.cluster, service=job.service, taskDefinition=task_definition_arn
+            )
+        except ClientError as exc:
+            raise JobAborted(
+                Phase.FAILED,
+                f"update_service failed: {_error_message(exc)}; the service still runs its previous revision",
+                EventDetails(task_definition_arn=task_definition_arn),
+            ) from exc
+        deployments = response["service"].get("deployments", [])
+        ours = next(
+            (
+                d
+                for d in deployments
+                if d.get("status") == "PRIMARY" and d.get("taskDefinition") == task_definition_arn
+            ),
+            None,
+        )
+        if ours is None:
+            raise JobAborted(Phase.FAILED, "update_service returned no deployment of the new revision")
+        return str(ours["id"])
+
+    async def _follow(
+        self,
+        job: DeployJob,
+        reporter: _Reporter,
+        deployment_id: str,
+        arn: str,
+        previous: str | None,
+        deadline: float,
+    ) -> Rollout | None:
+        """Poll until our deployment is terminal; None when the deadline passes first."""
+        wait = job.options.poll_min_s
+        last_reported: tuple[int, int, int, int] | None = None
+        last_emit = time.monotonic()
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return None
+            await anyio.sleep(min(wait, remaining))
+            wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
+            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+            services = response.get("services", [])
+            if not services:
+                return Rollout(RolloutState.INACTIVE, reason="service disappeared")
+            rollout = evaluate_rollout(services[0], deployment_id, arn)
+            if rollout.terminal:
+                return rollout
+            counts = (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks)
+            # An event on every change, and a heartbeat while nothing moves.
+            if counts != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
+                last_reported, last_emit = counts, time.monotonic()
+                await reporter.emit(
+                    Phase.IN_PROGRESS,
+                    f"{rollout.running}/{rollout.desired} running, {rollout.pending} pending, "
+                    f"{rollout.failed_tasks} failed",
+                    _rollout_details(rollout, deployment_id, arn, previous),
+                )
+
+    async def _follow_and_settle(
+        self,
+        job: DeployJob,
+        reporter: _Reporter,
+        deployment_id: str,
+        arn: str,
+        previous: str | None,
+        deadline: float,
+    ) -> tuple[Phase, str, EventDetails]:
+        rollout = await self._follow(job, reporter, deployment_id, arn, previous, deadline)
+        if rollout is None:
+            details = EventDetails(deployment_id=deployment_id, task_definition_arn=arn)
+            note = (
+                await self._roll_back(job, reporter, previous) if job.options.rollback else "rollback is off"
+            )
+            return Phase.TIMED_OUT, f"deadline of {job.options.timeout_s:g}s passed; {note}", details
+        details = _rollout_details(rollout, deployment_id, arn, previous)
+        if rollout.state is RolloutState.COMPLETED:
+            return (
+                Phase.SUCCEEDED,
+                f"{rollout.running}/{rollout.desired} running {arn.rsplit('/', 1)[-1]}",
+                details,
+            )
+        if rollout.state is RolloutState.ROLLED_BACK:
+            return (
+                Phase.ROLLED_BACK,
+                f"ECS rolled back to {rollout.primary_task_definition}: {rollout.reason}",
+                details,
+            )
+        if rollout.state is RolloutState.FAILED and job.options.rollback:
+            note = await self._roll_back(job, reporter, previous)
+            phase = Phase.ROLLED_BACK if note.startswith("rolled back") else Phase.FAILED
+            return phase, f"{rollout.reason}; {note}", details
+        return Phase.FAILED, rollout.reason or f"rollout ended {rollout.state}", details
+
+    async def _roll_back(self, job: DeployJob, reporter: _Reporter, previous: str | None) -> str:
+        """Put the previous revision back and follow that; a sentence saying how it went."""
+        if previous is None:
+            return "no previous revision is known, nothing rolled back"
+        await reporter.emit(
+            Phase.ROLLING_BACK, f"rolling back to {previous}", EventDetails(task_definition_arn=previous)
+        )
+        try:
+            deployment_id = await self._update(job, previous)
+        except JobAborted as exc:
+            return f"rollback to {previous} failed: {exc}"
+        # The rollback gets its own budget: the job's deadline may already be spent.
+        rollback_deadline = time.time() + max(job.options.timeout_s, 60.0)
+        rollout = await self._follow(job, reporter, deployment_id, previous, None, rollback_deadline)
+        if rollout is not None and rollout.state is RolloutState.COMPLETED:
+            return f"rolled back to {previous}"
+        state = "did not finish in time" if rollout is None else f"ended {rollout.state}: {rollout.reason}"
+        return f"rollback to {previous} (deployment {deployment_id}) {state}"

@@ -1,0 +1,28 @@
+"""The Redis key layout of a run, shared by workers and the orchestrator.
+
+Every key of a run carries the hash tag `{run_id}` so that a clustered Redis (ElastiCache
+serverless presents itself as a cluster) keeps them in one slot, which our Lua scripts need.
+Channels are exact names: ElastiCache serverless has no PSUBSCRIBE.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PREFIX", "event_channel", "event_stream", "job_hash", "job_lease"]
+
+PREFIX = "ecs-fanout"
+
+
+def event_channel(run_id: str) -> str:
+    return f"{PREFIX}:{{{run_id}}}:events"
+
+
+def event_stream(run_id: str) -> str:
+    return f"{PREFIX}:{{{run_id}}}:stream"
+
+
+def job_hash(run_id: str, job_id: str) -> str:
+    return f"{PREFIX}:{{{run_id}}}:job:{job_id}"
+
+
+def job_lease(run_id: str, job_id: str) -> str:
+    return f"{PREFIX}:{{{run_id}}}:lease:{job_id}"
