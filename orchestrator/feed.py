@@ -23,7 +23,7 @@ from worker.contract import WorkerEvent
 from worker.keys import event_channel, event_stream
 from worker.publisher import decode_envelope
 
-__all__ = ["EventFeed", "stream_id_key"]
+__all__ = ["EventFeed", "read_stream", "stream_id_key"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,17 @@ RECONNECT_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 def stream_id_key(stream_id: str) -> tuple[int, int]:
     millis, _, seq = stream_id.partition("-")
     return int(millis), int(seq or 0)
+
+
+async def read_stream(
+    redis: Redis, run_id: str, *, after: str = "0-0", count: int | None = None
+) -> list[tuple[str, WorkerEvent]]:
+    """(stream id, event) pairs of a run's stream after id `after`, oldest first."""
+    entries = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]",
+        await redis.xrange(event_stream(run_id), min=f"({after}", count=count),
+    )
+    return [(raw_id.decode(), WorkerEvent.from_json(fields[b"event"])) for raw_id, fields in entries]
 
 
 class EventFeed:
@@ -61,15 +72,11 @@ class EventFeed:
         return True
 
     async def _replay(self) -> AsyncIterator[WorkerEvent]:
-        stream = event_stream(self._run_id)
         while True:
-            entries = cast(
-                "list[tuple[bytes, dict[bytes, bytes]]]",
-                await self._redis.xrange(stream, min=f"({self.last_id}", count=REPLAY_BATCH),
-            )
-            for raw_id, fields in entries:
-                if self._fresh(raw_id.decode()):
-                    yield WorkerEvent.from_json(fields[b"event"])
+            entries = await read_stream(self._redis, self._run_id, after=self.last_id, count=REPLAY_BATCH)
+            for stream_id, event in entries:
+                if self._fresh(stream_id):
+                    yield event
             if len(entries) < REPLAY_BATCH:
                 return
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import boto3
 import pytest
 from redis.asyncio import Redis
 
+from orchestrator.feed import read_stream
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from worker.aws import ecs_client
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
 from worker.engine import Deployer
-from worker.keys import event_stream
 from worker.ledger import JobLedger
 from worker.publisher import EventPublisher, connect_redis
 from worker.taskdef import READ_ONLY_FIELDS
@@ -138,14 +138,7 @@ async def deployer(aws: AwsEmulator, redis: Redis) -> AsyncIterator[Deployer]:
 
 
 async def events_of(redis: Redis, deploy_job: DeployJob) -> list[WorkerEvent]:
-    entries = cast(
-        "list[tuple[bytes, dict[bytes, bytes]]]", await redis.xrange(event_stream(deploy_job.run_id))
-    )
-    return [
-        e
-        for e in (WorkerEvent.from_json(fields[b"event"]) for _, fields in entries)
-        if e.job_id == deploy_job.job_id
-    ]
+    return [e for _, e in await read_stream(redis, deploy_job.run_id) if e.job_id == deploy_job.job_id]
 
 
 def revisions(aws: AwsEmulator, family: str = "api") -> list[str]:

@@ -1,0 +1,253 @@
+"""The CLI as users run it (a subprocess) against moto + the rollout simulator + a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
+from orchestrator.sandbox.session import SEEDED_TAG, sandbox_services
+from orchestrator.spec import load_spec
+from worker.taskdef import READ_ONLY_FIELDS
+
+REGION = "us-east-1"
+REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, redis_url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_url}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def write_spec(path: Path, entries: list[dict[str, str]], **defaults: str) -> Path:
+    lines = [f'{key} = "{value}"' for key, value in defaults.items()]
+    for entry in entries:
+        lines.append("[[deploy]]")
+        lines += [f'{key} = "{value}"' for key, value in entry.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def twenty_services() -> list[dict[str, str]]:
+    """20 services on 3 clusters; every 5th has a second container; svc07 gets a bad image."""
+    entries = []
+    for i in range(20):
+        cluster, service = f"cluster-{i % 3}", f"svc{i:02d}"
+        tag = "bad-build" if i == 7 else f"2.{i}.0"
+        entries.append(
+            {
+                "cluster": cluster,
+                "service": service,
+                "container": "app",
+                "image": f"{REPO}/{service}",
+                "tag": tag,
+            }
+        )
+        if i % 5 == 0:
+            entries.append(
+                {
+                    "cluster": cluster,
+                    "service": service,
+                    "container": "proxy",
+                    "image": f"{REPO}/proxy",
+                    "tag": "1.1.0",
+                }
+            )
+    return entries
+
+
+def ecs() -> Any:
+    return boto3.client("ecs", region_name=REGION)
+
+
+def task_definition(arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    described = ecs().describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return {k: v for k, v in described["taskDefinition"].items() if k not in READ_ONLY_FIELDS}, described[
+        "tags"
+    ]
+
+
+def seed_from(spec_path: Path) -> None:
+    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(load_spec(spec_path)))
+
+
+def test_twenty_services_in_parallel_with_json_output(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    spec_path = write_spec(tmp_path / "fleet.toml", twenty_services(), poll_interval="100ms", timeout="60s")
+    seed_from(spec_path)
+
+    result = run_cli(str(spec_path), "--json", redis_url=redis_url)
+
+    assert result.returncode == 1, result.stderr  # one target was rolled back
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all("type" in line for line in lines)
+    assert lines[0]["type"] == "run" and lines[-1]["type"] == "summary"
+    results = {(r["service"], r["container"]): r for r in lines[-1]["results"]}
+    assert len(results) == 24
+    for (service, container), r in results.items():
+        expected = "rolled_back" if service == "svc07" else "succeeded"
+        assert r["status"] == expected, r
+        assert r["image"] == (
+            f"{REPO}/proxy:1.1.0"
+            if container == "proxy"
+            else f"{REPO}/{service}:" + r["image"].split(":")[-1]
+        )
+
+    # In moto: every service points at a revision whose only change is the named images.
+    services_by_cluster: dict[str, list[str]] = {}
+    for service, _ in results:
+        services_by_cluster.setdefault(f"cluster-{int(service[3:]) % 3}", []).append(service)
+    for cluster, names in services_by_cluster.items():
+        for service in ecs().describe_services(cluster=cluster, services=sorted(set(names)))["services"]:
+            name = service["serviceName"]
+            old_body, old_tags = task_definition(f"{name}:1")
+            new_body, new_tags = task_definition(service["taskDefinition"])
+            assert new_tags == old_tags
+            if name == "svc07":
+                assert service["taskDefinition"].endswith(f"{name}:1")
+                continue
+            assert service["taskDefinition"].endswith(f"{name}:2")
+            wanted = {c: r["image"] for (s, c), r in results.items() if s == name}
+            for container in old_body["containerDefinitions"]:
+                container["image"] = wanted.get(container["name"], container["image"])
+            assert new_body == old_body
+            assert results[(name, "app")]["task_definition_arn"] == service["taskDefinition"]
+
+
+@pytest.mark.parametrize(
+    ("spec_text", "expected"),
+    [
+        pytest.param(
+            '[[deploy]]\ncluster="c"\nservice="s"\ncontainer="app"\nimage="r/app"\ntga="1"\n',
+            ["entry 1", "tga"],
+            id="unknown-key",
+        ),
+        pytest.param(
+            '[[deploy]]\ncluster="c"\nservice="s"\nimage="r/app"\ntag="1"\n',
+            ["entry 1", "container"],
+            id="missing-field",
+        ),
+        pytest.param(
+            '[[deploy]]\ncluster="c"\nservice="s"\ncontainer="app"\nimage="R/App"\ntag="1"\n',
+            ["entry 1 (c/s/app)", "lowercase"],
+            id="invalid-image",
+        ),
+        pytest.param('timeout = "5m"\n', ["deploy"], id="empty-spec"),
+        pytest.param(
+            '[[deploy]]\ncluster="c"\nservice="s"\ncontainer="app"\nimage="r/app"\ntag="1"\n'
+            '[[deploy]]\ncluster="c"\nservice="s"\ncontainer="app"\nimage="r/app"\ntag="2"\n',
+            ["entry 2 (c/s/app)", "conflicts with entry 1"],
+            id="same-container-two-images",
+        ),
+        pytest.param(
+            'bogus = 1\n[[deploy]]\ncluster="c"\nservice="s"\ncontainer="app"\nimage="r/app"\ntag="1"\n',
+            ["bogus"],
+            id="unknown-top-level-key",
+        ),
+    ],
+)
+def test_bad_spec_is_refused_before_anything_is_sent(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path, spec_text: str, expected: list[str]
+) -> None:
+    seed_services(aws.endpoint_url, REGION, [("c", "s", {"app": f"r/app:{SEEDED_TAG}"})])
+    before = aws.request_counts()
+    spec_path = tmp_path / "bad.toml"
+    spec_path.write_text(spec_text)
+
+    result = run_cli(str(spec_path), "--json", redis_url=redis_url)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert str(spec_path) in result.stderr
+    for words in expected:
+        assert words in result.stderr, result.stderr
+    assert aws.request_counts() == before, "a refused spec must not reach AWS"
+    assert ecs().list_task_definitions(familyPrefix="s")["taskDefinitionArns"] == [
+        f"arn:aws:ecs:{REGION}:123456789012:task-definition/s:1"
+    ]
+
+
+def test_dry_run_shows_current_and_new_images_and_changes_nothing(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    entries = twenty_services()[:3]
+    spec_path = write_spec(tmp_path / "fleet.toml", entries)
+    seed_from(spec_path)
+    before = aws.request_counts()
+
+    result = run_cli(str(spec_path), "--dry-run", redis_url=redis_url)
+
+    assert result.returncode == 0, result.stderr
+    assert f"cluster-0/svc00/app: {REPO}/svc00:{SEEDED_TAG} -> {REPO}/svc00:2.0.0" in result.stdout
+    assert f"cluster-0/svc00/proxy: {REPO}/proxy:{SEEDED_TAG} -> {REPO}/proxy:1.1.0" in result.stdout
+    writes = {k for k in aws.request_counts() if not k.startswith(("Describe", "List"))}
+    assert writes <= set(before), "dry run wrote to AWS"
+    assert aws.request_counts().get("RegisterTaskDefinition") == before.get("RegisterTaskDefinition")
+
+
+def test_ctrl_c_stops_cleanly_and_names_what_is_still_rolling_out(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=30.0))
+    two_services = [e for e in twenty_services() if e["container"] == "app"][:2]
+    spec_path = write_spec(tmp_path / "slow.toml", two_services, poll_interval="100ms")
+    seed_from(spec_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", str(spec_path), "--plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "REDIS_URL": redis_url},
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    under_way: set[str] = set()
+    for line in process.stdout:  # wait until both rollouts are under way
+        if "in_progress" in line:
+            under_way.add(line.split()[1])
+        if len(under_way) == 2 or time.monotonic() > deadline:
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert "interrupted; run " in stderr
+    assert (
+        "cluster-0/svc00: deployment ecs-svc/" in stderr and "cluster-1/svc01: deployment ecs-svc/" in stderr
+    )
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from orchestrator.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = [m for m in ('textual', 'aioboto3', 'moto', 'redis') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,179 @@
+"""The run core with the local executor: events over a real Redis, reconnects, silent jobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import anyio
+import redis.asyncio
+
+from orchestrator.feed import read_stream
+from orchestrator.local import LocalExecutor
+from orchestrator.plan import plan_jobs
+from orchestrator.run import Executor, run_jobs
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
+from orchestrator.sandbox.session import sandbox_services
+from orchestrator.spec import Spec, load_spec
+from orchestrator.state import JobState, RunState
+from worker.contract import DeployJob, Phase, WorkerEvent
+from worker.publisher import connect_redis
+
+REGION = "us-east-1"
+RUN_ID = "run-core"
+
+
+class Recorder:
+    """A renderer that keeps the sequence numbers it was shown, per job."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[int]] = {}
+
+    def started(self, state: RunState) -> None:
+        pass
+
+    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        if event is not None and event.phase is not Phase.DUPLICATE:
+            self.seen.setdefault(job.job_id, []).append(event.seq)
+
+    def finished(self, state: RunState) -> None:
+        pass
+
+
+def make_spec(tmp_path: Path, services: int, *, bad: int | None = None, heartbeat: str = "5s") -> Spec:
+    lines = ['poll_interval = "100ms"', f'heartbeat = "{heartbeat}"', 'timeout = "60s"']
+    for i in range(services):
+        tag = "bad-1" if i == bad else "2.0.0"
+        lines += [
+            "[[deploy]]",
+            f'cluster = "c{i % 2}"',
+            f'service = "s{i}"',
+            'container = "app"',
+            f'image = "registry.example.com/s{i}"',
+            f'tag = "{tag}"',
+        ]
+    path = tmp_path / "spec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    spec = load_spec(path)
+    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(spec))
+    return spec
+
+
+async def run(
+    spec: Spec, redis_url: str, executor: Callable[[redis.asyncio.Redis], Executor] | None = None
+) -> tuple[RunState, Recorder]:
+    planned = plan_jobs(spec, RUN_ID)
+    client = connect_redis(redis_url)
+    state = RunState.from_plan(RUN_ID, planned)
+    recorder = Recorder()
+    try:
+        chosen = executor(client) if executor else LocalExecutor(client, max_parallel=10, region=REGION)
+        await run_jobs(state, planned, client, chosen, recorder, heartbeat_s=spec.heartbeat)
+    finally:
+        await client.aclose()
+    return state, recorder
+
+
+async def published_seqs(redis_url: str) -> dict[str, list[int]]:
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        entries = await read_stream(client, RUN_ID)
+    finally:
+        await client.aclose()
+    seqs: dict[str, list[int]] = {}
+    for _, event in entries:
+        if event.phase is not Phase.DUPLICATE:
+            seqs.setdefault(event.job_id, []).append(event.seq)
+    return seqs
+
+
+async def test_run_ends_with_every_final_state(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    state, recorder = await run(make_spec(tmp_path, 6, bad=2), redis_url)
+    phases = {job.service: job.phase for job in state.jobs.values()}
+    assert phases == {f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)}
+    assert recorder.seen == await published_seqs(redis_url)
+
+
+async def test_subscriber_dropped_mid_run_still_sees_every_event(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=2.0, bad_images=("*:bad*",)))
+    spec = make_spec(tmp_path, 6, bad=2)
+    killer = redis.asyncio.Redis.from_url(redis_url)
+    kills = 0
+
+    async def drop_subscribers() -> None:
+        nonlocal kills
+        while True:
+            await anyio.sleep(0.25)
+            kills += int(await killer.client_kill_filter(_type="pubsub"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drop_subscribers)
+        state, recorder = await run(spec, redis_url)
+        tg.cancel_scope.cancel()
+    await killer.aclose()
+
+    assert kills >= 3, "the subscriber was never dropped: the test proves nothing"
+    assert {job.service: job.phase for job in state.jobs.values()} == {
+        f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)
+    }
+    # Every event each worker published reached the run, once, in order.
+    assert recorder.seen == await published_seqs(redis_url)
+
+
+class StallingExecutor:
+    """Runs every job with the real workers, except one whose worker hangs without a word."""
+
+    def __init__(self, client: redis.asyncio.Redis, stalled_service: str) -> None:
+        self._local = LocalExecutor(client, max_parallel=10, region=REGION)
+        self._stalled = stalled_service
+
+    async def run_all(
+        self,
+        jobs: Sequence[DeployJob],
+        on_start: Callable[[DeployJob], None],
+        on_crash: Callable[[DeployJob, BaseException], None],
+    ) -> None:
+        stalled = [job for job in jobs if job.service == self._stalled]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                self._local.run_all, [job for job in jobs if job not in stalled], on_start, on_crash
+            )
+            for job in stalled:
+                on_start(job)
+            await anyio.sleep_forever()
+
+
+async def test_silent_job_is_reported_lost(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, 3, heartbeat="1s")
+    with anyio.fail_after(30):
+        state, _ = await run(spec, redis_url, lambda client: StallingExecutor(client, "s1"))
+    phases = {job.service: job.phase for job in state.jobs.values()}
+    assert phases == {"s0": Phase.SUCCEEDED, "s1": Phase.LOST, "s2": Phase.SUCCEEDED}
+    assert (
+        "no event for 1s" in state.jobs[next(j for j in state.jobs if state.jobs[j].service == "s1")].message
+    )
+
+
+class CrashingExecutor:
+    """A worker that dies of an unexpected error before publishing anything."""
+
+    async def run_all(
+        self,
+        jobs: Sequence[DeployJob],
+        on_start: Callable[[DeployJob], None],
+        on_crash: Callable[[DeployJob, BaseException], None],
+    ) -> None:
+        for job in jobs:
+            on_start(job)
+            on_crash(job, RuntimeError("out of memory"))
+
+
+async def test_crashed_worker_ends_its_job_failed(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, 2)
+    with anyio.fail_after(10):
+        state, _ = await run(spec, redis_url, lambda client: CrashingExecutor())
+    assert {job.phase for job in state.jobs.values()} == {Phase.FAILED}
+    assert all("out of memory" in job.message for job in state.jobs.values())
