@@ -33,6 +33,11 @@ class JsonRenderer:
         targets = [t.model_dump() for job in state.jobs.values() for t in job.targets]
         self._write({"type": "run", "run_id": state.run_id, "spec": self._spec_path, "targets": targets})
 
+    def setup_changed(self, step: str, status: str, message: str) -> None:
+        self._write(
+            {"type": "setup", "run_id": self._run_id, "step": step, "status": status, "message": message}
+        )
+
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         self._write(
             {
@@ -86,6 +91,9 @@ class PlainRenderer:
 
     def started(self, state: RunState) -> None:
         self._line(f"run {state.run_id}: {len(state.jobs)} services")
+
+    def setup_changed(self, step: str, status: str, message: str) -> None:
+        self._line(f"{time.strftime('%H:%M:%S')} {'[' + step + ']':<40} {status:<12} {message}")
 
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         stamp = time.strftime("%H:%M:%S")

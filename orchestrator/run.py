@@ -14,14 +14,16 @@ from typing import Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from orchestrator.feed import EventFeed
 from orchestrator.plan import PlannedJob
 from orchestrator.state import JobState, RunState
 from worker.contract import DeployJob, Phase, WorkerEvent
+from worker.keys import run_plan
 
-__all__ = ["Executor", "Renderer", "run_jobs"]
+__all__ = ["Executor", "Renderer", "load_plan", "run_jobs", "save_plan"]
 
 CRASH_SEQ = 1 << 40  # beyond any seq a worker reaches: a crash report always folds in
 WORKER_GRACE_S = 5.0  # after the last terminal event, time for workers to release their leases
@@ -29,6 +31,9 @@ WORKER_GRACE_S = 5.0  # after the last terminal event, time for workers to relea
 
 class Renderer(Protocol):
     def started(self, state: RunState) -> None: ...
+    def setup_changed(self, step: str, status: str, message: str) -> None:
+        """A set-up step of the executor (e.g. `lambda`, `queue`, `mapping`) moved on."""
+
     def changed(self, job: JobState, event: WorkerEvent | None) -> None: ...
     def finished(self, state: RunState) -> None: ...
 
@@ -40,6 +45,20 @@ class Executor(Protocol):
         on_start: Callable[[DeployJob], None],
         on_crash: Callable[[DeployJob, BaseException], None],
     ) -> None: ...
+
+
+PLAN_TTL_S = 7 * 24 * 3600
+_PLAN = TypeAdapter(list[PlannedJob])
+
+
+async def save_plan(redis: Redis, run_id: str, planned: Sequence[PlannedJob]) -> None:
+    await redis.set(run_plan(run_id), _PLAN.dump_json(list(planned)), ex=PLAN_TTL_S)
+
+
+async def load_plan(redis: Redis, run_id: str) -> list[PlannedJob] | None:
+    """The plan a run saved, or None when no such run is known (or it expired)."""
+    raw = await redis.get(run_plan(run_id))
+    return None if raw is None else _PLAN.validate_json(raw)
 
 
 async def _pump(feed: EventFeed, send: MemoryObjectSendStream[WorkerEvent]) -> None:
@@ -81,6 +100,7 @@ async def run_jobs(
     feed = EventFeed(redis, state.run_id)
     send, receive = anyio.create_memory_object_stream[WorkerEvent](max_buffer_size=math.inf)
     renderer.started(state)
+    await save_plan(redis, state.run_id, planned)
 
     def on_start(job: DeployJob) -> None:
         state.mark_started(job.job_id, time.time())

@@ -33,6 +33,9 @@ class Recorder:
     def started(self, state: RunState) -> None:
         pass
 
+    def setup_changed(self, step: str, status: str, message: str) -> None:
+        pass
+
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         if event is not None and event.phase is not Phase.DUPLICATE:
             self.seen.setdefault(job.job_id, []).append(event.seq)

@@ -7,7 +7,7 @@ Channels are exact names: ElastiCache serverless has no PSUBSCRIBE.
 
 from __future__ import annotations
 
-__all__ = ["PREFIX", "event_channel", "event_stream", "job_hash", "job_lease"]
+__all__ = ["PREFIX", "event_channel", "event_stream", "job_hash", "job_lease", "run_plan"]
 
 PREFIX = "ecs-fanout"
 
@@ -18,6 +18,11 @@ def event_channel(run_id: str) -> str:
 
 def event_stream(run_id: str) -> str:
     return f"{PREFIX}:{{{run_id}}}:stream"
+
+
+def run_plan(run_id: str) -> str:
+    """The run's planned jobs (JSON), so that `attach` from another terminal knows the targets."""
+    return f"{PREFIX}:{{{run_id}}}:plan"
 
 
 def job_hash(run_id: str, job_id: str) -> str:
