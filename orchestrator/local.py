@@ -33,13 +33,16 @@ class LocalExecutor:
         self._region = region
         self._profile = profile
 
+    async def prepare(self) -> None:
+        """Nothing to set up: the workers are this process."""
+
     async def run_all(
         self,
         jobs: Sequence[DeployJob],
         on_start: Callable[[DeployJob], None],
-        on_crash: Callable[[DeployJob, BaseException], None],
+        on_failed: Callable[[DeployJob, str], None],
     ) -> None:
-        """Run every job; `on_start` when a job gets a slot, `on_crash` if its worker dies."""
+        """Run every job; `on_start` when a job gets a slot, `on_failed` if its worker dies."""
         async with ecs_client(self._region, self._profile) as ecs:
             deployer = Deployer(ecs, JobLedger(self._redis), EventPublisher(self._redis))
 
@@ -50,7 +53,7 @@ class LocalExecutor:
                         await deployer.run(job)
                     except Exception as exc:  # a crash must end the job visibly, not kill the run
                         log.exception("worker for %s/%s crashed", job.cluster, job.service)
-                        on_crash(job, exc)
+                        on_failed(job, f"worker crashed: {exc!r}")
 
             async with anyio.create_task_group() as tg:
                 for job in jobs:

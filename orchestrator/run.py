@@ -39,12 +39,17 @@ class Renderer(Protocol):
 
 
 class Executor(Protocol):
+    async def prepare(self) -> None:
+        """Set-up that runs while the feed subscribes; jobs start only after both."""
+
     async def run_all(
         self,
         jobs: Sequence[DeployJob],
         on_start: Callable[[DeployJob], None],
-        on_crash: Callable[[DeployJob, BaseException], None],
-    ) -> None: ...
+        on_failed: Callable[[DeployJob, str], None],
+    ) -> None:
+        """Start every job: `on_start` when a job is handed to a worker, `on_failed` when it
+        never will be or its worker died (the message says why)."""
 
 
 PLAN_TTL_S = 7 * 24 * 3600
@@ -72,9 +77,10 @@ async def _fold(
     receive: MemoryObjectReceiveStream[WorkerEvent],
     renderer: Renderer,
     heartbeat_s: float,
+    queued_window_s: float | None,
 ) -> None:
     while not state.done:
-        deadline = state.next_silence_deadline(heartbeat_s)
+        deadline = state.next_silence_deadline(heartbeat_s, queued_window_s)
         timeout = math.inf if deadline is None else max(0.0, deadline - time.time())
         with anyio.move_on_after(timeout):
             event = await receive.receive()
@@ -83,8 +89,8 @@ async def _fold(
                 renderer.changed(job, event)
             continue
         now = time.time()
-        for job in state.silent_jobs(now, heartbeat_s):
-            renderer.changed(state.mark_lost(job.job_id, now, heartbeat_s), None)
+        for job in state.silent_jobs(now, heartbeat_s, queued_window_s):
+            renderer.changed(state.mark_lost(job.job_id, now), None)
 
 
 async def run_jobs(
@@ -95,6 +101,7 @@ async def run_jobs(
     renderer: Renderer,
     *,
     heartbeat_s: float,
+    queued_window_s: float | None = None,
 ) -> RunState:
     """Run every planned job to a terminal phase; `state` is updated in place as events come."""
     feed = EventFeed(redis, state.run_id)
@@ -105,27 +112,24 @@ async def run_jobs(
     def on_start(job: DeployJob) -> None:
         state.mark_started(job.job_id, time.time())
 
-    def on_crash(job: DeployJob, exc: BaseException) -> None:
-        crash = WorkerEvent(
-            run_id=job.run_id,
-            job_id=job.job_id,
-            seq=CRASH_SEQ,
-            phase=Phase.FAILED,
-            message=f"worker crashed: {exc!r}",
+    def on_failed(job: DeployJob, message: str) -> None:
+        failure = WorkerEvent(
+            run_id=job.run_id, job_id=job.job_id, seq=CRASH_SEQ, phase=Phase.FAILED, message=message
         )
-        send.send_nowait(crash)
+        send.send_nowait(failure)
 
     workers_done = anyio.Event()
 
     async def run_workers() -> None:
-        await executor.run_all([p.job for p in planned], on_start, on_crash)
+        await executor.run_all([p.job for p in planned], on_start, on_failed)
         workers_done.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(_pump, feed, send.clone())
+        await executor.prepare()
         await feed.wait_subscribed()
         tg.start_soon(run_workers)
-        await _fold(state, receive, renderer, heartbeat_s)
+        await _fold(state, receive, renderer, heartbeat_s, queued_window_s)
         with anyio.move_on_after(WORKER_GRACE_S):
             await workers_done.wait()
         tg.cancel_scope.cancel()

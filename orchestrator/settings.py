@@ -12,7 +12,25 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["LambdaSettings", "Settings"]
+
+
+class LambdaSettings(BaseSettings):
+    """The `lambda` executor's AWS resources (env `ECS_FANOUT_LAMBDA_*`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ECS_FANOUT_LAMBDA_", extra="ignore")
+
+    function_name: str = "ecs-fanout-worker"
+    role_arn: str | None = None  # needed only to create the function
+    runtime: Literal["python3.12", "python3.13"] = "python3.12"
+    architecture: Literal["x86_64", "arm64"] = "arm64"
+    timeout_s: int = Field(default=900, ge=30, le=900)
+    memory_mb: int = Field(default=512, ge=128, le=10240)
+    subnet_ids: list[str] = Field(default_factory=list)
+    security_group_ids: list[str] = Field(default_factory=list)
+    queue_name: str = "ecs-fanout-jobs"
+    max_concurrency: int = Field(default=20, ge=2, le=1000)
+    ephemeral_queue: bool = False
 
 
 class Settings(BaseSettings):
@@ -29,3 +47,4 @@ class Settings(BaseSettings):
     )
     executor: Literal["local", "lambda"] = "local"
     max_parallel: int | None = Field(default=None, ge=1)
+    lambda_: LambdaSettings = Field(default_factory=lambda: LambdaSettings())

@@ -119,27 +119,33 @@ class RunState:
         job = self.jobs[job_id]
         job.last_event_at = job.last_event_at or now
 
-    def silent_jobs(self, now: float, window_s: float) -> list[JobState]:
-        """Jobs handed to a worker that said nothing for longer than `window_s`."""
-        return [
-            job
+    def _silence_deadlines(self, window_s: float, queued_window_s: float | None) -> dict[str, float]:
+        # A job still waiting in a queue for a worker may rightly stay silent longer.
+        return {
+            job.job_id: job.last_event_at
+            + (queued_window_s if queued_window_s is not None and job.phase is Phase.QUEUED else window_s)
             for job in self.jobs.values()
-            if not job.terminal and job.last_event_at is not None and now - job.last_event_at > window_s
-        ]
+            if not job.terminal and job.last_event_at is not None
+        }
 
-    def mark_lost(self, job_id: str, now: float, window_s: float) -> JobState:
+    def silent_jobs(
+        self, now: float, window_s: float, queued_window_s: float | None = None
+    ) -> list[JobState]:
+        """Jobs handed to a worker that said nothing for longer than their window."""
+        deadlines = self._silence_deadlines(window_s, queued_window_s)
+        return [self.jobs[job_id] for job_id, deadline in deadlines.items() if now > deadline]
+
+    def mark_lost(self, job_id: str, now: float) -> JobState:
         job = self.jobs[job_id]
+        silent_for = now - (job.last_event_at or now)
         job.phase = Phase.LOST
-        job.message = f"no event for {window_s:g}s (last: {job.message})"
+        job.message = f"no event for {silent_for:.0f}s (last: {job.message})"
         job.ended_at = now
         return job
 
-    def next_silence_deadline(self, window_s: float) -> float | None:
+    def next_silence_deadline(self, window_s: float, queued_window_s: float | None = None) -> float | None:
         """When the first running job would count as lost, if nothing arrives before."""
-        times = [
-            j.last_event_at for j in self.jobs.values() if not j.terminal and j.last_event_at is not None
-        ]
-        return min(times) + window_s if times else None
+        return min(self._silence_deadlines(window_s, queued_window_s).values(), default=None)
 
     def still_rolling(self) -> list[JobState]:
         """Jobs that changed a service and have not ended: ECS goes on without us."""

@@ -129,6 +129,9 @@ async def test_subscriber_dropped_mid_run_still_sees_every_event(
 class StallingExecutor:
     """Runs every job with the real workers, except one whose worker hangs without a word."""
 
+    async def prepare(self) -> None:
+        pass
+
     def __init__(self, client: redis.asyncio.Redis, stalled_service: str) -> None:
         self._local = LocalExecutor(client, max_parallel=10, region=REGION)
         self._stalled = stalled_service
@@ -137,12 +140,12 @@ class StallingExecutor:
         self,
         jobs: Sequence[DeployJob],
         on_start: Callable[[DeployJob], None],
-        on_crash: Callable[[DeployJob, BaseException], None],
+        on_failed: Callable[[DeployJob, str], None],
     ) -> None:
         stalled = [job for job in jobs if job.service == self._stalled]
         async with anyio.create_task_group() as tg:
             tg.start_soon(
-                self._local.run_all, [job for job in jobs if job not in stalled], on_start, on_crash
+                self._local.run_all, [job for job in jobs if job not in stalled], on_start, on_failed
             )
             for job in stalled:
                 on_start(job)
@@ -163,15 +166,18 @@ async def test_silent_job_is_reported_lost(aws: AwsEmulator, redis_url: str, tmp
 class CrashingExecutor:
     """A worker that dies of an unexpected error before publishing anything."""
 
+    async def prepare(self) -> None:
+        pass
+
     async def run_all(
         self,
         jobs: Sequence[DeployJob],
         on_start: Callable[[DeployJob], None],
-        on_crash: Callable[[DeployJob, BaseException], None],
+        on_failed: Callable[[DeployJob, str], None],
     ) -> None:
         for job in jobs:
             on_start(job)
-            on_crash(job, RuntimeError("out of memory"))
+            on_failed(job, "worker crashed: RuntimeError('out of memory')")
 
 
 async def test_crashed_worker_ends_its_job_failed(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:

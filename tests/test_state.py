@@ -74,7 +74,7 @@ def test_terminal_phase_is_final(state: RunState) -> None:
 def test_workers_verdict_beats_lost(state: RunState) -> None:
     state.mark_started(f"{RUN}:api", now=0.0)
     [silent] = state.silent_jobs(now=100.0, window_s=30.0)
-    state.mark_lost(silent.job_id, now=100.0, window_s=30.0)
+    state.mark_lost(silent.job_id, now=100.0)
     assert state.jobs[f"{RUN}:api"].phase is Phase.LOST
     assert state.apply(event("api", 9, Phase.IN_PROGRESS)) is None  # lost stays lost for progress
     state.apply(event("api", 10, Phase.ROLLED_BACK))

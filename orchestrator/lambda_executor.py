@@ -1,0 +1,151 @@
+"""The `lambda` executor: workers run on AWS Lambda, fed by an SQS FIFO queue.
+
+Set-up runs concurrently with the run core's Redis subscription: packing the worker and
+making sure the function runs that code, and making sure the queue exists, side by side;
+then the event-source mapping, which needs both. Each step is reported as a set-up event.
+Jobs are sent only when all of it is ready; from then on the orchestrator only listens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+
+from orchestrator.aws_clients import lambda_client, sqs_client
+from orchestrator.dispatch import check_sizes, send_jobs
+from orchestrator.job_queue import JobQueue, delete_queue, ensure_mapping, ensure_queue
+from orchestrator.lambda_function import ensure_function
+from orchestrator.settings import LambdaSettings
+from worker.contract import DeployJob
+
+if TYPE_CHECKING:
+    from types_aiobotocore_lambda import LambdaClient
+    from types_aiobotocore_sqs import SQSClient
+
+__all__ = ["LambdaExecutor", "SetupReporter"]
+
+SetupReporter = Callable[[str, str, str], None]  # (step, status, message)
+
+
+class LambdaExecutor:
+    def __init__(
+        self,
+        settings: LambdaSettings,
+        *,
+        region: str | None,
+        profile: str | None,
+        worker_environment: dict[str, str],
+        on_setup: SetupReporter,
+        run_id: str,
+        on_ready: Callable[[JobQueue], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._region = region
+        self._profile = profile
+        self._environment = worker_environment
+        self._on_setup = on_setup
+        self._on_ready = on_ready
+        self._queue_name = (
+            f"{settings.queue_name}-{run_id[-6:]}" if settings.ephemeral_queue else settings.queue_name
+        )
+        self._stack = AsyncExitStack()
+        self._lambda: LambdaClient | None = None
+        self._sqs: SQSClient | None = None
+        self.queue: JobQueue | None = None
+        self._mapping_uuid: str | None = None
+
+    async def __aenter__(self) -> LambdaExecutor:
+        self._lambda = await self._stack.enter_async_context(lambda_client(self._region, self._profile))
+        self._sqs = await self._stack.enter_async_context(sqs_client(self._region, self._profile))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with anyio.CancelScope(shield=True):  # also after Ctrl-C: an ephemeral queue must go
+            try:
+                if self._settings.ephemeral_queue and self.queue is not None:
+                    await self._delete_ephemeral()
+            finally:
+                await self._stack.aclose()
+
+    async def _delete_ephemeral(self) -> None:
+        assert self._lambda is not None and self._sqs is not None and self.queue is not None
+        if self._mapping_uuid is not None:
+            await self._lambda.delete_event_source_mapping(UUID=self._mapping_uuid)
+        await delete_queue(self._sqs, self.queue)
+        self._on_setup("queue", "deleted", f"ephemeral queue {self._queue_name}.fifo deleted")
+
+    async def _function_step(self) -> None:
+        assert self._lambda is not None
+        import pack  # deferred: only the lambda executor packs
+
+        started = time.monotonic()
+        self._on_setup("pack", "running", "packing worker/ and its dependencies")
+        packed = await anyio.to_thread.run_sync(
+            lambda: pack.build_zip(
+                python_version=self._settings.runtime.removeprefix("python"), arch=self._settings.architecture
+            )
+        )
+        self._on_setup(
+            "pack",
+            "done",
+            f"{packed.size / 1e6:.1f} MB, sha256 {packed.sha256_hex[:12]}"
+            f"{' (cached deps)' if packed.cached else ''} in {time.monotonic() - started:.1f}s",
+        )
+        self._on_setup("lambda", "running", f"checking function {self._settings.function_name}")
+        state = await ensure_function(
+            self._lambda,
+            self._settings,
+            zip_bytes=packed.path.read_bytes(),
+            code_sha256=packed.code_sha256,
+            environment=self._environment,
+        )
+        changes = [
+            what
+            for what, done in (
+                ("created", state.created),
+                ("code uploaded", state.code_uploaded and not state.created),
+                ("configuration updated", state.configuration_updated and not state.created),
+            )
+            if done
+        ]
+        self._on_setup(
+            "lambda", "done", f"{self._settings.function_name}: {', '.join(changes) or 'up to date'}"
+        )
+
+    async def _queue_step(self) -> None:
+        assert self._sqs is not None
+        self._on_setup("queue", "running", f"checking queue {self._queue_name}.fifo")
+        self.queue = await ensure_queue(self._sqs, self._queue_name, self._settings.timeout_s)
+        self._on_setup("queue", "done", f"{self._queue_name}.fifo with dead-letter queue ready")
+
+    async def prepare(self) -> None:
+        assert self._lambda is not None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._function_step)
+            tg.start_soon(self._queue_step)
+        assert self.queue is not None
+        self._on_setup("mapping", "running", "checking the event-source mapping")
+        self._mapping_uuid, changed = await ensure_mapping(
+            self._lambda, self._settings.function_name, self.queue.arn, self._settings.max_concurrency
+        )
+        self._on_setup("mapping", "done", f"{'updated' if changed else 'up to date'}, enabled")
+        if self._on_ready is not None:
+            self._on_ready(self.queue)
+
+    async def run_all(
+        self,
+        jobs: Sequence[DeployJob],
+        on_start: Callable[[DeployJob], None],
+        on_failed: Callable[[DeployJob, str], None],
+    ) -> None:
+        assert self._sqs is not None and self.queue is not None, "prepare() first"
+        check_sizes(jobs)
+        await send_jobs(self._sqs, self.queue.url, jobs, on_start, on_failed)
+        self._on_setup("dispatch", "done", f"{len(jobs)} jobs sent to {self._queue_name}.fifo")
