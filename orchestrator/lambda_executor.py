@@ -15,11 +15,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+from redis.asyncio import Redis
 
 from orchestrator.aws_clients import lambda_client, sqs_client
 from orchestrator.dispatch import check_sizes, send_jobs
 from orchestrator.job_queue import JobQueue, delete_queue, ensure_mapping, ensure_queue
 from orchestrator.lambda_function import ensure_function
+from orchestrator.run import Renderer
+from orchestrator.session import ExecutorFactory
 from orchestrator.settings import LambdaSettings
 from worker.contract import DeployJob
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_lambda import LambdaClient
     from types_aiobotocore_sqs import SQSClient
 
-__all__ = ["LambdaExecutor", "SetupReporter"]
+__all__ = ["LambdaExecutor", "SetupReporter", "lambda_executor"]
 
 SetupReporter = Callable[[str, str, str], None]  # (step, status, message)
 
@@ -149,3 +152,28 @@ class LambdaExecutor:
         check_sizes(jobs)
         await send_jobs(self._sqs, self.queue.url, jobs, on_start, on_failed)
         self._on_setup("dispatch", "done", f"{len(jobs)} jobs sent to {self._queue_name}.fifo")
+
+
+def lambda_executor(
+    settings: LambdaSettings,
+    *,
+    region: str | None,
+    profile: str | None,
+    run_id: str,
+    worker_environment: dict[str, str],
+    on_ready: Callable[[JobQueue], None] | None = None,
+) -> ExecutorFactory:
+    """The factory the session calls once it has a renderer to report set-up to."""
+
+    def make(redis: Redis, renderer: Renderer) -> LambdaExecutor:
+        return LambdaExecutor(
+            settings,
+            region=region,
+            profile=profile,
+            worker_environment=worker_environment,
+            on_setup=renderer.setup_changed,
+            run_id=run_id,
+            on_ready=on_ready,
+        )
+
+    return make

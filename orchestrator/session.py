@@ -7,18 +7,20 @@ we say which services those are and how to look at them, instead of a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
+from redis.asyncio import Redis
 
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
-from orchestrator.run import Renderer, run_jobs
+from orchestrator.run import Executor, Renderer, run_jobs
 from orchestrator.state import RunState, exit_code
 from worker.publisher import connect_redis
 
-__all__ = ["run_session"]
+__all__ = ["ExecutorFactory", "local_executor", "run_session"]
 
 EXIT_INTERRUPTED = 130
 
@@ -42,6 +44,17 @@ def interrupted_report(state: RunState) -> str:
     return "\n".join(lines)
 
 
+ExecutorFactory = Callable[[Redis, Renderer], AbstractAsyncContextManager[Executor]]
+
+
+def local_executor(max_parallel: int, region: str | None, profile: str | None) -> ExecutorFactory:
+    @asynccontextmanager
+    async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
+        yield LocalExecutor(redis, max_parallel=max_parallel, region=region, profile=profile)
+
+    return make
+
+
 def run_session(
     planned: Sequence[PlannedJob],
     *,
@@ -49,10 +62,9 @@ def run_session(
     redis_url: str,
     output: str,
     spec_path: str,
-    max_parallel: int,
     heartbeat_s: float,
-    region: str | None,
-    profile: str | None,
+    executor_factory: ExecutorFactory,
+    queued_window_s: float | None = None,
 ) -> int:
     state = RunState.from_plan(run_id, planned)
     renderer = _renderer(output, spec_path)
@@ -60,8 +72,16 @@ def run_session(
     async def main() -> None:
         redis = connect_redis(redis_url)
         try:
-            executor = LocalExecutor(redis, max_parallel=max_parallel, region=region, profile=profile)
-            await run_jobs(state, planned, redis, executor, renderer, heartbeat_s=heartbeat_s)
+            async with executor_factory(redis, renderer) as executor:
+                await run_jobs(
+                    state,
+                    planned,
+                    redis,
+                    executor,
+                    renderer,
+                    heartbeat_s=heartbeat_s,
+                    queued_window_s=queued_window_s,
+                )
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()

@@ -1,0 +1,280 @@
+"""Build the worker's Lambda zip: `worker/` plus its runtime dependencies, reproducibly and fast.
+
+- Lambda runs the zip on ITS runtime and architecture: native wheels (pydantic_core, aiohttp, ...)
+  are installed for that target (`pip --platform/--python-version/--only-binary`), not for this machine.
+- The orchestrator uploads only when base64(sha256(zip)) differs from the function's `CodeSha256`,
+  so the same inputs must give the same bytes: entries sorted by name, no directory entries,
+  timestamps 1980-01-01 00:00:00, mode 0644, deflate level 6, no bytecode, no `tests/`, no console
+  scripts (their shebang names this machine's python) and no install-time dist-info files.
+- A run must not wait for pip: the installed tree, and its compressed form, are cached per
+  (requirements, python version, platform, pack format) under `~/.cache/ecs-fanout/pack/<key>`
+  (`ECS_FANOUT_PACK_CACHE` overrides), written in a temporary directory and renamed into place so a
+  crashed build never leaves half a cache. A warm build compresses only `worker/`. Unpinned
+  requirements resolve when the cache entry is made and stay fixed for its lifetime.
+- Lambda refuses a zip over 50 MiB (direct upload) or over 250 MiB unzipped: we refuse first, clearly.
+
+Usage: python pack.py --out dist/worker.zip [--python-version 3.12] [--arch x86_64|arm64] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+import zlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+__all__ = [
+    "LAMBDA_MAX_UNZIPPED_BYTES", "LAMBDA_MAX_ZIP_BYTES", "PLATFORMS", "WORKER_DEPENDENCIES",
+    "PackError", "PackResult", "build_zip", "main", "requirements",
+]  # fmt: skip
+
+# What worker/ imports at run time; the pins come from pyproject's [project] dependencies. boto3 and
+# botocore are in Lambda's Python runtime too, but aioboto3 pins aiobotocore, which pins an exact
+# botocore: the runtime's copy is another version, so they stay in the zip (it comes first on sys.path).
+WORKER_DEPENDENCIES = ("aioboto3", "anyio", "pydantic", "redis")
+PACK_FORMAT_VERSION = 1  # bump when the file selection or the zip layout changes: it is part of the cache key
+LAMBDA_MAX_ZIP_BYTES = 50 * 1024 * 1024  # direct upload (CreateFunction / UpdateFunctionCode ZipFile)
+LAMBDA_MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda: "must be smaller than 262144000 bytes"
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+COMPRESS_LEVEL = 6
+ROOT = Path(__file__).resolve().parent  # worker/ sits next to pack.py, in the repo and once installed
+_DOS_TIME, _DOS_DATE = 0, (1 << 5) | 1  # 1980-01-01 00:00:00
+_MODE = 0o100644 << 16  # regular file, rw-r--r--
+_VOLATILE = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})  # differ between installs
+
+
+class PackError(Exception):
+    """The zip cannot be built, or Lambda would refuse it."""
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    sha256_hex: str
+    code_sha256: str  # base64 of the raw SHA-256 digest: what Lambda reports as CodeSha256
+    size: int
+    unzipped_size: int
+    cached: bool  # the dependency tree came from the cache
+    seconds: float
+
+
+class _Entry(NamedTuple):
+    name: str
+    crc: int
+    size: int
+    data: bytes  # raw deflate stream
+
+
+def requirements() -> tuple[str, ...]:
+    """`WORKER_DEPENDENCIES` with their pins from pyproject (or the installed distribution's metadata)."""
+    pyproject = ROOT / "pyproject.toml"
+    try:
+        declared: list[str] = (
+            tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+            if pyproject.is_file()
+            else importlib.metadata.requires("ecs-fanout") or []
+        )
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    pins = {_canonical(re.split(r"[^A-Za-z0-9._-]", d)[0]): d.strip() for d in declared if ";" not in d}
+    return tuple(pins.get(_canonical(name), name) for name in WORKER_DEPENDENCIES)
+
+
+def build_zip(
+    out: Path | None = None,
+    *,
+    python_version: str = "3.12",
+    arch: str = "x86_64",
+    cache_dir: Path | None = None,
+    max_zip_bytes: int = LAMBDA_MAX_ZIP_BYTES,
+    max_unzipped_bytes: int = LAMBDA_MAX_UNZIPPED_BYTES,
+) -> PackResult:
+    """Write the worker's zip to `out` (default: `<cache>/dist/worker-py<version>-<arch>.zip`)."""
+    started = time.monotonic()
+    if not re.fullmatch(r"3\.\d{1,2}", python_version):
+        raise PackError(f"python version must look like 3.12, not {python_version!r}")
+    if arch not in PLATFORMS:
+        raise PackError(f"architecture must be one of {', '.join(sorted(PLATFORMS))}, not {arch!r}")
+    if not (ROOT / "worker" / "__init__.py").is_file():
+        raise PackError(f"no worker package next to {__file__}")
+    root = _cache_root(cache_dir)
+    reqs = requirements()
+    key = _cache_key(reqs, python_version, arch)
+    cached = (root / key / "deps.zip").is_file()
+    if not cached:
+        _fill_cache(root, key, reqs, python_version, arch)
+    entries = _read_entries(root / key / "deps.zip") + _entries(ROOT / "worker", "worker/")
+    if len({e.name for e in entries}) != len(entries):
+        raise PackError("a dependency ships files under worker/: it would shadow our package")
+    unzipped = sum(e.size for e in entries)
+    if unzipped > max_unzipped_bytes:
+        raise PackError(f"unzipped size {unzipped:,} bytes is over Lambda's limit of {max_unzipped_bytes:,}")
+    blob = _zip(entries)
+    if len(blob) > max_zip_bytes:
+        raise PackError(f"zip size {len(blob):,} bytes is over Lambda's upload limit of {max_zip_bytes:,}")
+    path = Path(out) if out is not None else root / "dist" / f"worker-py{python_version}-{arch}.zip"
+    _write_atomic(path, blob)
+    digest = hashlib.sha256(blob).digest()
+    return PackResult(
+        path=path,
+        sha256_hex=digest.hex(),
+        code_sha256=base64.b64encode(digest).decode(),
+        size=len(blob),
+        unzipped_size=unzipped,
+        cached=cached,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _cache_root(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if env := os.environ.get("ECS_FANOUT_PACK_CACHE"):
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "ecs-fanout" / "pack"
+
+
+def _cache_key(reqs: Sequence[str], python_version: str, arch: str) -> str:
+    key = [sorted(reqs), python_version, PLATFORMS[arch], PACK_FORMAT_VERSION]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _fill_cache(root: Path, key: str, reqs: Sequence[str], python_version: str, arch: str) -> None:
+    """Install and compress the dependencies in a temporary directory, then rename it to `root/key`."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+    try:
+        _install(reqs, tmp / "site", python_version, PLATFORMS[arch])
+        (tmp / "deps.zip").write_bytes(_zip(_entries(tmp / "site")))
+        info = {"requirements": reqs, "python": python_version, "arch": arch, "format": PACK_FORMAT_VERSION}
+        (tmp / "key.json").write_text(json.dumps(info) + "\n")
+        try:
+            tmp.rename(root / key)
+        except OSError:  # a concurrent build got there first; its entry is as good as ours
+            if not (root / key / "deps.zip").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(reqs: Sequence[str], target: Path, python_version: str, platform: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check"]
+    cmd += ["--no-compile", "--target", str(target), "--platform", platform, "--implementation", "cp"]
+    cmd += ["--python-version", python_version, "--only-binary=:all:", *reqs]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PackError(
+            f"pip could not install {' '.join(reqs)} for python {python_version} on {platform}:\n"
+            + proc.stderr.strip()[-3000:]
+        )
+
+
+def _keep(name: str) -> bool:
+    parts = name.split("/")
+    if parts[0] == "bin" or "__pycache__" in parts or "tests" in parts[:-1] or parts[-1].endswith(".pyc"):
+        return False
+    return not (parts[0].endswith(".dist-info") and parts[-1] in _VOLATILE)
+
+
+def _deflate(name: str, path: Path) -> _Entry:
+    data = path.read_bytes()
+    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)  # raw deflate, as zip stores it
+    return _Entry(name, zlib.crc32(data), len(data), compressor.compress(data) + compressor.flush())
+
+
+def _entries(directory: Path, prefix: str = "") -> list[_Entry]:
+    paths = {prefix + p.relative_to(directory).as_posix(): p for p in directory.rglob("*") if p.is_file()}
+    files = {name: path for name, path in paths.items() if _keep(name)}
+    with ThreadPoolExecutor() as pool:  # zlib releases the GIL
+        return list(pool.map(_deflate, files.keys(), files.values()))
+
+
+def _read_entries(path: Path) -> list[_Entry]:
+    """The entries of a zip we wrote, still compressed (a warm build never recompresses them)."""
+    blob = path.read_bytes()
+    entries = []
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for info in archive.infolist():
+            name_len, extra_len = struct.unpack_from("<HH", blob, info.header_offset + 26)
+            start = info.header_offset + 30 + name_len + extra_len
+            data = blob[start : start + info.compress_size]
+            entries.append(_Entry(info.filename, info.CRC, info.file_size, data))
+    return entries
+
+
+def _zip(entries: Iterable[_Entry]) -> bytes:
+    """A plain zip (no zip64, no directory entries) of `entries` sorted by name, with fixed metadata."""
+    body, central, count = bytearray(), bytearray(), 0
+    for entry in sorted(entries, key=lambda e: e.name):
+        name = entry.name.encode()
+        fields = struct.pack(
+            "<5H3LH", 20, 0 if name.isascii() else 0x800, 8, _DOS_TIME, _DOS_DATE,
+            entry.crc, len(entry.data), entry.size, len(name),
+        )  # fmt: skip
+        central += b"PK\x01\x02" + struct.pack("<H", 0x0314) + fields  # made by: unix, zip 2.0
+        central += struct.pack("<4H2L", 0, 0, 0, 0, _MODE, len(body)) + name
+        body += b"PK\x03\x04" + fields + b"\0\0" + name + entry.data
+        count += 1
+    if count > 0xFFFF or len(body) + len(central) > 0xFFFFFFFF:
+        raise PackError(f"{count:,} files / {len(body):,} bytes need zip64, which this writer does not do")
+    end = b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, count, count, len(central), len(body), 0)
+    return bytes(body + central + end)
+
+
+def _write_atomic(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(blob)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the temporary file, not the artefact
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pack.py", description="Build the worker's Lambda zip.")
+    parser.add_argument("--out", type=Path, default=Path("dist/worker.zip"), help="default: %(default)s")
+    parser.add_argument("--python-version", default="3.12", help="Lambda runtime (default: %(default)s)")
+    parser.add_argument("--arch", default="x86_64", help="x86_64 or arm64 (default: %(default)s)")
+    parser.add_argument("--cache-dir", type=Path, help="default: ~/.cache/ecs-fanout/pack")
+    args = parser.parse_args(argv)
+    try:
+        result = build_zip(
+            args.out, python_version=args.python_version, arch=args.arch, cache_dir=args.cache_dir
+        )
+    except PackError as exc:
+        print(f"pack.py: {exc}", file=sys.stderr)
+        return 2
+    deps = "cached" if result.cached else "freshly installed"
+    print(f"{result.path}: {result.size:,} bytes ({result.unzipped_size:,} unzipped), {deps} dependencies")
+    print(f"sha256 {result.sha256_hex}  CodeSha256 {result.code_sha256}  {result.seconds:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
