@@ -18,6 +18,7 @@ from orchestrator.errors import ConfigError
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+QUEUED_WINDOW_S = 300.0  # a job may wait this long in SQS for a Lambda before it counts as lost
 
 log = logging.getLogger("ecs-fanout")
 
@@ -32,12 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
     output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    parser.add_argument(
+        "--exit-on-done", action="store_true", help="live view: exit when the run ends (default: wait for q)"
+    )
     parser.add_argument("--executor", choices=("local", "lambda"), help="where workers run (default: local)")
     parser.add_argument("--sandbox", action="store_true", help="run against an embedded AWS emulator")
     parser.add_argument(
         "--dry-run", action="store_true", help="show current -> new image per target, change nothing"
     )
     parser.add_argument("--max-parallel", type=int, metavar="N", help="services deployed at the same time")
+    parser.add_argument(
+        "--ephemeral-queue",
+        action="store_true",
+        help="lambda executor: a queue for this run only, deleted at its end",
+    )
     parser.add_argument("--timeout", metavar="DURATION", help="deadline per rollout, e.g. 15m")
     parser.add_argument("--no-rollback", action="store_true", help="leave failed rollouts as they are")
     parser.add_argument("--region", help="AWS region (default: spec, then AWS_REGION)")
@@ -49,11 +58,78 @@ def build_parser() -> argparse.ArgumentParser:
 def _choose_output(requested: str | None, stdout: TextIO) -> str:
     if requested:
         return requested
-    # The TUI becomes the terminal default when it lands; until then, plain lines.
-    return "plain"
+    # A person at a terminal gets the live view; pipes and CI get plain lines.
+    return "tui" if stdout.isatty() else "plain"
+
+
+def iam_policy(argv: Sequence[str]) -> int:
+    """`ecs-fanout iam-policy`: print the caller's and the worker role's policies as JSON."""
+    import json
+
+    from orchestrator.iam import caller_policy, worker_policy
+    from orchestrator.settings import Settings
+
+    lam = Settings().lambda_
+    parser = argparse.ArgumentParser(prog="ecs-fanout iam-policy", description=iam_policy.__doc__)
+    parser.add_argument("--account", default="*", help="AWS account id (default: any)")
+    parser.add_argument("--region", default="*", help="AWS region (default: any)")
+    parser.add_argument("--function-name", default=lam.function_name)
+    parser.add_argument("--queue-name", default=lam.queue_name)
+    parser.add_argument("--worker-role-arn", default=lam.role_arn or "arn:aws:iam::*:role/ecs-fanout-worker")
+    parser.add_argument(
+        "--task-role-arn", action="append", default=[], help="task/execution roles the services use (repeat)"
+    )
+    parser.add_argument(
+        "--vpc", action="store_true", default=bool(lam.subnet_ids), help="the worker runs in a VPC"
+    )
+    args = parser.parse_args(argv)
+    common = {
+        "region": args.region,
+        "account": args.account,
+        "function_name": args.function_name,
+        "queue_name": args.queue_name,
+    }
+    policies = {
+        "caller": caller_policy(**common, worker_role_arn=args.worker_role_arn),
+        "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=args.vpc),
+    }
+    print(json.dumps(policies, indent=2))
+    return EXIT_OK
+
+
+def attach_command(argv: Sequence[str]) -> int:
+    """`ecs-fanout attach RUN_ID`: follow a run from another terminal, replayed from its start."""
+    parser = argparse.ArgumentParser(
+        prog="ecs-fanout attach",
+        description=attach_command.__doc__,
+        epilog="Exit codes: as the run's own; 2 unknown run id; 130 stopped (the run goes on).",
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed, e.g. 20261129T015900Z-ab12cd")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
+    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    parser.add_argument("--exit-on-done", action="store_true", help="live view: exit when the run ends")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+
+    from orchestrator.attach import attach
+    from orchestrator.settings import Settings
+
+    redis_url = Settings().redis_url
+    if not redis_url:
+        print("ecs-fanout: set REDIS_URL to the Redis the run publishes to", file=sys.stderr)
+        return EXIT_CONFIG
+    return attach(args.run_id, redis_url, _choose_output(args.output, sys.stdout), args.exit_on_done)
+
+
+SUBCOMMANDS = {"iam-policy": iam_policy, "attach": attach_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -91,42 +167,62 @@ def _run(args: argparse.Namespace) -> int:
         region=region,
     )
     executor = args.executor or settings.executor
-    if executor == "lambda":
-        raise ConfigError("the lambda executor is not available yet; use --executor local")
     max_parallel = args.max_parallel or (
         spec.max_parallel
         if "max_parallel" in spec.model_fields_set
         else settings.max_parallel or spec.max_parallel
     )
+    profile = args.profile or settings.profile
+    lambda_settings = settings.lambda_.model_copy(
+        update={"ephemeral_queue": args.ephemeral_queue or settings.lambda_.ephemeral_queue}
+    )
 
     with ExitStack() as stack:
         redis_url = settings.redis_url
+        sandbox = None
         if args.sandbox:
             from orchestrator.sandbox.session import start_sandbox
 
             sandbox = stack.enter_context(start_sandbox(spec, region or "us-east-1", redis_url=redis_url))
-            redis_url = sandbox.redis_url
-            region = sandbox.region
+            redis_url, region, profile = sandbox.redis_url, sandbox.region, None
         if args.dry_run:
             from orchestrator.dryrun import dry_run
 
-            return dry_run(planned, region=region, profile=args.profile or settings.profile)
+            return dry_run(planned, region=region, profile=profile)
         if not redis_url:
             raise ConfigError(
                 "no Redis to carry events: set REDIS_URL (redis:// or rediss://) or use --sandbox"
             )
-        output = _choose_output(args.output, sys.stdout)
-        from orchestrator.session import run_session
+        from orchestrator.session import local_executor, run_session
 
+        if executor == "lambda":
+            from orchestrator.dispatch import check_sizes
+            from orchestrator.lambda_executor import lambda_executor
+
+            check_sizes([p.job for p in planned])  # refused before any set-up
+            if sandbox is not None:
+                lambda_settings = sandbox.prepare_lambda(lambda_settings)
+            factory = lambda_executor(
+                lambda_settings,
+                region=region,
+                profile=profile,
+                run_id=run_id,
+                worker_environment={"REDIS_URL": redis_url},
+                on_ready=None if sandbox is None else sandbox.on_queue_ready,
+            )
+            queued_window_s: float | None = max(spec.heartbeat, QUEUED_WINDOW_S)
+        else:
+            factory = local_executor(max_parallel, region, profile)
+            queued_window_s = None
         return run_session(
             planned,
             run_id=run_id,
             redis_url=redis_url,
-            output=output,
+            output=_choose_output(args.output, sys.stdout),
+            exit_on_done=args.exit_on_done,
             spec_path=args.spec,
-            max_parallel=max_parallel,
             heartbeat_s=spec.heartbeat,
-            region=region,
-            profile=args.profile or settings.profile,
+            executor_factory=factory,
+            queued_window_s=queued_window_s,
         )
     raise AssertionError("unreachable: the with-block returns")

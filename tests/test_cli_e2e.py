@@ -251,3 +251,29 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_lambda_executor_in_the_sandbox_deploys_twenty_services(redis_url: str, tmp_path: Path) -> None:
+    """The production path (pack, Lambda, FIFO queue, mapping, handler) end to end in the sandbox."""
+    entries = twenty_services()
+    for entry in entries:
+        entry["tag"] = entry["tag"].replace("bad-build", "broken-build")  # the sandbox's bad images
+    spec_path = write_spec(tmp_path / "fleet.toml", entries, poll_interval="200ms", timeout="60s")
+
+    result = run_cli(
+        str(spec_path), "--sandbox", "--executor", "lambda", "--json", redis_url=redis_url, timeout=300
+    )
+
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    setup = {(line["step"], line["status"]) for line in lines if line["type"] == "setup"}
+    assert {
+        ("pack", "done"),
+        ("lambda", "done"),
+        ("queue", "done"),
+        ("mapping", "done"),
+        ("dispatch", "done"),
+    } <= setup
+    statuses = {(r["service"], r["container"]): r["status"] for r in lines[-1]["results"]}
+    assert len(statuses) == 24
+    assert statuses == {key: "rolled_back" if key[0] == "svc07" else "succeeded" for key in statuses}

@@ -8,6 +8,8 @@ silently dropping a field.
 
 from __future__ import annotations
 
+import hashlib
+import string
 import time
 from enum import StrEnum
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SQS_ID_MAX_LENGTH",
     "TERMINAL_PHASES",
     "ContainerChange",
     "DeployJob",
@@ -22,6 +25,9 @@ __all__ = [
     "JobOptions",
     "Phase",
     "WorkerEvent",
+    "dedup_id",
+    "group_id",
+    "job_from_message",
 ]
 
 
@@ -39,6 +45,7 @@ class Phase(StrEnum):
     IN_PROGRESS = "in_progress"  # following our deployment; details carry the counts
     ROLLING_BACK = "rolling_back"  # we asked ECS to go back to the previous revision
     DUPLICATE = "duplicate"  # a second delivery of a job that another worker owns
+    HANDED_OVER = "handed_over"  # the worker's time ran out; a continuation follows on
     SUCCEEDED = "succeeded"
     SKIPPED = "skipped"  # every named container already runs the target image
     FAILED = "failed"
@@ -81,6 +88,8 @@ class DeployJob(_Strict):
     region: str | None = None
     changes: tuple[ContainerChange, ...] = Field(min_length=1)
     options: JobOptions = JobOptions()
+    # How many times a worker handed this job over to a continuation (Lambda's 900 s limit).
+    continuation: int = Field(default=0, ge=0)
 
 
 class EventDetails(_Strict):
@@ -117,3 +126,33 @@ def job_from_message(body: str | bytes | dict[str, Any]) -> DeployJob:
     if isinstance(body, dict):
         return DeployJob.model_validate(body)
     return DeployJob.model_validate_json(body)
+
+
+# SQS's MessageGroupId and MessageDeduplicationId: at most 128 of these characters.
+SQS_ID_MAX_LENGTH = 128
+_SQS_ID_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
+_SQS_ID_HASH_LENGTH = 20
+
+
+def _sqs_id(raw: str) -> str:
+    """`raw` when SQS accepts it as an id, else a readable prefix plus a hash of all of it."""
+    if raw and len(raw) <= SQS_ID_MAX_LENGTH and set(raw) <= _SQS_ID_CHARS:
+        return raw
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:_SQS_ID_HASH_LENGTH]
+    readable = "".join(c if c in _SQS_ID_CHARS else "_" for c in raw)
+    return f"{readable[: SQS_ID_MAX_LENGTH - _SQS_ID_HASH_LENGTH - 1]}#{digest}"
+
+
+def group_id(job: DeployJob) -> str:
+    """The FIFO message group of a job: one per service, so two deploys of it never overlap.
+
+    A cluster or service given as an ARN counts as its name, so both spellings share a group.
+    """
+    cluster = job.cluster.rsplit("/", 1)[-1]
+    service = job.service.rsplit("/", 1)[-1]
+    return _sqs_id(f"{cluster}/{service}")
+
+
+def dedup_id(job: DeployJob) -> str:
+    """The FIFO deduplication id: a redelivered send is dropped, a continuation is not."""
+    return _sqs_id(f"{job.job_id}:{job.continuation}")

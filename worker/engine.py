@@ -4,6 +4,11 @@ The same code runs inside Lambda and in the orchestrator's local executor. Every
 reported as a `WorkerEvent`, and every job ends in exactly one terminal phase: nothing is
 left half-done silently. Decisions are made by the pure modules (`taskdef`, `rollout`);
 this module only sequences I/O around them.
+
+A Lambda invocation lasts at most 900 s, a rollout may last longer: given `hand_over_at`,
+`run` stops following before that instant, says so (`Phase.HANDED_OVER`, not terminal) and
+gives up its lease, so that a continuation of the job (same job, next delivery) resumes
+following the recorded deployment at once; it never registers or updates again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ SUPPORTED_CONTROLLER = "ECS"
 BACKOFF_FACTOR = 1.5
 
 
+class _HandOver(Exception):
+    """The next poll would pass the hand-over instant: stop following, a continuation goes on."""
+
+    def __init__(self, details: EventDetails) -> None:
+        super().__init__("handing over")
+        self.details = details
+
+
 class JobAborted(Exception):
     """A step refused the job; its message is the terminal event's message."""
 
@@ -50,6 +63,7 @@ class _Reporter:
     owner: str
     lease_s: float
     seq: int
+    hand_over_at: float | None = None
 
     async def emit(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
         self.seq += 1
@@ -99,8 +113,14 @@ class Deployer:
         # How long a silent owner keeps the job before a redelivery may take over.
         self._min_lease_s = min_lease_s
 
-    async def run(self, job: DeployJob) -> Phase | None:
-        """Run `job` to a terminal phase; None when another worker owns it (a duplicate)."""
+    async def run(self, job: DeployJob, *, hand_over_at: float | None = None) -> Phase | None:
+        """Run `job` to a terminal phase; None when another worker owns it (a duplicate).
+
+        With `hand_over_at` (a `time.time()` instant), following stops before the poll that
+        would pass it: the job is then `Phase.HANDED_OVER`, its lease released, and the caller
+        must deliver its continuation. A rollback of ours is never handed over: it is followed
+        until `hand_over_at` at most and reported as unfinished if it runs past it.
+        """
         owner = uuid.uuid4().hex
         lease_s = max(self._min_lease_s, 3 * job.options.poll_max_s, 2 * job.options.heartbeat_s)
         record = await self._ledger.acquire(job, owner, lease_s)
@@ -115,7 +135,7 @@ class Deployer:
                 )
             )
             return None
-        reporter = _Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq)
+        reporter = _Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq, hand_over_at)
         try:
             if record.terminal is not None:
                 await reporter.emit(
@@ -123,6 +143,14 @@ class Deployer:
                 )
                 return record.terminal
             phase, message, details = await self._drive(job, record, reporter)
+        except _HandOver as handing:
+            await reporter.emit(
+                Phase.HANDED_OVER,
+                f"handing over to continuation {job.continuation + 1}: the worker's time is running out",
+                handing.details,
+            )
+            await self._ledger.release(job, owner)  # the continuation may take it at once
+            return Phase.HANDED_OVER
         except JobAborted as aborted:
             phase, message, details = aborted.phase, str(aborted), aborted.details
         except (ClientError, BotoCoreError) as exc:
@@ -138,9 +166,10 @@ class Deployer:
         self, job: DeployJob, record: JobRecord, reporter: _Reporter
     ) -> tuple[Phase, str, EventDetails]:
         if record.deployment_id and record.task_definition_arn:
+            how = f"continuing (hand-over {job.continuation})" if job.continuation else "resuming"
             await reporter.emit(
                 Phase.STARTED,
-                f"resuming: following deployment {record.deployment_id}",
+                f"{how}: following deployment {record.deployment_id}",
                 EventDetails(
                     deployment_id=record.deployment_id, task_definition_arn=record.task_definition_arn
                 ),
@@ -260,16 +289,30 @@ class Deployer:
         arn: str,
         previous: str | None,
         deadline: float,
+        hand_over_at: float | None = None,
     ) -> Rollout | None:
-        """Poll until our deployment is terminal; None when the deadline passes first."""
+        """Poll until our deployment is terminal; None when the deadline passes first.
+
+        Raises `_HandOver` instead of sleeping past `hand_over_at`.
+        """
         wait = job.options.poll_min_s
         last_reported: tuple[int, int, int, int] | None = None
         last_emit = time.monotonic()
         while True:
-            remaining = deadline - time.time()
+            now = time.time()
+            remaining = deadline - now
             if remaining <= 0:
                 return None
-            await anyio.sleep(min(wait, remaining))
+            pause = min(wait, remaining)
+            if hand_over_at is not None and now + pause > hand_over_at:
+                raise _HandOver(
+                    EventDetails(
+                        deployment_id=deployment_id,
+                        task_definition_arn=arn,
+                        previous_task_definition_arn=previous,
+                    )
+                )
+            await anyio.sleep(pause)
             wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
             response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
             services = response.get("services", [])
@@ -298,7 +341,9 @@ class Deployer:
         previous: str | None,
         deadline: float,
     ) -> tuple[Phase, str, EventDetails]:
-        rollout = await self._follow(job, reporter, deployment_id, arn, previous, deadline)
+        rollout = await self._follow(
+            job, reporter, deployment_id, arn, previous, deadline, reporter.hand_over_at
+        )
         if rollout is None:
             details = EventDetails(deployment_id=deployment_id, task_definition_arn=arn)
             note = (
@@ -335,8 +380,12 @@ class Deployer:
             deployment_id = await self._update(job, previous)
         except JobAborted as exc:
             return f"rollback to {previous} failed: {exc}"
-        # The rollback gets its own budget: the job's deadline may already be spent.
+        # The rollback gets its own budget: the job's deadline may already be spent. It is not
+        # handed over (a continuation would resume our failed deployment, not the rollback), so
+        # it ends, unfinished if need be, before the worker's time does.
         rollback_deadline = time.time() + max(job.options.timeout_s, 60.0)
+        if reporter.hand_over_at is not None:
+            rollback_deadline = min(rollback_deadline, reporter.hand_over_at)
         rollout = await self._follow(job, reporter, deployment_id, previous, None, rollback_deadline)
         if rollout is not None and rollout.state is RolloutState.COMPLETED:
             return f"rolled back to {previous}"

@@ -1,0 +1,290 @@
+"""The Lambda entry point: one SQS FIFO batch in, the records to deliver again out.
+
+Why a module of its own: the deploy itself is the `Deployer` the local executor runs; what
+Lambda adds is the queue's rules. Records of one message group (one service) run in order,
+groups run side by side. A record whose processing raised is reported in `batchItemFailures`,
+and on a FIFO queue so is every record after it in the batch (AWS's rule; the ledger makes the
+redelivery harmless). A malformed record goes to the dead-letter queue at once instead of
+blocking its group for `maxReceiveCount` deliveries. A job still following its rollout when
+the invocation's time runs out is handed over: its continuation (the same job, `continuation
++ 1`) is sent to the back of its group and resumes following; it never deploys twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Collection, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from worker.aws import ecs_client, retry_config
+from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
+from worker.engine import Deployer
+from worker.ledger import JobLedger
+from worker.publisher import EventPublisher, connect_redis
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+__all__ = [
+    "MALFORMED_SEQ",
+    "Record",
+    "batch_item_failures",
+    "hand_over_at",
+    "handler",
+    "ordered_groups",
+    "recover_ids",
+    "safety_margin_s",
+]
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]  # one SQS record of a Lambda event
+
+SAFETY_MARGIN_S = 10.0  # to publish the hand-over and send the continuation, with room to spare
+PER_RECORD_MARGIN_S = 0.5  # each record of the batch may have to hand over
+MAX_MARGIN_SHARE = 0.25  # a short invocation keeps at least 3/4 of its time for work
+DEFAULT_REMAINING_MS = 900_000  # Lambda's maximum, when called without a context
+MALFORMED_SEQ = 1 << 40  # above any real job's sequence: the verdict on a malformed job is final
+ERRORS_SHOWN = 3
+
+
+# --- pure -------------------------------------------------------------------------------------
+
+
+def safety_margin_s(remaining_s: float, records: int) -> float:
+    """How long before the invocation's end the jobs must have handed over."""
+    return min(SAFETY_MARGIN_S + PER_RECORD_MARGIN_S * records, remaining_s * MAX_MARGIN_SHARE)
+
+
+def hand_over_at(now: float, remaining_s: float, records: int) -> float:
+    return now + remaining_s - safety_margin_s(remaining_s, records)
+
+
+def batch_item_failures(message_ids: Sequence[str], failed: Collection[str]) -> list[dict[str, str]]:
+    """The response entries: the first failed record and every record after it (FIFO)."""
+    first = next((i for i, message_id in enumerate(message_ids) if message_id in failed), None)
+    if first is None:
+        return []
+    return [{"itemIdentifier": message_id} for message_id in message_ids[first:]]
+
+
+def ordered_groups(records: Sequence[Record]) -> list[list[int]]:
+    """Record indices per message group, in batch order; without a group a record is alone."""
+    groups: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        group = (record.get("attributes") or {}).get("MessageGroupId")
+        groups.setdefault(f"g:{group}" if group else f"m:{index}", []).append(index)
+    return list(groups.values())
+
+
+def recover_ids(body: object) -> tuple[str, str] | None:
+    """(run_id, job_id) of a malformed job body when they can still be read from it."""
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    run_id, job_id = data.get("run_id"), data.get("job_id")
+    if isinstance(run_id, str) and run_id and isinstance(job_id, str) and job_id:
+        return run_id, job_id
+    return None
+
+
+def _queue_of(arn: str) -> tuple[str, str, str]:
+    """(region, account, name) of an SQS queue ARN."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn!r}")
+    return parts[3], parts[4], parts[5]
+
+
+def _summary(exc: ValidationError) -> str:
+    """The validation errors without the input values: short, and the log needs no body."""
+    errors = exc.errors(include_input=False, include_url=False)
+    shown = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors[:ERRORS_SHOWN])
+    more = f" (+{len(errors) - ERRORS_SHOWN} more)" if len(errors) > ERRORS_SHOWN else ""
+    return f"{shown}{more}"
+
+
+async def _send(sqs: SQSClient, queue_url: str, body: str, group: str, dedup: str) -> None:
+    """Send `body`; a FIFO queue needs the group and deduplication ids, a standard one refuses them."""
+    if queue_url.endswith(".fifo"):
+        await sqs.send_message(
+            QueueUrl=queue_url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup
+        )
+    else:
+        await sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+
+
+# --- I/O --------------------------------------------------------------------------------------
+
+
+class _Batch:
+    """What one invocation shares between its records: Redis, clients, queue URLs."""
+
+    def __init__(self, hand_over_at: float) -> None:
+        self.hand_over_at = hand_over_at
+        self._stack = AsyncExitStack()
+        self._lock = anyio.Lock()
+        self._redis: Redis | None = None
+        self._deployers: dict[str | None, Deployer] = {}
+        self._sqs: dict[str, SQSClient] = {}
+        self._urls: dict[str, str] = {}  # queue ARN -> URL
+        self._dlqs: dict[str, str | None] = {}  # source queue ARN -> DLQ URL
+
+    async def __aenter__(self) -> _Batch:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            if self._redis is not None:
+                await self._redis.aclose()
+
+    async def process(self, record: Record) -> None:
+        """Handle one record; raises when SQS must deliver it again."""
+        try:
+            job = job_from_message(record["body"])
+        except ValidationError as exc:
+            await self._reject(record, _summary(exc))
+            return
+        if time.time() >= self.hand_over_at:  # no time left even to start: pass it on untouched
+            await self._continue(record, job)
+            return
+        deployer = await self._deployer(job.region or os.environ.get("AWS_REGION"))
+        phase = await deployer.run(job, hand_over_at=self.hand_over_at)
+        log.info("record %s: job %s %s", record["messageId"], job.job_id, phase or "owned elsewhere")
+        if phase is Phase.HANDED_OVER:
+            await self._continue(record, job)
+
+    async def _continue(self, record: Record, job: DeployJob) -> None:
+        following = job.model_copy(update={"continuation": job.continuation + 1})
+        arn = str(record["eventSourceARN"])
+        url = await self._queue_url(arn)
+        group = (record.get("attributes") or {}).get("MessageGroupId") or group_id(following)
+        sqs = await self._sqs_client(_queue_of(arn)[0])
+        await _send(sqs, url, following.model_dump_json(), group, dedup_id(following))
+        log.info("job %s: continuation %d sent", job.job_id, following.continuation)
+
+    async def _reject(self, record: Record, reason: str) -> None:
+        """A body that is no job: to the dead-letter queue, and say so on the job if we can."""
+        message_id = str(record["messageId"])
+        log.error("record %s is not a valid job (%s)", message_id, reason)
+        arn = str(record["eventSourceARN"])
+        dlq = await self._dlq_url(arn)
+        if dlq is not None:
+            group = (record.get("attributes") or {}).get("MessageGroupId") or "malformed"
+            sqs = await self._sqs_client(_queue_of(arn)[0])
+            await _send(sqs, dlq, str(record["body"]), group, message_id)
+            where = "set aside in the dead-letter queue"
+        else:
+            where = "no dead-letter queue is configured, so SQS will deliver it again"
+        await self._report_malformed(
+            record.get("body"), f"the job's message is malformed ({reason}); {where}"
+        )
+        if dlq is None:
+            raise ValueError(f"record {message_id} is not a valid job and has no dead-letter queue")
+
+    async def _report_malformed(self, body: object, message: str) -> None:
+        ids = recover_ids(body)
+        if ids is None:
+            return
+        event = WorkerEvent(
+            run_id=ids[0], job_id=ids[1], seq=MALFORMED_SEQ, phase=Phase.FAILED, message=message
+        )
+        try:
+            await EventPublisher(self._redis_client()).publish(event)
+        except Exception:  # the record is dealt with; a lost event only costs the job a `lost` verdict
+            log.exception("could not report malformed job %s", ids[1])
+
+    def _redis_client(self) -> Redis:
+        if self._redis is None:
+            url = os.environ.get("REDIS_URL")
+            if not url:
+                raise RuntimeError("REDIS_URL is not set: the worker cannot record or report jobs")
+            self._redis = connect_redis(url)
+        return self._redis
+
+    async def _deployer(self, region: str | None) -> Deployer:
+        async with self._lock:
+            deployer = self._deployers.get(region)
+            if deployer is None:
+                redis = self._redis_client()
+                ecs = await self._stack.enter_async_context(ecs_client(region))
+                deployer = self._deployers[region] = Deployer(ecs, JobLedger(redis), EventPublisher(redis))
+            return deployer
+
+    async def _sqs_client(self, region: str) -> SQSClient:
+        async with self._lock:
+            if region not in self._sqs:
+                import aioboto3  # deferred, as in worker.aws
+
+                session = aioboto3.Session(region_name=region)
+                created: SQSClient = await self._stack.enter_async_context(
+                    session.client("sqs", config=retry_config())
+                )
+                self._sqs[region] = created
+            return self._sqs[region]
+
+    async def _queue_url(self, arn: str) -> str:
+        url = self._urls.get(arn)
+        if url is None:
+            region, account, name = _queue_of(arn)
+            sqs = await self._sqs_client(region)
+            response = await sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+            url = self._urls[arn] = response["QueueUrl"]
+        return url
+
+    async def _dlq_url(self, source_arn: str) -> str | None:
+        """The dead-letter queue of the source queue, from its RedrivePolicy."""
+        if source_arn not in self._dlqs:
+            sqs = await self._sqs_client(_queue_of(source_arn)[0])
+            url = await self._queue_url(source_arn)
+            attributes = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+            policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+            target = json.loads(policy).get("deadLetterTargetArn") if policy else None
+            self._dlqs[source_arn] = await self._queue_url(target) if target else None
+        return self._dlqs[source_arn]
+
+
+async def _process_batch(records: Sequence[Record], hand_over_at: float) -> set[str]:
+    """Run every record (groups side by side, in order within one); the failed message ids."""
+    failed: set[int] = set()
+
+    async def run_group(batch: _Batch, indices: list[int]) -> None:
+        for index in indices:
+            # A record after a failed one is reported anyway: do not start it.
+            if failed and min(failed) < index:
+                failed.add(index)
+                continue
+            try:
+                await batch.process(records[index])
+            except Exception:
+                log.exception("record %s failed; SQS will deliver it again", records[index]["messageId"])
+                failed.add(index)
+                return
+
+    async with _Batch(hand_over_at) as batch, anyio.create_task_group() as tg:
+        for indices in ordered_groups(records):
+            tg.start_soon(run_group, batch, indices)
+    return {str(records[index]["messageId"]) for index in failed}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda's entry point for an SQS event (ReportBatchItemFailures)."""
+    records: list[Record] = list(event.get("Records") or [])
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: DEFAULT_REMAINING_MS)()
+    until = hand_over_at(time.time(), remaining_ms / 1000, len(records))
+    failed = anyio.run(_process_batch, records, until)
+    message_ids = [str(record["messageId"]) for record in records]
+    return {"batchItemFailures": batch_item_failures(message_ids, failed)}
