@@ -17,6 +17,7 @@ from orchestrator.dispatch import MAX_MESSAGE_BYTES, batches, check_sizes, send_
 from orchestrator.errors import ConfigError
 from orchestrator.iam import caller_policy, worker_policy
 from orchestrator.job_queue import ensure_mapping, ensure_queue, queue_attributes
+from orchestrator.lambda_executor import LambdaExecutor
 from orchestrator.lambda_function import desired_configuration, ensure_function
 from orchestrator.sandbox import AwsEmulator
 from orchestrator.settings import LambdaSettings
@@ -192,3 +193,24 @@ def test_caller_policy_passes_only_the_worker_role_to_lambda() -> None:
     [passrole] = [s for s in policy["Statement"] if s["Action"] == "iam:PassRole"]
     assert passrole["Resource"] == "arn:aws:iam::123456789012:role/worker"
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+
+
+async def test_second_run_uploads_nothing(settings: LambdaSettings) -> None:
+    """Set-up twice with the real pack: the second finds code, configuration and mapping up to date."""
+    steps: list[tuple[str, str, str]] = []
+    for _ in range(2):
+        steps.clear()
+        executor = LambdaExecutor(
+            settings,
+            region=REGION,
+            profile=None,
+            worker_environment={"REDIS_URL": "redis://cache:6379"},
+            on_setup=lambda step, status, message: steps.append((step, status, message)),
+            run_id="run-setup",
+        )
+        async with executor:
+            await executor.prepare()
+    done = {step: message for step, status, message in steps if status == "done"}
+    assert done["lambda"].endswith(": up to date"), done
+    assert done["mapping"].startswith("up to date"), done
+    assert "(cached deps)" in done["pack"]
