@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
-from orchestrator.sandbox.esm import EventSourceMappingEmulator, LambdaContext, reported_failures, sqs_record
+from orchestrator.sandbox.esm import EventSourceMappingEmulator, LambdaContext, sqs_record
 from worker.aws import ecs_client
 from worker.contract import (
     ContainerChange,
@@ -31,11 +31,7 @@ from worker.contract import (
 from worker.engine import Deployer
 from worker.handler import (
     MALFORMED_SEQ,
-    batch_item_failures,
     handler,
-    ordered_groups,
-    recover_ids,
-    safety_margin_s,
 )
 from worker.keys import event_stream
 from worker.ledger import JobLedger
@@ -439,137 +435,3 @@ def test_a_record_with_no_time_left_is_passed_on_untouched(lambda_env: AwsEmulat
     assert job_from_message(passed_on["Body"]) == job.model_copy(update={"continuation": 1})
     assert passed_on["Attributes"]["MessageDeduplicationId"] == f"{job.job_id}:1"
     assert passed_on["Attributes"]["MessageGroupId"] == group_id(job)
-
-
-# --- pure parts -------------------------------------------------------------------------------
-
-
-def _job(
-    cluster: str = CLUSTER, service: str = "api", job_id: str = "run:abc", continuation: int = 0
-) -> DeployJob:
-    return DeployJob(
-        run_id="run",
-        job_id=job_id,
-        cluster=cluster,
-        service=service,
-        changes=(ContainerChange(container="app", image=NEW),),
-        continuation=continuation,
-    )
-
-
-@pytest.mark.parametrize(
-    ("cluster", "service", "expected"),
-    [
-        pytest.param("prod", "api", "prod/api", id="names"),
-        pytest.param(
-            "arn:aws:ecs:us-east-1:123456789012:cluster/prod",
-            "arn:aws:ecs:us-east-1:123456789012:service/prod/api",
-            "prod/api",
-            id="arns-share-the-names-group",
-        ),
-    ],
-)
-def test_group_id_is_one_per_service(cluster: str, service: str, expected: str) -> None:
-    assert group_id(_job(cluster, service)) == expected
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(lambda: group_id(_job(service="s" * 255)), id="long-service-group"),
-        pytest.param(lambda: group_id(_job(service="café api")), id="non-ascii-group"),
-        pytest.param(lambda: dedup_id(_job(job_id="j" * 200)), id="long-job-id-dedup"),
-    ],
-)
-def test_sqs_ids_always_fit_sqs(make: Callable[[], str]) -> None:
-    value = make()
-    assert 0 < len(value) <= 128
-    assert all(c.isascii() and c.isprintable() and c != " " for c in value)
-
-
-def test_sqs_ids_that_had_to_be_shortened_stay_distinct() -> None:
-    assert group_id(_job(service="s" * 200 + "a")) != group_id(_job(service="s" * 200 + "b"))
-    assert group_id(_job(service="café")) != group_id(_job(service="cafe"))
-
-
-@pytest.mark.parametrize(
-    ("continuation", "expected"),
-    [(0, f"{'r' * 80}:0"), (1, f"{'r' * 80}:1"), (12, f"{'r' * 80}:12")],
-)
-def test_dedup_id_tells_continuations_apart(continuation: int, expected: str) -> None:
-    assert dedup_id(_job(job_id="r" * 80, continuation=continuation)) == expected
-
-
-def test_continuation_cannot_be_negative() -> None:
-    with pytest.raises(ValueError, match="continuation"):
-        _job(continuation=-1)
-
-
-@pytest.mark.parametrize(
-    ("failed", "expected"),
-    [
-        pytest.param(set(), [], id="none"),
-        pytest.param({"m1"}, ["m1", "m2", "m3"], id="first-fails-all"),
-        pytest.param({"m2"}, ["m2", "m3"], id="middle"),
-        pytest.param({"m3"}, ["m3"], id="last"),
-        pytest.param({"m3", "m2"}, ["m2", "m3"], id="several"),
-        pytest.param({"elsewhere"}, [], id="unknown-id-ignored"),
-    ],
-)
-def test_batch_item_failures_follow_the_fifo_rule(failed: set[str], expected: list[str]) -> None:
-    assert batch_item_failures(["m1", "m2", "m3"], failed) == [{"itemIdentifier": m} for m in expected]
-
-
-def test_groups_keep_batch_order_and_ungrouped_records_run_alone() -> None:
-    records: list[dict[str, Any]] = [
-        {"messageId": "0", "attributes": {"MessageGroupId": "prod/api"}},
-        {"messageId": "1", "attributes": {"MessageGroupId": "prod/web"}},
-        {"messageId": "2", "attributes": {"MessageGroupId": "prod/api"}},
-        {"messageId": "3", "attributes": {}},
-        {"messageId": "4"},
-    ]
-    assert ordered_groups(records) == [[0, 2], [1], [3], [4]]
-
-
-@pytest.mark.parametrize(
-    ("remaining_s", "records", "expected"),
-    [
-        pytest.param(900.0, 1, 10.5, id="a-full-invocation-keeps-10s-and-a-bit"),
-        pytest.param(900.0, 10, 15.0, id="more-for-a-full-batch"),
-        pytest.param(4.0, 1, 1.0, id="short-invocation-keeps-most-of-its-time"),
-    ],
-)
-def test_safety_margin(remaining_s: float, records: int, expected: float) -> None:
-    assert safety_margin_s(remaining_s, records) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        pytest.param('{"run_id": "r", "job_id": "j", "cluster": 3}', ("r", "j"), id="ids-readable"),
-        pytest.param('{"run_id": "r"}', None, id="no-job-id"),
-        pytest.param('{"run_id": "r", "job_id": 7}', None, id="job-id-not-text"),
-        pytest.param("[1, 2]", None, id="not-an-object"),
-        pytest.param("{not json", None, id="not-json"),
-    ],
-)
-def test_recover_ids(body: str, expected: tuple[str, str] | None) -> None:
-    assert recover_ids(body) == expected
-
-
-@pytest.mark.parametrize(
-    ("response", "expected"),
-    [
-        pytest.param(None, (), id="no-response"),
-        pytest.param({}, (), id="empty"),
-        pytest.param({"batchItemFailures": []}, (), id="none-failed"),
-        pytest.param({"batchItemFailures": [{"itemIdentifier": "b"}]}, ("b",), id="one"),
-        pytest.param({"batchItemFailures": [{"itemIdentifier": "zz"}]}, None, id="unknown-id-fails-all"),
-        pytest.param({"batchItemFailures": [{"itemIdentifier": ""}]}, None, id="empty-id-fails-all"),
-        pytest.param("ok", None, id="not-an-object"),
-    ],
-)
-def test_reported_failures_read_the_response_as_lambda_does(
-    response: object, expected: tuple[str, ...] | None
-) -> None:
-    assert reported_failures(response, ["a", "b"]) == expected
