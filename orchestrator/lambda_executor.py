@@ -18,7 +18,7 @@ import anyio
 from redis.asyncio import Redis
 
 from orchestrator.aws_clients import lambda_client, sqs_client
-from orchestrator.dispatch import check_sizes, send_jobs
+from orchestrator.dispatch import send_jobs
 from orchestrator.job_queue import JobQueue, delete_queue, ensure_mapping, ensure_queue
 from orchestrator.lambda_function import ensure_function
 from orchestrator.run import Renderer
@@ -149,7 +149,6 @@ class LambdaExecutor:
         on_failed: Callable[[DeployJob, str], None],
     ) -> None:
         assert self._sqs is not None and self.queue is not None, "prepare() first"
-        check_sizes(jobs)
         await send_jobs(self._sqs, self.queue.url, jobs, on_start, on_failed)
         self._on_setup("dispatch", "done", f"{len(jobs)} jobs sent to {self._queue_name}.fifo")
 

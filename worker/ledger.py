@@ -28,6 +28,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class JobLedger:
         self._redis = redis
         self._ttl_ms = int(ttl_s * 1000)
         self._renew = redis.register_script(_RENEW_LUA)
+        self._release = redis.register_script(_RELEASE_LUA)
 
     async def acquire(self, job: DeployJob, owner: str, lease_s: float) -> JobRecord | None:
         """Take the job's lease; None when another live worker holds it."""
@@ -88,6 +95,4 @@ class JobLedger:
 
     async def release(self, job: DeployJob, owner: str) -> None:
         """Give the lease up at once (a terminal phase is recorded; nobody needs to wait)."""
-        lease = job_lease(job.run_id, job.job_id)
-        if await self._redis.get(lease) == owner.encode():
-            await self._redis.delete(lease)
+        await self._release(keys=[job_lease(job.run_id, job.job_id)], args=[owner])
