@@ -102,8 +102,10 @@ def start_sandbox(
     spec: Spec, region: str, *, redis_url: str | None = None, scenario: RolloutScenario = SANDBOX_SCENARIO
 ) -> Iterator[Sandbox]:
     with ExitStack() as stack:
-        emulator = stack.enter_context(AwsEmulator(scenario, throttling=True))
+        emulator = stack.enter_context(AwsEmulator(scenario))
         seed_services(emulator.endpoint_url, region, sandbox_services(spec))
+        # Throttle from here on, with full buckets: seeding is not part of the deploy.
+        emulator.set_throttling(True)
         stack.enter_context(_environment(sandbox_aws_env(emulator.endpoint_url, region)))
         if redis_url is None:
             try:
