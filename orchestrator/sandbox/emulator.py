@@ -104,6 +104,10 @@ class _Middleware:
         with self._lock:
             self._faults.setdefault(action, []).extend([status] * count)
 
+    def pending_faults(self) -> dict[str, int]:
+        with self._lock:
+            return {action: len(statuses) for action, statuses in self._faults.items() if statuses}
+
     def configure(self, throttling: bool, buckets: Mapping[str, tuple[float, float]] | None) -> None:
         with self._lock:
             self.throttling = throttling
@@ -289,6 +293,10 @@ class AwsEmulator:
         if count < 1 or status < 400:
             raise ValueError("inject_fault needs count >= 1 and an error status (>= 400)")
         self._middleware.add_fault(action, status, count)
+
+    def pending_faults(self) -> dict[str, int]:
+        """Injected faults not answered yet, per action."""
+        return self._middleware.pending_faults()
 
     def request_counts(self) -> dict[str, int]:
         """Requests received per API action since the last reset (throttled and failed included)."""
