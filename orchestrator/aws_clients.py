@@ -1,33 +1,27 @@
-"""The orchestrator's own AWS clients (Lambda, SQS), with the workers' retry settings."""
+"""The orchestrator's own AWS clients (Lambda, SQS, ECR), with the workers' retry settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from worker.aws import retry_config
+from worker.aws import aws_client
 
 if TYPE_CHECKING:
+    from types_aiobotocore_ecr import ECRClient
     from types_aiobotocore_lambda import LambdaClient
     from types_aiobotocore_sqs import SQSClient
 
-__all__ = ["lambda_client", "sqs_client"]
+__all__ = ["ecr_client", "lambda_client", "sqs_client"]
 
 
-@asynccontextmanager
-async def lambda_client(region: str | None, profile: str | None) -> AsyncIterator[LambdaClient]:
-    import aioboto3
-
-    session = aioboto3.Session(profile_name=profile, region_name=region)
-    async with session.client("lambda", config=retry_config()) as client:
-        yield client
+def lambda_client(region: str | None, profile: str | None) -> AbstractAsyncContextManager[LambdaClient]:
+    return aws_client("lambda", region, profile)
 
 
-@asynccontextmanager
-async def sqs_client(region: str | None, profile: str | None) -> AsyncIterator[SQSClient]:
-    import aioboto3
+def sqs_client(region: str | None, profile: str | None) -> AbstractAsyncContextManager[SQSClient]:
+    return aws_client("sqs", region, profile)
 
-    session = aioboto3.Session(profile_name=profile, region_name=region)
-    async with session.client("sqs", config=retry_config()) as client:
-        yield client
+
+def ecr_client(region: str | None, profile: str | None) -> AbstractAsyncContextManager[ECRClient]:
+    return aws_client("ecr", region, profile)

@@ -1,31 +1,65 @@
-"""`--dry-run`: read AWS, print per target the image it runs now and the one it would get.
+"""`--dry-run` and `plan`: read AWS, show per target what a deploy would change.
 
-Read-only by construction: only describe_* calls are made.
+`--dry-run` prints the image each target runs now and the one it would get; `plan` adds the
+task-definition diff a deploy would register (only image lines should appear) and, for images
+in this account's ECR, the digest the tag resolves to. Read-only by construction: only
+describe_* calls are made.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from botocore.exceptions import ClientError
 
+from orchestrator.aws_clients import ecr_client
 from orchestrator.plan import PlannedJob
 from worker.aws import ecs_client
-from worker.taskdef import current_images
+from worker.images import parse_image
+from worker.taskdef import build_registration, current_images, revision_diff
 
 if TYPE_CHECKING:
+    from types_aiobotocore_ecr import ECRClient
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["describe_plan", "dry_run"]
+__all__ = ["describe_plan", "dry_run", "ecr_digest"]
 
 MAX_PARALLEL_READS = 10
 
 
-async def _describe_job(ecs: ECSClient, planned: PlannedJob) -> list[tuple[str, bool]]:
-    """(line, fine) per target: `fine` is False when the deploy would be refused."""
+ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
+
+
+async def ecr_digest(ecr: ECRClient, image: str) -> tuple[str, bool] | None:
+    """What ECR says of `image`'s tag: (line, fine); None for an image not hosted in ECR."""
+    ref = parse_image(image)
+    host = ECR_HOST.match(ref.registry or "")
+    if host is None or ref.tag is None:
+        return None
+    try:
+        described = await ecr.describe_images(
+            registryId=host["account"], repositoryName=ref.repository, imageIds=[{"imageTag": ref.tag}]
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return f"ecr: {ref.repository}:{ref.tag} not found ({code})", False
+    digest = described["imageDetails"][0].get("imageDigest", "?")
+    return f"ecr: {ref.repository}:{ref.tag} is {digest}", True
+
+
+def _diff_lines(described: Mapping[str, Any], todo: Mapping[str, str]) -> list[tuple[str, bool]]:
+    request = build_registration(described, todo)
+    return [(f"    {line}", True) for line in revision_diff(described, request)]
+
+
+async def _describe_job(ecs: ECSClient, ecr: ECRClient | None, planned: PlannedJob) -> list[tuple[str, bool]]:
+    """(line, fine) per target, plus the diff and digests with `ecr` (`plan`): `fine` is
+    False when the deploy would be refused."""
     job = planned.job
     try:
         response = await ecs.describe_services(cluster=job.cluster, services=[job.service])
@@ -33,7 +67,7 @@ async def _describe_job(ecs: ECSClient, planned: PlannedJob) -> list[tuple[str, 
         if not services:
             return [(f"{job.cluster}/{job.service}: service not found", False)]
         arn = services[0]["taskDefinition"]
-        described = await ecs.describe_task_definition(taskDefinition=arn)
+        described = await ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
     except ClientError as exc:
         return [(f"{job.cluster}/{job.service}: {exc.response.get('Error', {}).get('Message', exc)}", False)]
     images = current_images(described["taskDefinition"])
@@ -49,20 +83,28 @@ async def _describe_job(ecs: ECSClient, planned: PlannedJob) -> list[tuple[str, 
             lines.append((f"{label}: {now} (unchanged, would skip)", True))
         else:
             lines.append((f"{label}: {now} -> {target.image}", True))
+        if ecr is not None and (digest := await ecr_digest(ecr, target.image)) is not None:
+            lines.append((f"    {digest[0]}", digest[1]))
+    if ecr is not None and all(fine for _, fine in lines):
+        todo = {t.container: t.image for t in planned.targets if images.get(t.container) != t.image}
+        if todo:
+            lines += _diff_lines(described, todo)
     return lines
 
 
 async def describe_plan(
-    planned: Sequence[PlannedJob], region: str | None, profile: str | None
+    planned: Sequence[PlannedJob], region: str | None, profile: str | None, *, full: bool = False
 ) -> list[tuple[str, bool]]:
-    """One (line, fine) per target, in plan order."""
+    """(line, fine) per target, in plan order; `full` adds diffs and ECR digests."""
     results: dict[int, list[tuple[str, bool]]] = {}
     limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
-    async with ecs_client(region, profile) as ecs:
+    async with AsyncExitStack() as stack:
+        ecs = await stack.enter_async_context(ecs_client(region, profile))
+        ecr = await stack.enter_async_context(ecr_client(region, profile)) if full else None
 
         async def one(index: int, job: PlannedJob) -> None:
             async with limit:
-                results[index] = await _describe_job(ecs, job)
+                results[index] = await _describe_job(ecs, ecr, job)
 
         async with anyio.create_task_group() as tg:
             for index, job in enumerate(planned):
@@ -70,8 +112,10 @@ async def describe_plan(
     return [line for index in sorted(results) for line in results[index]]
 
 
-def dry_run(planned: Sequence[PlannedJob], *, region: str | None, profile: str | None) -> int:
-    lines = anyio.run(describe_plan, planned, region, profile)
+def dry_run(
+    planned: Sequence[PlannedJob], *, region: str | None, profile: str | None, full: bool = False
+) -> int:
+    lines = anyio.run(lambda: describe_plan(planned, region, profile, full=full))
     for line, _ in lines:
         print(line)
     print("dry run: nothing was changed", file=sys.stderr)

@@ -8,15 +8,15 @@ and the tests point every call at the emulator.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["ecs_client", "retry_config"]
+__all__ = ["aws_client", "ecs_client", "retry_config"]
 
 # ECS throttles per account and region (RegisterTaskDefinition: 20 burst then 1/s), shared
 # by every parallel worker: the standard mode's backoff with room for many attempts rides
@@ -32,9 +32,18 @@ def retry_config(max_attempts: int = MAX_ATTEMPTS, max_pool_connections: int = 5
 
 
 @asynccontextmanager
-async def ecs_client(region: str | None = None, profile: str | None = None) -> AsyncIterator[ECSClient]:
+async def aws_client(
+    service: str, region: str | None = None, profile: str | None = None
+) -> AsyncIterator[Any]:
+    """An aioboto3 client of `service` with our retry settings (typed by the wrappers)."""
     import aioboto3  # deferred: `--help` and the pure modules must not pay for it
 
     session = aioboto3.Session(profile_name=profile, region_name=region)
-    async with session.client("ecs", config=retry_config()) as client:
+    async with session.client(service, config=retry_config()) as client:
         yield client
+
+
+def ecs_client(
+    region: str | None = None, profile: str | None = None
+) -> AbstractAsyncContextManager[ECSClient]:
+    return aws_client("ecs", region, profile)

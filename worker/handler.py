@@ -24,7 +24,7 @@ import anyio
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from worker.aws import ecs_client, retry_config
+from worker.aws import aws_client, ecs_client
 from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
 from worker.engine import Deployer
 from worker.ledger import JobLedger
@@ -227,12 +227,7 @@ class _Batch:
     async def _sqs_client(self, region: str) -> SQSClient:
         async with self._lock:
             if region not in self._sqs:
-                import aioboto3  # deferred, as in worker.aws
-
-                session = aioboto3.Session(region_name=region)
-                created: SQSClient = await self._stack.enter_async_context(
-                    session.client("sqs", config=retry_config())
-                )
+                created: SQSClient = await self._stack.enter_async_context(aws_client("sqs", region))
                 self._sqs[region] = created
             return self._sqs[region]
 
