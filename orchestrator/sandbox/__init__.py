@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from orchestrator.sandbox.emulator import DEFAULT_ECS_BUCKETS, AwsEmulator, sandbox_aws_env
 from orchestrator.sandbox.redis_server import RedisServer, RedisServerNotFound
-from orchestrator.sandbox.seed import SeededService, seed_services
+from orchestrator.sandbox.seed import SeededService, seed_images, seed_services
 from orchestrator.sandbox.simulator import RolloutScenario, RolloutSimulator
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "RolloutSimulator",
     "SeededService",
     "sandbox_aws_env",
+    "seed_images",
     "seed_services",
 ]

@@ -10,12 +10,14 @@ botocore is fine here: seeding runs once, before anything async starts.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.session import Session, get_session
 
-__all__ = ["SeededService", "seed_services"]
+__all__ = ["SeededService", "seed_images", "seed_services"]
 
 SeededService = tuple[str, str, Mapping[str, str]]  # (cluster, service, {container: image})
 
@@ -74,3 +76,32 @@ def seed_services(
         )["service"]
         arns.append(created["serviceArn"])
     return arns
+
+
+def seed_images(
+    endpoint_url: str, region: str, images: Sequence[str], session: Session | None = None
+) -> None:
+    """Push a (synthetic) manifest for every tagged image hosted in ECR, so that ECR answers
+    for it as it would for a pushed image; images elsewhere are left alone."""
+    from worker.images import parse_image
+
+    session = session or get_session()
+    ecr: Any = session.create_client(
+        "ecr",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for image in dict.fromkeys(images):  # once each: ECR refuses the same image twice
+        ref = parse_image(image)
+        if ref.tag is None or ".dkr.ecr." not in (ref.registry or ""):
+            continue
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+            ecr.create_repository(repositoryName=ref.repository)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "ref": image,
+        }
+        ecr.put_image(repositoryName=ref.repository, imageTag=ref.tag, imageManifest=json.dumps(manifest))

@@ -22,7 +22,7 @@ from orchestrator.job_queue import JobQueue
 from orchestrator.sandbox.emulator import AwsEmulator, sandbox_aws_env
 from orchestrator.sandbox.esm import EventSourceMappingEmulator
 from orchestrator.sandbox.redis_server import RedisServer, RedisServerNotFound
-from orchestrator.sandbox.seed import SeededService, seed_services
+from orchestrator.sandbox.seed import SeededService, seed_images, seed_services
 from orchestrator.sandbox.simulator import RolloutScenario
 from orchestrator.settings import LambdaSettings
 from orchestrator.spec import Spec
@@ -103,7 +103,13 @@ def start_sandbox(
 ) -> Iterator[Sandbox]:
     with ExitStack() as stack:
         emulator = stack.enter_context(AwsEmulator(scenario))
-        seed_services(emulator.endpoint_url, region, sandbox_services(spec))
+        services = sandbox_services(spec)
+        seed_services(emulator.endpoint_url, region, services)
+        seed_images(
+            emulator.endpoint_url,
+            region,
+            [entry.reference for entry in spec.deploy] + [i for _, _, c in services for i in c.values()],
+        )
         # Throttle from here on, with full buckets: seeding is not part of the deploy.
         emulator.set_throttling(True)
         stack.enter_context(_environment(sandbox_aws_env(emulator.endpoint_url, region)))
