@@ -49,10 +49,16 @@ def caller_policy(
                 "Resource": function_arn,
             },
             {
+                # ListEventSourceMappings takes no resource and no condition key.
+                "Sid": "ListEventSourceMappings",
+                "Effect": "Allow",
+                "Action": "lambda:ListEventSourceMappings",
+                "Resource": "*",
+            },
+            {
                 "Sid": "ManageEventSourceMapping",
                 "Effect": "Allow",
                 "Action": [
-                    "lambda:ListEventSourceMappings",
                     "lambda:GetEventSourceMapping",
                     "lambda:CreateEventSourceMapping",
                     "lambda:UpdateEventSourceMapping",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LambdaSettings", "Settings"]
+from orchestrator.errors import ConfigError
+
+__all__ = ["LambdaSettings", "Settings", "load_settings"]
 
 
 class LambdaSettings(BaseSettings):
@@ -48,3 +50,18 @@ class Settings(BaseSettings):
     executor: Literal["local", "lambda"] = "local"
     max_parallel: int | None = Field(default=None, ge=1)
     lambda_: LambdaSettings = Field(default_factory=lambda: LambdaSettings())
+
+
+def load_settings() -> Settings:
+    """The settings, or a ConfigError naming the variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"bad setting in the environment: {problems}") from exc
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[-1]) if loc else "?"
+    nested = name in LambdaSettings.model_fields and name not in Settings.model_fields
+    return f"ECS_FANOUT_{'LAMBDA_' if nested else ''}{name.upper()}"

@@ -277,3 +277,38 @@ def test_lambda_executor_in_the_sandbox_deploys_twenty_services(redis_url: str, 
     statuses = {(r["service"], r["container"]): r["status"] for r in lines[-1]["results"]}
     assert len(statuses) == 24
     assert statuses == {key: "rolled_back" if key[0] == "svc07" else "succeeded" for key in statuses}
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        pytest.param(
+            {"ECS_FANOUT_LAMBDA_TIMEOUT_S": "1000"}, [], "ECS_FANOUT_LAMBDA_TIMEOUT_S", id="bad-setting"
+        ),
+        pytest.param(
+            {"REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"},
+            [],
+            "cannot reach Redis at redis://:***@",
+            id="no-redis",
+        ),
+        pytest.param({}, ["--executor", "lambda"], "ECS_FANOUT_LAMBDA_ROLE_ARN", id="lambda-without-role"),
+    ],
+)
+def test_bad_configuration_exits_2_without_a_traceback(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path, env: dict[str, str], args: list[str], expected: str
+) -> None:
+    spec_path = write_spec(tmp_path / "one.toml", twenty_services()[1:2])
+    seed_from(spec_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator", str(spec_path), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "REDIS_URL": redis_url, **env},
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert aws.request_counts().get("RegisterTaskDefinition", 0) == 1  # the seeding's only

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from worker.contract import WorkerEvent
 from worker.keys import event_channel, event_stream, job_hash
 
-__all__ = ["EventPublisher", "connect_redis", "decode_envelope"]
+__all__ = ["EventPublisher", "connect_redis", "decode_envelope", "redact_url"]
 
 STREAM_MAXLEN = 100_000
 
-# KEYS: stream, job hash. ARGV: channel, maxlen, event json, seq.
+STREAM_TTL_S = 7 * 24 * 3600  # as long as the run's plan and job records: `attach` needs all three
+
+# KEYS: stream, job hash. ARGV: channel, maxlen, event json, seq, ttl.
 _PUBLISH_LUA = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('HSET', KEYS[2], 'seq', ARGV[4])
 redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '","event":' .. ARGV[3] .. '}')
 return id
@@ -37,6 +41,15 @@ def connect_redis(url: str, *, max_connections: int = 64) -> Redis:
     """
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30)
     return Redis.from_pool(pool)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its password, fit for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def decode_envelope(raw: str | bytes) -> tuple[str, WorkerEvent]:
@@ -55,6 +68,6 @@ class EventPublisher:
         """Publish `event`; returns its stream id."""
         stream_id = await self._script(
             keys=[event_stream(event.run_id), job_hash(event.run_id, event.job_id)],
-            args=[event_channel(event.run_id), self._maxlen, event.to_json(), event.seq],
+            args=[event_channel(event.run_id), self._maxlen, event.to_json(), event.seq, STREAM_TTL_S],
         )
         return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
