@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="show current -> new image per target, change nothing"
     )
+    parser.add_argument(
+        "--diff", action="store_true", help="with --dry-run: the revision diff per service and ECR digests"
+    )
     parser.add_argument("--max-parallel", type=int, metavar="N", help="services deployed at the same time")
     parser.add_argument(
         "--ephemeral-queue",
@@ -67,9 +70,9 @@ def iam_policy(argv: Sequence[str]) -> int:
     import json
 
     from orchestrator.iam import caller_policy, worker_policy
-    from orchestrator.settings import Settings
+    from orchestrator.settings import load_settings
 
-    lam = Settings().lambda_
+    lam = load_settings().lambda_
     parser = argparse.ArgumentParser(prog="ecs-fanout iam-policy", description=iam_policy.__doc__)
     parser.add_argument("--account", default="*", help="AWS account id (default: any)")
     parser.add_argument("--region", default="*", help="AWS region (default: any)")
@@ -104,7 +107,7 @@ def attach_command(argv: Sequence[str]) -> int:
         description=attach_command.__doc__,
         epilog="Exit codes: as the run's own; 2 unknown run id; 130 stopped (the run goes on).",
     )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed, e.g. 20261129T015900Z-ab12cd")
+    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
     output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
@@ -114,43 +117,60 @@ def attach_command(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
 
     from orchestrator.attach import attach
-    from orchestrator.settings import Settings
+    from orchestrator.settings import load_settings
 
-    redis_url = Settings().redis_url
+    redis_url = load_settings().redis_url
     if not redis_url:
         print("ecs-fanout: set REDIS_URL to the Redis the run publishes to", file=sys.stderr)
         return EXIT_CONFIG
     return attach(args.run_id, redis_url, _choose_output(args.output, sys.stdout), args.exit_on_done)
 
 
-SUBCOMMANDS = {"iam-policy": iam_policy, "attach": attach_command}
+def plan_command(argv: Sequence[str]) -> int:
+    """`ecs-fanout plan SPEC`: what a deploy would register, per service, changing nothing."""
+    return main([*argv, "--dry-run", "--diff"])
+
+
+SUBCOMMANDS = {"iam-policy": iam_policy, "attach": attach_command, "plan": plan_command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]](argv[1:])
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         return _run(args)
-    except ConfigError as exc:
-        print(f"ecs-fanout: {exc}", file=sys.stderr)
+    except (ConfigError, ExceptionGroup) as exc:
+        # Raised inside a task group, a ConfigError arrives wrapped in an ExceptionGroup.
+        config = _config_error(exc)
+        if config is None:
+            raise
+        print(f"ecs-fanout: {config}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _config_error(exc: BaseException) -> ConfigError | None:
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        return next((found for e in exc.exceptions if (found := _config_error(e)) is not None), None)
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.durations import parse_duration
     from orchestrator.plan import new_run_id, plan_jobs
-    from orchestrator.settings import Settings
+    from orchestrator.settings import load_settings
     from orchestrator.spec import load_spec
 
     spec = load_spec(args.spec)  # SpecError (a ConfigError) before anything is sent
-    settings = Settings()
+    settings = load_settings()
     if args.max_parallel is not None and args.max_parallel < 1:
         raise ConfigError("--max-parallel must be at least 1")
     try:
@@ -188,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run:
             from orchestrator.dryrun import dry_run
 
-            return dry_run(planned, region=region, profile=profile)
+            return dry_run(planned, region=region, profile=profile, full=args.diff)
         if not redis_url:
             raise ConfigError(
                 "no Redis to carry events: set REDIS_URL (redis:// or rediss://) or use --sandbox"

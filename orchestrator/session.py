@@ -2,6 +2,8 @@
 
 On Ctrl-C the workers are cancelled, but ECS goes on rolling out what was already updated:
 we say which services those are and how to look at them, instead of a traceback.
+The live view (`output="tui"`) runs the very same coroutine inside the Textual app, as a
+worker on the app's loop; detaching from it is reported like Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from orchestrator.errors import ConfigError
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
 from orchestrator.run import Executor, Renderer, run_jobs
 from orchestrator.state import RunState, exit_code
-from worker.publisher import connect_redis
+from worker.publisher import connect_redis, redact_url
 
 __all__ = ["ExecutorFactory", "local_executor", "run_session"]
 
@@ -55,6 +59,16 @@ def local_executor(max_parallel: int, region: str | None, profile: str | None) -
     return make
 
 
+async def check_redis(url: str) -> None:
+    redis = connect_redis(url)
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        raise ConfigError(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
+    finally:
+        await redis.aclose()
+
+
 def run_session(
     planned: Sequence[PlannedJob],
     *,
@@ -65,11 +79,12 @@ def run_session(
     heartbeat_s: float,
     executor_factory: ExecutorFactory,
     queued_window_s: float | None = None,
+    exit_on_done: bool = False,
 ) -> int:
+    anyio.run(check_redis, redis_url)  # refuse before any set-up, as bad configuration
     state = RunState.from_plan(run_id, planned)
-    renderer = _renderer(output, spec_path)
 
-    async def main() -> None:
+    async def drive(renderer: Renderer) -> None:
         redis = connect_redis(redis_url)
         try:
             async with executor_factory(redis, renderer) as executor:
@@ -86,8 +101,15 @@ def run_session(
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
 
+    if output == "tui":
+        from tui import run_tui  # Textual is imported only when the live view is used
+
+        code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done)
+        if code == EXIT_INTERRUPTED:  # the user detached while jobs ran
+            print(interrupted_report(state), file=sys.stderr)
+        return code
     try:
-        anyio.run(main)
+        anyio.run(drive, _renderer(output, spec_path))
     except KeyboardInterrupt:
         print(interrupted_report(state), file=sys.stderr)
         return EXIT_INTERRUPTED

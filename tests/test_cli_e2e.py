@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_images, seed_services
 from orchestrator.sandbox.session import SEEDED_TAG, sandbox_services
 from orchestrator.spec import load_spec
 from worker.taskdef import READ_ONLY_FIELDS
@@ -312,3 +312,28 @@ def test_bad_configuration_exits_2_without_a_traceback(
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
     assert aws.request_counts().get("RegisterTaskDefinition", 0) == 1  # the seeding's only
+
+
+def test_plan_shows_only_image_lines_and_ecr_digests(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    entries = twenty_services()[:3]  # svc00 (app + proxy) and svc01
+    spec_path = write_spec(tmp_path / "fleet.toml", entries)
+    seed_from(spec_path)
+    pushed = [f"{REPO}/svc00:2.0.0", f"{REPO}/proxy:1.1.0", f"{REPO}/svc01:{SEEDED_TAG}"]  # not svc01:2.1.0
+    seed_images(aws.endpoint_url, REGION, pushed)
+    before = aws.request_counts()
+
+    result = run_cli("plan", str(spec_path), redis_url=redis_url)
+
+    assert result.returncode == 1, result.stderr  # svc01's tag is missing from ECR
+    diff = [
+        line.strip() for line in result.stdout.splitlines() if line.startswith("    containerDefinitions")
+    ]
+    assert diff == [
+        f"containerDefinitions[app].image: {REPO}/svc00:{SEEDED_TAG} -> {REPO}/svc00:2.0.0",
+        f"containerDefinitions[proxy].image: {REPO}/proxy:{SEEDED_TAG} -> {REPO}/proxy:1.1.0",
+    ]
+    assert "ecr: svc00:2.0.0 is sha256:" in result.stdout
+    assert "ecr: svc01:2.1.0 not found (ImageNotFoundException)" in result.stdout
+    assert aws.request_counts().get("RegisterTaskDefinition") == before.get("RegisterTaskDefinition")
