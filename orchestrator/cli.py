@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", metavar="DURATION", help="deadline per rollout, e.g. 15m")
     parser.add_argument("--no-rollback", action="store_true", help="leave failed rollouts as they are")
+    parser.add_argument(
+        "--all-or-nothing",
+        action="store_true",
+        help="if any target fails, put every service this run changed back on its previous revision",
+    )
     parser.add_argument("--region", help="AWS region (default: spec, then AWS_REGION)")
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
@@ -126,12 +131,57 @@ def attach_command(argv: Sequence[str]) -> int:
     return attach(args.run_id, redis_url, _choose_output(args.output, sys.stdout), args.exit_on_done)
 
 
+def rollback_command(argv: Sequence[str]) -> int:
+    """`ecs-fanout rollback RUN_ID`: put every service a past run changed back on its previous revision."""
+    import anyio
+
+    from orchestrator.plan import new_run_id
+    from orchestrator.revert import load_reverts
+    from orchestrator.session import check_redis, local_executor, run_session
+    from orchestrator.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="ecs-fanout rollback", description=rollback_command.__doc__)
+    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
+    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    parser.add_argument("--max-parallel", type=int, default=50, metavar="N")
+    parser.add_argument("--region")
+    parser.add_argument("--profile")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if not settings.redis_url:
+        raise ConfigError("set REDIS_URL: the run's records are there")
+    anyio.run(check_redis, settings.redis_url)
+    run_id = new_run_id()
+    reverts = load_reverts(settings.redis_url, args.run_id, run_id)
+    if not reverts:
+        print(f"run {args.run_id} changed no service: nothing to put back", file=sys.stderr)
+        return EXIT_OK
+    return run_session(
+        reverts,
+        run_id=run_id,
+        redis_url=settings.redis_url,
+        output=_choose_output(args.output, sys.stdout),
+        spec_path=f"rollback of {args.run_id}",
+        heartbeat_s=max(r.job.options.heartbeat_s for r in reverts),
+        executor_factory=local_executor(
+            args.max_parallel, args.region or settings.region, args.profile or settings.profile
+        ),
+    )
+
+
 def plan_command(argv: Sequence[str]) -> int:
     """`ecs-fanout plan SPEC`: what a deploy would register, per service, changing nothing."""
     return main([*argv, "--dry-run", "--diff"])
 
 
-SUBCOMMANDS = {"iam-policy": iam_policy, "attach": attach_command, "plan": plan_command}
+SUBCOMMANDS = {
+    "iam-policy": iam_policy,
+    "attach": attach_command,
+    "plan": plan_command,
+    "rollback": rollback_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +215,7 @@ def _config_error(exc: BaseException) -> ConfigError | None:
 
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.durations import parse_duration
-    from orchestrator.plan import new_run_id, plan_jobs
+    from orchestrator.plan import PlannedJob, new_run_id, plan_jobs
     from orchestrator.settings import load_settings
     from orchestrator.spec import load_spec
 
@@ -234,15 +284,30 @@ def _run(args: argparse.Namespace) -> int:
         else:
             factory = local_executor(max_parallel, region, profile)
             queued_window_s = None
-        return run_session(
-            planned,
-            run_id=run_id,
-            redis_url=redis_url,
-            output=_choose_output(args.output, sys.stdout),
-            exit_on_done=args.exit_on_done,
-            spec_path=args.spec,
-            heartbeat_s=spec.heartbeat,
-            executor_factory=factory,
-            queued_window_s=queued_window_s,
-        )
+
+        def session(jobs: list[PlannedJob], session_run_id: str) -> int:
+            return run_session(
+                jobs,
+                run_id=session_run_id,
+                redis_url=redis_url,
+                output=_choose_output(args.output, sys.stdout),
+                exit_on_done=args.exit_on_done,
+                spec_path=args.spec,
+                heartbeat_s=spec.heartbeat,
+                executor_factory=factory,
+                queued_window_s=queued_window_s,
+            )
+
+        code = session(planned, run_id)
+        if code == EXIT_FAILED and args.all_or_nothing:
+            from orchestrator.revert import load_reverts
+
+            revert_run_id = new_run_id()
+            print(
+                f"ecs-fanout: --all-or-nothing: not every target succeeded; run {revert_run_id} puts back "
+                f"every service run {run_id} changed",
+                file=sys.stderr,
+            )
+            session(load_reverts(redis_url, run_id, revert_run_id), revert_run_id)
+        return code
     raise AssertionError("unreachable: the with-block returns")

@@ -14,7 +14,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "SQS_ID_MAX_LENGTH",
@@ -86,10 +86,18 @@ class DeployJob(_Strict):
     cluster: str = Field(min_length=1)
     service: str = Field(min_length=1)
     region: str | None = None
-    changes: tuple[ContainerChange, ...] = Field(min_length=1)
+    changes: tuple[ContainerChange, ...] = ()
+    # A revert: put the service on exactly this existing revision (`changes` stay empty).
+    revision: str | None = None
     options: JobOptions = JobOptions()
     # How many times a worker handed this job over to a continuation (Lambda's 900 s limit).
     continuation: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _changes_or_revision(self) -> DeployJob:
+        if bool(self.changes) == (self.revision is not None):
+            raise ValueError("a job either changes containers or puts back a revision, exactly one of them")
+        return self
 
 
 class EventDetails(_Strict):

@@ -13,10 +13,12 @@ following the recorded deployment at once; it never registers or updates again.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +36,13 @@ __all__ = ["Deployer", "JobAborted"]
 
 SUPPORTED_CONTROLLER = "ECS"
 BACKOFF_FACTOR = 1.5
+# ECS's RegisterTaskDefinition bucket is per account (20 burst, then 1/s): with 200 services,
+# the last registration waits ~3 minutes, far beyond botocore's retries (and its retry quota,
+# which one shared client spends in seconds). Throttled, we keep trying until the job's
+# deadline, with jittered backoff, and keep reporting meanwhile so that the job never looks lost.
+THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+THROTTLE_WAIT_S = (1.0, 8.0)  # first and longest wait between throttled attempts (jittered)
+T = TypeVar("T")
 
 
 class _HandOver(Exception):
@@ -185,14 +194,20 @@ class Deployer:
         service = await self._describe_service(job)
         await reporter.emit(Phase.STARTED, f"{job.cluster}/{job.service} runs {service['taskDefinition']}")
         previous = str(service["taskDefinition"])
-        if record.task_definition_arn is None:
-            new_arn = await self._register(job, reporter, previous)
-            if new_arn is None:
+        if record.task_definition_arn is None and job.revision is not None:
+            if previous == job.revision:
+                return Phase.SKIPPED, "already on that revision", EventDetails(task_definition_arn=previous)
+            new_arn = job.revision
+            await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=previous)
+        elif record.task_definition_arn is None:
+            registered = await self._register(job, reporter, previous, record.deadline)
+            if registered is None:
                 return (
                     Phase.SKIPPED,
                     "already running the target image",
                     EventDetails(task_definition_arn=previous),
                 )
+            new_arn = registered
         else:
             new_arn = record.task_definition_arn
             previous = record.previous_task_definition_arn or previous
@@ -232,7 +247,55 @@ class Deployer:
             )
         return service
 
-    async def _register(self, job: DeployJob, reporter: _Reporter, current_arn: str) -> str | None:
+    async def _until_not_throttled(
+        self,
+        job: DeployJob,
+        reporter: _Reporter,
+        deadline: float,
+        action: str,
+        call: Callable[[], Awaitable[T]],
+    ) -> T:
+        """`call()`, again and again while ECS throttles it, until `deadline`; heartbeats meanwhile.
+
+        The heartbeat runs beside the call too: botocore's own retries may keep one call busy
+        for over a minute, and silence that long would make the job look lost.
+        """
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(job.options.heartbeat_s / 3)
+                with anyio.CancelScope(shield=True):  # an event is published whole or not at all
+                    await reporter.emit(Phase.STARTED, f"waiting for ECS to accept {action} (throttled)")
+
+        async def attempts() -> T:
+            wait = THROTTLE_WAIT_S[0]
+            while True:
+                try:
+                    return await call()
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code not in THROTTLE_CODES or time.time() + wait >= deadline:
+                        raise
+                await anyio.sleep(wait * random.uniform(0.5, 1.0))
+                wait = min(wait * 2, THROTTLE_WAIT_S[1])
+
+        results: list[T] = []
+        errors: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(beat)
+            try:
+                results.append(await attempts())
+            except Exception as exc:  # raised below, as itself: not wrapped in an ExceptionGroup
+                errors.append(exc)
+            finally:
+                tg.cancel_scope.cancel()
+        if errors:
+            raise errors[0]
+        return results[0]
+
+    async def _register(
+        self, job: DeployJob, reporter: _Reporter, current_arn: str, deadline: float
+    ) -> str | None:
         """Register the edited revision; None when no container needs a change."""
         described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
         wanted = {change.container: change.image for change in job.changes}
@@ -244,7 +307,13 @@ class Deployer:
             return None
         request = build_registration(described, todo)
         try:
-            registered = await self._ecs.register_task_definition(**request)
+            registered = await self._until_not_throttled(
+                job,
+                reporter,
+                deadline,
+                "RegisterTaskDefinition",
+                lambda: self._ecs.register_task_definition(**request),
+            )
         except ClientError as exc:
             raise JobAborted(Phase.FAILED, f"register_task_definition failed: {_error_message(exc)}") from exc
         new_arn = registered["taskDefinition"]["taskDefinitionArn"]

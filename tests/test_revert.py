@@ -1,0 +1,126 @@
+"""Putting services back: `--all-or-nothing` and `rollback RUN_ID`, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.sandbox import AwsEmulator, seed_services
+from orchestrator.sandbox.session import sandbox_services
+from orchestrator.spec import load_spec
+from worker.contract import DeployJob
+
+REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "REDIS_URL": redis_url},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def fleet(tmp_path: Path, count: int, bad: int | None = None) -> Path:
+    lines = ['poll_interval = "100ms"', 'timeout = "60s"']
+    for i in range(count):
+        tag = "bad-1" if i == bad else "2.0.0"
+        lines += [
+            "[[deploy]]",
+            f'cluster = "c{i % 2}"',
+            f'service = "s{i}"',
+            'container = "app"',
+            f'image = "registry.example.com/s{i}"',
+            f'tag = "{tag}"',
+        ]
+    path = tmp_path / "fleet.toml"
+    path.write_text("\n".join(lines) + "\n")
+    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(load_spec(path)))
+    return path
+
+
+def revisions_in_use(count: int) -> dict[str, str]:
+    ecs: Any = boto3.client("ecs", region_name=REGION)
+    running = {}
+    for cluster in ("c0", "c1"):
+        names = [f"s{i}" for i in range(count) if f"c{i % 2}" == cluster]
+        for service in ecs.describe_services(cluster=cluster, services=names)["services"]:
+            running[service["serviceName"]] = service["taskDefinition"].rsplit("/", 1)[-1]
+    return running
+
+
+def summaries(stdout: str) -> list[dict[str, Any]]:
+    return [line for line in map(json.loads, stdout.splitlines()) if line["type"] == "summary"]
+
+
+def test_all_or_nothing_puts_all_ten_back_when_one_fails(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    spec = fleet(tmp_path, 10, bad=3)
+
+    result = cli(str(spec), "--json", "--all-or-nothing", redis_url=redis_url)
+
+    assert result.returncode == 1, result.stderr
+    assert "--all-or-nothing" in result.stderr
+    first, revert = summaries(result.stdout)
+    assert sorted(r["status"] for r in first["results"]) == ["rolled_back"] + ["succeeded"] * 9
+    # Said per service: the nine that succeeded are put back, the rolled-back one already was.
+    statuses = {r["service"]: r["status"] for r in revert["results"]}
+    assert statuses == {f"s{i}": "skipped" if i == 3 else "succeeded" for i in range(10)}
+    assert revisions_in_use(10) == {f"s{i}": f"s{i}:1" for i in range(10)}
+
+
+def test_rollback_of_a_past_run(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    spec = fleet(tmp_path, 3)
+    deployed = cli(str(spec), "--json", redis_url=redis_url)
+    assert deployed.returncode == 0, deployed.stderr
+    assert revisions_in_use(3) == {f"s{i}": f"s{i}:2" for i in range(3)}
+    run_id = json.loads(deployed.stdout.splitlines()[0])["run_id"]
+
+    rolled = cli("rollback", run_id, "--json", redis_url=redis_url)
+
+    assert rolled.returncode == 0, rolled.stderr
+    [summary] = summaries(rolled.stdout)
+    assert {(r["service"], r["status"], r["image"]) for r in summary["results"]} == {
+        (f"s{i}", "succeeded", f"revision s{i}:1") for i in range(3)
+    }
+    assert revisions_in_use(3) == {f"s{i}": f"s{i}:1" for i in range(3)}
+
+
+def test_rollback_of_an_unknown_run_is_refused(aws: AwsEmulator, redis_url: str) -> None:
+    result = cli("rollback", "20200101T000000Z-000000", redis_url=redis_url)
+    assert result.returncode == 2
+    assert "unknown" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("fields", "valid"),
+    [
+        ({"changes": [{"container": "app", "image": "r/app:2"}]}, True),
+        ({"revision": "arn:aws:ecs:us-east-1:123456789012:task-definition/s:1"}, True),
+        ({}, False),
+        ({"changes": [{"container": "app", "image": "r/app:2"}], "revision": "s:1"}, False),
+    ],
+)
+def test_a_job_changes_containers_or_puts_back_a_revision(fields: dict[str, Any], valid: bool) -> None:
+    data = {"run_id": "r", "job_id": "r:1", "cluster": "c", "service": "s", **fields}
+    if valid:
+        assert DeployJob.model_validate(data).model_dump(include=set(fields)) == fields | (
+            {"changes": ({"container": "app", "image": "r/app:2"},)} if "changes" in fields else {}
+        )
+    else:
+        with pytest.raises(ValidationError, match="exactly one of them"):
+            DeployJob.model_validate(data)
