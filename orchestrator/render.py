@@ -50,6 +50,7 @@ class JsonRenderer:
                 "message": job.message,
                 "seq": None if event is None else event.seq,
                 "ts": time.time() if event is None else event.ts,
+                "received_at": None if event is None else job.last_event_at,
                 "details": job.details.model_dump(exclude_defaults=True),
             }
         )

@@ -1,0 +1,256 @@
+"""The benchmarks' AWS: moto + our rollout simulator + ECS throttling, in a process of its own.
+
+`python -m bench.emulator --port 0 --rollout-s 3 --throttling` prints one JSON line
+(`{"endpoint_url": ...}`) on stdout once it listens, then serves until killed or until its
+stdin closes. Why a process of its own: moto answers about 100 requests/s from one
+interpreter, and an orchestrator sharing that interpreter would have its CPU time, its memory
+and its latencies mixed with moto's. Here the orchestrator and the peer tool are subprocesses
+that reach this process over HTTP (`AWS_ENDPOINT_URL`), as they would reach AWS.
+
+Control: one JSON command per line on stdin, one JSON answer per line on stdout:
+`{"cmd": "throttling", "enabled": true}` (full buckets again), `{"cmd": "stats"}` (requests and
+throttles per action, code uploads, the event-source mapping's counters), `{"cmd": "quit"}`.
+
+The `lambda` executor: Lambda itself is not emulated by moto here (it would start Docker), so
+this process plays Lambda's SQS event-source mapping, as the sandbox does in `on_queue_ready`:
+when a mapping onto an SQS queue is created through the API, moto's own mapping is taken off
+the queue (it must happen here, in moto's process) before the call returns, and our
+`EventSourceMappingEmulator` starts polling that queue, calling `worker.handler.handler` with
+`MaximumConcurrency` pollers. The workers therefore run in this process, as they run outside
+the orchestrator on AWS; their CPU is not charged to the orchestrator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend
+from moto.backends import get_backend
+
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, sandbox_aws_env
+from orchestrator.sandbox.esm import EventSourceMappingEmulator
+from worker.handler import handler
+
+__all__ = ["LambdaPlane", "main"]
+
+log = logging.getLogger("bench.emulator")
+
+DEFAULT_ESM_CONCURRENCY = 5
+DESCRIPTION = "moto + the rollout simulator + ECS throttling, for the benchmarks, in its own process"
+
+
+def _zip_size(code: Any) -> int:
+    """Bytes of a base64 `ZipFile` the Lambda API received (0 when there is none)."""
+    if not isinstance(code, str | bytes) or not code:
+        return 0
+    try:
+        return len(base64.b64decode(code))
+    except (binascii.Error, ValueError):
+        return len(code)
+
+
+class LambdaPlane:
+    """Code uploads seen by moto's Lambda API, and our event-source mappings, in this process."""
+
+    def __init__(self, endpoint_url: str, esm_concurrency: int | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self.esm_concurrency = esm_concurrency
+        self._lock = threading.Lock()
+        self.uploads: list[dict[str, Any]] = []
+        self._mappings: dict[str, EventSourceMappingEmulator] = {}  # queue ARN -> emulator
+
+    def install(self) -> None:
+        """Class-level hooks on moto's Lambda backend (they survive moto's resets)."""
+        plane = self
+        create_function: Callable[..., Any] = LambdaBackend.create_function
+        update_code: Callable[..., Any] = LambdaBackend.update_function_code
+        create_mapping: Callable[..., Any] = LambdaBackend.create_event_source_mapping
+
+        def hooked_create_function(backend: Any, spec: dict[str, Any]) -> Any:
+            result = create_function(backend, spec)
+            plane._record("CreateFunction", _zip_size((spec.get("Code") or {}).get("ZipFile")))
+            return result
+
+        def hooked_update_code(backend: Any, name: str, qualifier: Any, body: dict[str, Any]) -> Any:
+            result = update_code(backend, name, qualifier, body)
+            plane._record("UpdateFunctionCode", _zip_size(body.get("ZipFile")))
+            return result
+
+        def hooked_create_mapping(backend: Any, spec: dict[str, Any]) -> Any:
+            esm = create_mapping(backend, spec)
+            plane._take_over(backend, spec)
+            return esm
+
+        setattr(LambdaBackend, "create_function", hooked_create_function)  # noqa: B010
+        setattr(LambdaBackend, "update_function_code", hooked_update_code)  # noqa: B010
+        setattr(LambdaBackend, "create_event_source_mapping", hooked_create_mapping)  # noqa: B010
+
+    def _record(self, api: str, size: int) -> None:
+        with self._lock:
+            self.uploads.append({"api": api, "bytes": size})
+
+    def _take_over(self, backend: Any, spec: dict[str, Any]) -> None:
+        arn = str(spec.get("EventSourceArn", ""))
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            return
+        _, _, _, region, account, name = parts
+        queue = get_backend("sqs")[account][region].queues.get(name)
+        if queue is None:
+            return
+        # moto would try to run the function in Docker on every send: our mapping takes over
+        queue.lambda_event_source_mappings.clear()
+        with self._lock:
+            if arn in self._mappings:
+                return
+        concurrency = self.esm_concurrency or int(
+            (spec.get("ScalingConfig") or {}).get("MaximumConcurrency") or DEFAULT_ESM_CONCURRENCY
+        )
+        url = f"{self.endpoint_url}/{account}/{name}"
+        # started from another thread: start() calls this very server, which is answering us
+        threading.Thread(
+            target=self._start_mapping, args=(arn, url, region, concurrency), daemon=True
+        ).start()
+
+    def _start_mapping(self, arn: str, url: str, region: str, concurrency: int) -> None:
+        mapping = EventSourceMappingEmulator(
+            url, handler, region=region, endpoint_url=self.endpoint_url, max_concurrency=concurrency
+        )
+        mapping.start()
+        with self._lock:
+            self._mappings[arn] = mapping
+        log.info("event-source mapping on %s: %d pollers", arn, concurrency)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            mappings = dict(self._mappings)
+            uploads = list(self.uploads)
+        esm: dict[str, Any] = {}
+        for arn, mapping in mappings.items():
+            s = mapping.stats
+            esm[arn] = {
+                "invocations": s.invocations,
+                "records": s.records,
+                "failures": s.failures,
+                "deleted": s.deleted,
+                "errors": s.errors,
+            }
+        return {"uploads": uploads, "esm": esm}
+
+    def stop(self) -> None:
+        with self._lock:
+            mappings = list(self._mappings.values())
+            self._mappings.clear()
+        for mapping in mappings:
+            mapping.stop()
+
+
+def _speed_up_moto_sqs() -> None:
+    """moto's SQS computes "now" through timezone-aware datetimes ~200 times per message and batch
+    (visibility and delay checks over the whole queue): with 1,000 FIFO messages one
+    SendMessageBatch takes seconds and the orchestrator's sends time out. Same value, from
+    `time.time()`; an emulator-only patch, real SQS has no such cost."""
+    import time
+
+    from moto.sqs import models as sqs_models
+
+    original: Callable[..., float] = vars(sqs_models)["unix_time_millis"]
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else original(dt)
+
+    setattr(sqs_models, "unix_time_millis", unix_time_millis)  # noqa: B010
+
+
+def _serve_control(emulator: AwsEmulator, plane: LambdaPlane) -> None:
+    """Answer commands from stdin until `quit` or end of input."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            command = json.loads(line)
+            name = command.get("cmd")
+            answer: dict[str, Any]
+            if name == "throttling":
+                emulator.set_throttling(bool(command.get("enabled", True)))
+                answer = {"ok": True, "throttling": emulator.throttling}
+            elif name == "stats":
+                answer = {
+                    "ok": True,
+                    "counts": emulator.request_counts(),
+                    "throttled": emulator.throttled_counts(),
+                    **plane.stats(),
+                }
+            elif name == "quit":
+                _answer({"ok": True})
+                return
+            else:
+                answer = {"ok": False, "error": f"unknown command {name!r}"}
+        except (ValueError, AttributeError) as exc:
+            answer = {"ok": False, "error": str(exc)}
+        _answer(answer)
+
+
+def _answer(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.emulator", description=DESCRIPTION)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port (default)")
+    parser.add_argument("--rollout-s", type=float, default=3.0, help="time a rollout takes (default: 3)")
+    parser.add_argument("--throttling", action="store_true", help="emulate ECS's API throttling buckets")
+    parser.add_argument("--region", default="us-east-1", help="region the workers' environment names")
+    parser.add_argument(
+        "--esm-concurrency",
+        type=int,
+        help="pollers per event-source mapping (default: the mapping's MaximumConcurrency)",
+    )
+    parser.add_argument(
+        "--no-control", action="store_true", help="ignore stdin: serve until killed (SIGTERM/SIGINT)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    scenario = RolloutScenario(rollout_s=args.rollout_s, bad_images=("*:broken*",))
+    emulator = AwsEmulator(scenario, throttling=args.throttling, host=args.host, port=args.port)
+    emulator.start()
+    # The workers of the lambda executor run here and reach AWS the way a Lambda would: through
+    # the standard environment, pointed at this very endpoint (REDIS_URL comes from the caller).
+    os.environ.update(sandbox_aws_env(emulator.endpoint_url, args.region))
+    _speed_up_moto_sqs()
+    plane = LambdaPlane(emulator.endpoint_url, args.esm_concurrency)
+    plane.install()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    _answer({"endpoint_url": emulator.endpoint_url, "pid": os.getpid()})
+    try:
+        if args.no_control:
+            while True:
+                signal.pause()
+        _serve_control(emulator, plane)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # no plane.stop(): it would wait out running invocations; the pollers are daemon threads
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

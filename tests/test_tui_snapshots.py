@@ -1,0 +1,202 @@
+"""Snapshots of the live view: a fixed sequence of synthetic events, a fixed run id and clock.
+
+Regenerate after an intended change with `pytest tests/test_tui_snapshots.py --snapshot-update`
+and look at the report before committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+from textual.pilot import Pilot
+
+from orchestrator.plan import PlannedJob, Target
+from orchestrator.run import Renderer
+from orchestrator.state import RunState
+from tui import FanoutApp
+from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+
+RUN_ID = "20261129T120000Z-5a4db0"
+T0 = 1_795_000_000.0  # the run's start, on the workers' clock
+NOW = T0 + 42.0  # the app's fixed clock
+SIZE = (160, 40)
+ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+SnapCompare = Callable[..., bool]
+
+
+def planned(cluster: str, service: str, *containers: tuple[str, str]) -> PlannedJob:
+    targets = tuple(Target(cluster=cluster, service=service, container=c, image=i) for c, i in containers)
+    job = DeployJob(
+        run_id=RUN_ID,
+        job_id=f"{RUN_ID}:{cluster}-{service}",
+        cluster=cluster,
+        service=service,
+        changes=tuple(ContainerChange(container=c, image=i) for c, i in containers),
+    )
+    return PlannedJob(job=job, targets=targets)
+
+
+PLAN = [
+    planned(
+        "payments",
+        "api",
+        ("app", f"{ECR}/payments-api:2.4.0"),
+        ("envoy", "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29.6.0-prod"),
+    ),
+    planned("payments", "ledger", ("app", f"{ECR}/ledger:7.1.3")),
+    planned("payments", "fraud-scorer", ("model", f"{ECR}/fraud-scorer:broken-2025.11")),
+    planned("storefront", "web", ("nginx", f"{ECR}/web-nginx:1.27.3"), ("app", f"{ECR}/web-app:5.0.0")),
+    planned("storefront", "cart", ("app", f"{ECR}/cart:1.0.0")),
+    planned("internal", "reports", ("worker", "registry.example.com:5000/team/reports/worker:2026.11.29")),
+]
+SETUP = [
+    ("lambda", "done", "ecs-fanout-worker up to date (code unchanged)"),
+    ("queue", "done", "ecs-fanout-jobs.fifo with dead-letter queue ready"),
+    ("mapping", "done", "up to date, enabled"),
+]
+
+
+def arn(service: str, revision: int) -> str:
+    return f"arn:aws:ecs:us-east-1:123456789012:task-definition/{service}:{revision}"
+
+
+class Job:
+    """Writes one job's events, numbering them as a worker would."""
+
+    def __init__(self, index: int) -> None:
+        self.job = PLAN[index].job
+        self.seq = 0
+
+    def event(self, at: float, phase: Phase, message: str, **details: Any) -> WorkerEvent:
+        self.seq += 1
+        return WorkerEvent(
+            run_id=RUN_ID,
+            job_id=self.job.job_id,
+            seq=self.seq,
+            ts=T0 + at,
+            phase=phase,
+            message=message,
+            details=EventDetails(**details),
+        )
+
+    def forward(self, at: float, running: int, desired: int, failed: int = 0) -> Iterator[WorkerEvent]:
+        """started, registered, updated, then one in_progress with the given counts."""
+        name = self.job.service
+        revs = {"task_definition_arn": arn(name, 2), "previous_task_definition_arn": arn(name, 1)}
+        yield self.event(at, Phase.STARTED, f"{self.job.cluster}/{name} runs {arn(name, 1)}")
+        yield self.event(at + 0.4, Phase.REGISTERED, f"registered {name}:2", **revs)
+        yield self.event(at + 0.9, Phase.UPDATED, "deployment ecs-svc/0001 started", **revs)
+        yield self.event(
+            at + 3,
+            Phase.IN_PROGRESS,
+            f"{running}/{desired} running, {desired - running} pending, {failed} failed",
+            running=running,
+            desired=desired,
+            pending=desired - running,
+            failed_tasks=failed,
+            **revs,
+        )
+
+
+def running_events() -> list[WorkerEvent]:
+    api, ledger, fraud, web, cart = (Job(i) for i in range(5))
+    events = [*api.forward(0.2, 2, 3), *ledger.forward(0.3, 2, 2), *fraud.forward(0.4, 0, 2, failed=2)]
+    events += [*list(web.forward(1.0, 0, 4))[:3]]
+    events += [
+        cart.event(0.5, Phase.STARTED, f"storefront/cart runs {arn('cart', 1)}"),
+        cart.event(
+            0.8, Phase.SKIPPED, "already running the target image", task_definition_arn=arn("cart", 1)
+        ),
+        ledger.event(
+            9.0,
+            Phase.SUCCEEDED,
+            "2/2 running ledger:2",
+            running=2,
+            desired=2,
+            task_definition_arn=arn("ledger", 2),
+            previous_task_definition_arn=arn("ledger", 1),
+        ),
+    ]
+    return events
+
+
+def finished_events() -> list[WorkerEvent]:
+    api, _, fraud, web, _, reports = (Job(i) for i in range(6))
+    for job, count in ((api, 4), (fraud, 4), (web, 3)):
+        job.seq = count  # carry on after the running screen's events
+    revs = {
+        "previous_task_definition_arn": arn("fraud-scorer", 1),
+        "task_definition_arn": arn("fraud-scorer", 2),
+    }
+    return [
+        *running_events(),
+        api.event(14.0, Phase.SUCCEEDED, "3/3 running api:2", running=3, desired=3),
+        fraud.event(
+            12.0,
+            Phase.ROLLED_BACK,
+            "ECS rolled back to fraud-scorer:1: ECS deployment circuit breaker: tasks failed to start.",
+            running=0,
+            desired=2,
+            failed_tasks=3,
+            **revs,
+        ),
+        web.event(20.0, Phase.SUCCEEDED, "4/4 running web:2", running=4, desired=4),
+        *reports.forward(2.0, 1, 2),
+        reports.event(
+            32.0,
+            Phase.TIMED_OUT,
+            "deadline of 30s passed; rolled back to reports:1",
+            task_definition_arn=arn("reports", 2),
+        ),
+    ]
+
+
+def synthetic_app(
+    events: list[WorkerEvent], *, finish: bool
+) -> tuple[FanoutApp, Callable[[Pilot[Any]], Any]]:
+    """An app fed `events` through its TuiRenderer, and the `run_before` that waits for them."""
+    state = RunState.from_plan(RUN_ID, PLAN)
+    fed = asyncio.Event()  # bound to the app's loop when first awaited
+
+    async def runner(renderer: Renderer) -> None:
+        renderer.started(state)
+        for step, status, message in SETUP:
+            renderer.setup_changed(step, status, message)
+        for event in events:
+            job = state.apply(event, received_at=event.ts)
+            if job is not None:
+                renderer.changed(job, event)
+        if finish:
+            renderer.finished(state)
+        fed.set()
+        await anyio.sleep_forever()
+
+    app = FanoutApp(state, runner, spec_path="specs/demo.toml", clock=lambda: NOW)
+
+    async def settle(pilot: Pilot[Any]) -> None:
+        with anyio.fail_after(10):
+            await fed.wait()
+            while finish and not app.finished:
+                await pilot.pause(0.01)
+        app.flush()
+        await pilot.pause()
+
+    return app, settle
+
+
+def test_snapshot_running(snap_compare: SnapCompare) -> None:
+    app, settle = synthetic_app(running_events(), finish=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_finished(snap_compare: SnapCompare) -> None:
+    app, settle = synthetic_app(finished_events(), finish=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_failures_only_then_event_log(snap_compare: SnapCompare) -> None:
+    app, settle = synthetic_app(finished_events(), finish=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle, press=["f", "down", "enter"])

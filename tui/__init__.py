@@ -1,0 +1,35 @@
+"""ecs-fanout's live view: a Textual app that shows every rollout of a run as it happens.
+
+Design notes:
+
+- Same input as `--json`. The app never calls AWS: it shows a `RunState` that the run core
+  (or `attach`'s replay of a run's Redis stream) folds events into, and hears about changes
+  through `TuiRenderer`, an `orchestrator.run.Renderer`. The run core itself runs inside the
+  app as a Textual worker (`@work`) on the app's asyncio loop; anyio runs on asyncio.
+- Fluid at 200 panes and thousands of events a second: the renderer only marks jobs dirty
+  and posts one wake-up message per batch; the app repaints just the dirty panes, at once
+  after a quiet spell and then at most every 1/20 s. A pane is one widget that renders its
+  own lines, with a fixed height, so a change costs one repaint and no layout pass. Elapsed
+  times tick once a second, for running panes only.
+- One pane per job (a service), listing each of its containers with its target image: the
+  containers of one service share one revision and one deployment, so one state. The pane
+  remembers what the latest event may not carry (`view.JobView`): the revision change
+  `api:1 → api:2` and the last task counts.
+- Keys: `q` quits (asks first while jobs run: detach or keep waiting), `f` failures only,
+  `/` filter by name, `c` collapse finished panes, `enter` a job's full event log.
+- Deterministic when asked: an injectable clock drives every elapsed time, so snapshot tests
+  of a synthetic run are stable.
+- Styles live in one file, `app.tcss`; widgets only set CSS classes and component classes.
+
+Modules: `app` (the App, `run_tui`), `renderer`, `pane` (job and set-up panes), `header`
+(header and summary), `screens` (event log, quit question), `view` (pure pane state).
+Nothing outside this package imports it except the CLI's session and `attach`, lazily, so
+that `--json` and `--help` never pay for importing Textual.
+"""
+
+from __future__ import annotations
+
+from tui.app import EXIT_INTERRUPTED, FanoutApp, Runner, run_tui
+from tui.renderer import TuiRenderer
+
+__all__ = ["EXIT_INTERRUPTED", "FanoutApp", "Runner", "TuiRenderer", "run_tui"]

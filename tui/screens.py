@@ -1,0 +1,107 @@
+"""The screens over the panes: one job's full event log, and the quit question.
+
+The log reads `JobState.recent` (the last 50 events the run core kept) and is refreshed by
+the app when that job changes, so it follows the job live. Quitting while jobs run asks
+first: detaching leaves the rollouts ECS already started to finish without us.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Static
+
+from orchestrator.state import JobState
+from tui.view import JobView, elapsed_text, phase_icon
+
+__all__ = ["EventLogScreen", "QuitScreen"]
+
+
+class EventLogScreen(Screen[None]):
+    """Every event kept for one job, newest last, with the ECS service events they carried."""
+
+    BINDINGS = [Binding("escape,backspace", "dismiss", "Back")]
+
+    def __init__(self, job: JobState, view: JobView) -> None:
+        super().__init__()
+        self.job = job
+        self._view = view
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-title")
+        yield DataTable(id="log", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#log", DataTable)
+        table.add_columns("at", "seq", "phase", "tasks", "message")
+        self.refresh_log()
+        table.focus()
+
+    def refresh_log(self) -> None:
+        """Re-read the job: at most 50 rows, cheap enough to rebuild on each change."""
+        job = self.job
+        revision = self._view.revision_text(job.phase)
+        self.query_one("#log-title", Static).update(
+            Content(f"{job.name}  {phase_icon(job.phase)} {job.phase.value}  {revision}\n{job.message}")
+        )
+        table = self.query_one("#log", DataTable)
+        table.clear()
+        seen_ecs: set[str] = set()
+        for index, event in enumerate(job.recent):
+            at = "" if job.started_at is None else "+" + elapsed_text(event.ts - job.started_at)
+            details = event.details
+            tasks = "" if details.desired is None else f"{details.running or 0}/{details.desired}"
+            if details.failed_tasks:
+                tasks += f" ({details.failed_tasks} failed)"
+            table.add_row(at, str(event.seq), event.phase.value, tasks, event.message, key=str(index))
+            for line in details.service_events:
+                if line not in seen_ecs:  # every poll repeats ECS's latest events
+                    seen_ecs.add(line)
+                    table.add_row("", "", "ecs", "", line)
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1)
+
+
+class QuitScreen(ModalScreen[bool]):
+    """`q` while jobs run: detach (True) or keep waiting (False)."""
+
+    BINDINGS = [
+        Binding("d", "choose(True)", "Detach"),
+        Binding("w,escape", "choose(False)", "Keep waiting"),
+    ]
+
+    def __init__(self, running: int, run_id: str) -> None:
+        super().__init__()
+        self._jobs_running = running
+        self._run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-dialog"):
+            yield Static(Content(f"{self._jobs_running} job(s) are still running."), id="quit-title")
+            yield Static(
+                Content(
+                    "Detach: stop watching and leave. Rollouts ECS has started go on (with the "
+                    f"lambda executor the workers too: `ecs-fanout attach {self._run_id}` follows "
+                    "them again).\nKeep waiting: back to the run."
+                ),
+                id="quit-text",
+            )
+            with Horizontal(id="quit-buttons"):
+                yield Button("Detach (d)", id="detach", variant="error")
+                yield Button("Keep waiting (w)", id="wait", variant="primary")
+
+    @on(Button.Pressed, "#detach")
+    def _on_detach_pressed(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#wait")
+    def _on_wait_pressed(self) -> None:
+        self.dismiss(False)
+
+    def action_choose(self, detach: bool) -> None:
+        self.dismiss(detach)

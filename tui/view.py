@@ -1,0 +1,143 @@
+"""What a pane shows, derived from a job's state. Pure: no Textual, no clock of its own.
+
+The run core folds events into `JobState`, which keeps only the latest details. A pane wants
+more than the latest event: the revision change (`api:1 -> api:2`) and the last known task
+counts survive events that do not carry them (a rollback step, a heartbeat). `JobView`
+remembers them, reading each event once, so coalesced updates (a pane refreshed once for
+many events) lose nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from orchestrator.state import JobState
+from worker.contract import Phase, WorkerEvent
+
+__all__ = [
+    "FAILED_PHASES",
+    "OK_PHASES",
+    "JobView",
+    "elapsed_text",
+    "event_lines",
+    "phase_group",
+    "phase_icon",
+    "revision_name",
+    "short_arns",
+]
+
+FAILED_PHASES = frozenset({Phase.FAILED, Phase.ROLLED_BACK, Phase.TIMED_OUT, Phase.LOST})
+OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
+
+# Single-cell symbols only: emoji would be two cells wide in some terminals.
+_ICONS = {
+    Phase.QUEUED: "○",
+    Phase.ROLLING_BACK: "↺",
+    Phase.SUCCEEDED: "✔",
+    Phase.SKIPPED: "=",
+    Phase.FAILED: "✖",
+    Phase.ROLLED_BACK: "↺",
+    Phase.TIMED_OUT: "✖",
+    Phase.LOST: "?",
+}
+
+
+def phase_icon(phase: Phase) -> str:
+    return _ICONS.get(phase, "●")
+
+
+def phase_group(phase: Phase) -> str:
+    """The style group of a phase: `queued`, `active`, `ok` or `failed` (one CSS class each)."""
+    if phase in FAILED_PHASES:
+        return "failed"
+    if phase in OK_PHASES:
+        return "ok"
+    return "queued" if phase is Phase.QUEUED else "active"
+
+
+_TASK_DEFINITION_ARN = re.compile(r"arn:aws[\w-]*:ecs:[\w-]*:\d*:task-definition/")
+
+
+def revision_name(arn: str) -> str:
+    """`arn:aws:ecs:...:task-definition/api:2` -> `api:2`."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def short_arns(text: str) -> str:
+    """Task-definition ARNs in a message, as `family:revision`: a pane line has no room for more."""
+    return _TASK_DEFINITION_ARN.sub("", text)
+
+
+def elapsed_text(seconds: float | None) -> str:
+    """`0:07`, `12:34`, `1:02:03`; an em dash when the job has not started."""
+    if seconds is None:
+        return "—"
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class JobView:
+    """What a pane remembers of one job across events."""
+
+    previous_arn: str | None = None
+    target_arn: str | None = None
+    running: int | None = None
+    desired: int | None = None
+    failed_tasks: int | None = None
+    _seen_seq: int = -1
+
+    def absorb(self, job: JobState) -> None:
+        """Read the events of `job.recent` not read yet (at most the last 50 are kept)."""
+        for event in job.recent:
+            if event.phase is not Phase.DUPLICATE and event.seq > self._seen_seq:
+                self._read(event)
+        self._seen_seq = max(self._seen_seq, job.last_seq)
+
+    def _read(self, event: WorkerEvent) -> None:
+        details = event.details
+        if details.previous_task_definition_arn:
+            # Only the forward rollout carries both: a rollback's events name no "previous".
+            self.previous_arn = details.previous_task_definition_arn
+            self.target_arn = details.task_definition_arn or self.target_arn
+        elif event.phase is Phase.SKIPPED and details.task_definition_arn:
+            self.previous_arn = details.task_definition_arn
+        if details.desired is not None:
+            self.running, self.desired = details.running, details.desired
+            self.failed_tasks = details.failed_tasks
+
+    def revision_text(self, phase: Phase) -> str:
+        if phase is Phase.SKIPPED and self.previous_arn:
+            return f"{revision_name(self.previous_arn)} (unchanged)"
+        if self.previous_arn and self.target_arn:
+            arrow = " ← " if phase is Phase.ROLLING_BACK else " → "
+            return revision_name(self.previous_arn) + arrow + revision_name(self.target_arn)
+        return "revision pending"
+
+    def progress(self, phase: Phase) -> float:
+        """The share of desired tasks running (0..1); a finished success is full."""
+        if phase in OK_PHASES:
+            return 1.0
+        if not self.desired:
+            return 0.0
+        return min(1.0, (self.running or 0) / self.desired)
+
+    def counts_text(self) -> str:
+        if self.desired is None:
+            return ""
+        return f"{self.running or 0}/{self.desired} running"
+
+
+def event_lines(job: JobState, count: int) -> list[tuple[str, str]]:
+    """The latest `count` events as (offset from the job's start, message), oldest first."""
+    start = job.started_at
+    lines = []
+    for event in list(job.recent)[-count:]:
+        offset = "" if start is None else "+" + elapsed_text(event.ts - start)
+        lines.append((offset, short_arns(event.message or event.phase.value)))
+    if job.phase is Phase.LOST:  # decided by the orchestrator: no event says so
+        lines.append(("", short_arns(job.message)))
+    return lines[-count:]
