@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from orchestrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.plan import PlannedJob
+    from orchestrator.spec import Spec
 
 __all__ = ["main"]
 
@@ -57,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if any target fails, put every service this run changed back on its previous revision",
     )
+    parser.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check clusters, services, containers and ECR images before changing anything",
+    )
     parser.add_argument("--region", help="AWS region (default: spec, then AWS_REGION)")
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
@@ -80,6 +90,11 @@ def iam_policy(argv: Sequence[str]) -> int:
     lam = load_settings().lambda_
     parser = argparse.ArgumentParser(prog="ecs-fanout iam-policy", description=iam_policy.__doc__)
     parser.add_argument("--account", default="*", help="AWS account id (default: any)")
+    parser.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="do not check clusters, services, containers and ECR images before changing anything",
+    )
     parser.add_argument("--region", default="*", help="AWS region (default: any)")
     parser.add_argument("--function-name", default=lam.function_name)
     parser.add_argument("--queue-name", default=lam.queue_name)
@@ -213,11 +228,48 @@ def _config_error(exc: BaseException) -> ConfigError | None:
     return None
 
 
+def _preflight(
+    spec: Spec,
+    spec_path: str,
+    planned: list[PlannedJob],
+    region: str | None,
+    profile: str | None,
+    allowed_registries: Sequence[str],
+) -> list[PlannedJob]:
+    """The plan once every target passed preflight (pinned with `pin_digests`); else exit 2."""
+    import time
+
+    import anyio
+
+    from orchestrator.preflight import preflight, raise_problems
+
+    started = time.monotonic()
+    result = anyio.run(
+        lambda: preflight(
+            planned,
+            region=region,
+            profile=profile,
+            allowed_registries=allowed_registries,
+            pin_digests=spec.pin_digests,
+        )
+    )
+    raise_problems(result, spec_path, lambda t: spec.entry_name(t.cluster, t.service, t.container))
+    log.info(
+        "preflight: %d services on %d clusters, %d ECR images checked in %.2fs",
+        result.services,
+        result.clusters,
+        result.ecr_images,
+        time.monotonic() - started,
+    )
+    return result.planned
+
+
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.durations import parse_duration
-    from orchestrator.plan import PlannedJob, new_run_id, plan_jobs
+    from orchestrator.plan import new_run_id, plan_jobs
     from orchestrator.settings import load_settings
     from orchestrator.spec import load_spec
+    from worker.registries import ALLOWED_REGISTRIES_ENV, allowed_from_env
 
     spec = load_spec(args.spec)  # SpecError (a ConfigError) before anything is sent
     settings = load_settings()
@@ -259,6 +311,9 @@ def _run(args: argparse.Namespace) -> int:
             from orchestrator.dryrun import dry_run
 
             return dry_run(planned, region=region, profile=profile, full=args.diff)
+        allowed_registries = allowed_from_env(os.environ)
+        if not args.skip_preflight:
+            planned = _preflight(spec, args.spec, planned, region, profile, allowed_registries)
         if not redis_url:
             raise ConfigError(
                 "no Redis to carry events: set REDIS_URL (redis:// or rediss://) or use --sandbox"
@@ -277,12 +332,13 @@ def _run(args: argparse.Namespace) -> int:
                 region=region,
                 profile=profile,
                 run_id=run_id,
-                worker_environment={"REDIS_URL": redis_url},
+                worker_environment={"REDIS_URL": redis_url}
+                | ({ALLOWED_REGISTRIES_ENV: ",".join(allowed_registries)} if allowed_registries else {}),
                 on_ready=None if sandbox is None else sandbox.on_queue_ready,
             )
             queued_window_s: float | None = max(spec.heartbeat, QUEUED_WINDOW_S)
         else:
-            factory = local_executor(max_parallel, region, profile)
+            factory = local_executor(max_parallel, region, profile, allowed_registries)
             queued_window_s = None
 
         def session(jobs: list[PlannedJob], session_run_id: str) -> int:

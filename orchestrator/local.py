@@ -16,8 +16,6 @@ from redis.asyncio import Redis
 from worker.aws import ecs_client
 from worker.contract import DeployJob
 from worker.engine import Deployer
-from worker.ledger import JobLedger
-from worker.publisher import EventPublisher
 
 __all__ = ["LocalExecutor"]
 
@@ -26,12 +24,19 @@ log = logging.getLogger(__name__)
 
 class LocalExecutor:
     def __init__(
-        self, redis: Redis, *, max_parallel: int, region: str | None = None, profile: str | None = None
+        self,
+        redis: Redis,
+        *,
+        max_parallel: int,
+        region: str | None = None,
+        profile: str | None = None,
+        allowed_registries: Sequence[str] = (),
     ) -> None:
         self._redis = redis
         self._limit = anyio.CapacityLimiter(max_parallel)
         self._region = region
         self._profile = profile
+        self._allowed_registries = allowed_registries
 
     async def prepare(self) -> None:
         """Nothing to set up: the workers are this process."""
@@ -44,7 +49,9 @@ class LocalExecutor:
     ) -> None:
         """Run every job; `on_start` when a job gets a slot, `on_failed` if its worker dies."""
         async with ecs_client(self._region, self._profile) as ecs:
-            deployer = Deployer(ecs, JobLedger(self._redis), EventPublisher(self._redis))
+            deployer = Deployer.on_redis(
+                ecs, self._redis, region=self._region, allowed_registries=self._allowed_registries
+            )
 
             async def run_one(job: DeployJob) -> None:
                 async with self._limit:

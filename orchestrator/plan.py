@@ -135,6 +135,8 @@ def _options(
         # Short enough that a heartbeat still comes in time, never below the first wait.
         poll_max_s=max(poll_min_s, min(_POLL_MAX_S, spec.heartbeat / _HEARTBEATS_PER_SILENCE)),
         heartbeat_s=spec.heartbeat,
+        api_budget=spec.api_budget,
+        keep_revisions=spec.keep_revisions,
     )
 
 

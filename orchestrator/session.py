@@ -51,10 +51,18 @@ def interrupted_report(state: RunState) -> str:
 ExecutorFactory = Callable[[Redis, Renderer], AbstractAsyncContextManager[Executor]]
 
 
-def local_executor(max_parallel: int, region: str | None, profile: str | None) -> ExecutorFactory:
+def local_executor(
+    max_parallel: int, region: str | None, profile: str | None, allowed_registries: Sequence[str] = ()
+) -> ExecutorFactory:
     @asynccontextmanager
     async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
-        yield LocalExecutor(redis, max_parallel=max_parallel, region=region, profile=profile)
+        yield LocalExecutor(
+            redis,
+            max_parallel=max_parallel,
+            region=region,
+            profile=profile,
+            allowed_registries=allowed_registries,
+        )
 
     return make
 

@@ -89,6 +89,9 @@ class Defaults(_Model):
     max_parallel: int = Field(default=50, gt=0)
     heartbeat: Seconds = 60.0
     poll_interval: Seconds = 2.0
+    keep_revisions: int | None = Field(default=None, gt=0)  # deregister older revisions after success
+    api_budget: bool = True  # draw ECS calls from the shared token buckets in Redis
+    pin_digests: bool = False  # deploy ECR images by the digest their tag resolves to at preflight
 
     @model_validator(mode="after")
     def _poll_within_heartbeat(self) -> Self:
@@ -138,6 +141,11 @@ class Spec(Defaults):
     """A whole spec: the defaults and at least one entry."""
 
     deploy: list[DeployEntry] = Field(min_length=1)
+
+    def entry_name(self, cluster: str, service: str, container: str) -> str:
+        """How errors name the entry of a target: "entry 3 (cluster/service/container)"."""
+        index = next(i for i, e in enumerate(self.deploy, 1) if e.key == (cluster, service, container))
+        return f"entry {index} ({self.deploy[index - 1].label})"
 
     @model_validator(mode="after")
     def _consistent_entries(self) -> Self:

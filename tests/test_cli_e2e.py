@@ -24,14 +24,15 @@ REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, redis_url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "REDIS_URL": redis_url}
+def run_cli(
+    *args: str, redis_url: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env={**os.environ, "REDIS_URL": redis_url, **(env or {})},
         cwd=ROOT,
         check=False,
     )
@@ -85,8 +86,12 @@ def task_definition(arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
     ]
 
 
-def seed_from(spec_path: Path) -> None:
-    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(load_spec(spec_path)))
+def seed_from(spec_path: Path, *, images: bool = True) -> None:
+    """The spec's services in ECS and (unless not) its images in ECR, as a deploy expects."""
+    spec = load_spec(spec_path)
+    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(spec))
+    if images:
+        seed_images(os.environ["AWS_ENDPOINT_URL"], REGION, [entry.reference for entry in spec.deploy])
 
 
 def test_twenty_services_in_parallel_with_json_output(
@@ -319,7 +324,7 @@ def test_plan_shows_only_image_lines_and_ecr_digests(
 ) -> None:
     entries = twenty_services()[:3]  # svc00 (app + proxy) and svc01
     spec_path = write_spec(tmp_path / "fleet.toml", entries)
-    seed_from(spec_path)
+    seed_from(spec_path, images=False)
     pushed = [f"{REPO}/svc00:2.0.0", f"{REPO}/proxy:1.1.0", f"{REPO}/svc01:{SEEDED_TAG}"]  # not svc01:2.1.0
     seed_images(aws.endpoint_url, REGION, pushed)
     before = aws.request_counts()

@@ -76,6 +76,10 @@ class JobOptions(_Strict):
     poll_min_s: float = Field(default=2.0, gt=0, description="First wait between describe_services.")
     poll_max_s: float = Field(default=15.0, gt=0, description="Longest wait between describe_services.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Longest silence while following.")
+    api_budget: bool = Field(default=True, description="Draw ECS calls from the shared token buckets.")
+    keep_revisions: int | None = Field(
+        default=None, ge=1, description="After a success, deregister older revisions beyond this many."
+    )
 
 
 class DeployJob(_Strict):

@@ -2,8 +2,9 @@
 
 The same code runs inside Lambda and in the orchestrator's local executor. Every step is
 reported as a `WorkerEvent`, and every job ends in exactly one terminal phase: nothing is
-left half-done silently. Decisions are made by the pure modules (`taskdef`, `rollout`);
-this module only sequences I/O around them.
+left half-done silently. Decisions are made by the pure modules (`taskdef`, `rollout`,
+`revisions`), the ECS calls themselves live in `ecs_calls`; this module only sequences
+them, records each step in the ledger and reports it.
 
 A Lambda invocation lasts at most 900 s, a rollout may last longer: given `hand_over_at`,
 `run` stops following before that instant, says so (`Phase.HANDED_OVER`, not terminal) and
@@ -13,36 +14,29 @@ following the recorded deployment at once; it never registers or updates again.
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.budget import ECS_BUCKETS, ApiBudget
 from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
+from worker.ecs_calls import JobAborted, ServiceCalls
 from worker.ledger import JobLedger, JobRecord
 from worker.publisher import EventPublisher
 from worker.rollout import Rollout, RolloutState, evaluate_rollout
-from worker.taskdef import UnknownContainerError, build_registration, pending_changes
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
     from types_aiobotocore_ecs import ECSClient
 
 __all__ = ["Deployer", "JobAborted"]
 
-SUPPORTED_CONTROLLER = "ECS"
 BACKOFF_FACTOR = 1.5
-# ECS's RegisterTaskDefinition bucket is per account (20 burst, then 1/s): with 200 services,
-# the last registration waits ~3 minutes, far beyond botocore's retries (and its retry quota,
-# which one shared client spends in seconds). Throttled, we keep trying until the job's
-# deadline, with jittered backoff, and keep reporting meanwhile so that the job never looks lost.
-THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
-THROTTLE_WAIT_S = (1.0, 8.0)  # first and longest wait between throttled attempts (jittered)
-T = TypeVar("T")
 
 
 class _HandOver(Exception):
@@ -51,15 +45,6 @@ class _HandOver(Exception):
     def __init__(self, details: EventDetails) -> None:
         super().__init__("handing over")
         self.details = details
-
-
-class JobAborted(Exception):
-    """A step refused the job; its message is the terminal event's message."""
-
-    def __init__(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
-        super().__init__(message)
-        self.phase = phase
-        self.details = details or EventDetails()
 
 
 @dataclass
@@ -91,11 +76,6 @@ class _Reporter:
             await self.ledger.renew(self.job, self.owner, self.lease_s)
 
 
-def _error_message(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
-
-
 def _rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: str | None) -> EventDetails:
     return EventDetails(
         running=rollout.running,
@@ -114,13 +94,34 @@ class Deployer:
     """Runs jobs against one ECS client, one Redis ledger and one publisher."""
 
     def __init__(
-        self, ecs: ECSClient, ledger: JobLedger, publisher: EventPublisher, *, min_lease_s: float = 60.0
+        self,
+        ecs: ECSClient,
+        ledger: JobLedger,
+        publisher: EventPublisher,
+        *,
+        budget: ApiBudget | None = None,
+        allowed_registries: Sequence[str] = (),
+        min_lease_s: float = 60.0,
     ) -> None:
-        self._ecs = ecs
+        self._calls = ServiceCalls(ecs, budget=budget, allowed_registries=allowed_registries)
         self._ledger = ledger
         self._publisher = publisher
         # How long a silent owner keeps the job before a redelivery may take over.
         self._min_lease_s = min_lease_s
+
+    @classmethod
+    def on_redis(
+        cls, ecs: ECSClient, redis: Redis, *, region: str | None, allowed_registries: Sequence[str] = ()
+    ) -> Deployer:
+        """A deployer whose ledger, events and throttling budget (ECS's buckets for `region`)
+        all live in `redis`: how the local executor and the Lambda handler make theirs."""
+        return cls(
+            ecs,
+            JobLedger(redis),
+            EventPublisher(redis),
+            budget=ApiBudget(redis, region or "default", ECS_BUCKETS),
+            allowed_registries=allowed_registries,
+        )
 
     async def run(self, job: DeployJob, *, hand_over_at: float | None = None) -> Phase | None:
         """Run `job` to a terminal phase; None when another worker owns it (a duplicate).
@@ -191,7 +192,8 @@ class Deployer:
                 record.previous_task_definition_arn,
                 record.deadline,
             )
-        service = await self._describe_service(job)
+        self._calls.check_registries(job)
+        service = await self._calls.describe_service(job)
         await reporter.emit(Phase.STARTED, f"{job.cluster}/{job.service} runs {service['taskDefinition']}")
         previous = str(service["taskDefinition"])
         if record.task_definition_arn is None and job.revision is not None:
@@ -211,7 +213,7 @@ class Deployer:
         else:
             new_arn = record.task_definition_arn
             previous = record.previous_task_definition_arn or previous
-        deployment_id = await self._update(job, new_arn)
+        deployment_id = await self._calls.update(job, new_arn)
         await self._ledger.record(job, deployment_id=deployment_id)
         await reporter.emit(
             Phase.UPDATED,
@@ -224,99 +226,21 @@ class Deployer:
         )
         return await self._follow_and_settle(job, reporter, deployment_id, new_arn, previous, record.deadline)
 
-    async def _describe_service(self, job: DeployJob) -> dict[str, Any]:
-        try:
-            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "ClusterNotFoundException":
-                raise JobAborted(Phase.FAILED, f"cluster {job.cluster!r} not found; nothing changed") from exc
-            raise JobAborted(Phase.FAILED, f"describe_services failed: {_error_message(exc)}") from exc
-        services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
-        if not services:
-            raise JobAborted(
-                Phase.FAILED, f"service {job.service!r} not found in cluster {job.cluster!r}; nothing changed"
-            )
-        service: dict[str, Any] = dict(services[0])
-        controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
-        if controller != SUPPORTED_CONTROLLER:
-            raise JobAborted(
-                Phase.FAILED,
-                f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
-                f"the ECS (rolling update) controller; nothing changed",
-            )
-        return service
-
-    async def _until_not_throttled(
-        self,
-        job: DeployJob,
-        reporter: _Reporter,
-        deadline: float,
-        action: str,
-        call: Callable[[], Awaitable[T]],
-    ) -> T:
-        """`call()`, again and again while ECS throttles it, until `deadline`; heartbeats meanwhile.
-
-        The heartbeat runs beside the call too: botocore's own retries may keep one call busy
-        for over a minute, and silence that long would make the job look lost.
-        """
-
-        async def beat() -> None:
-            while True:
-                await anyio.sleep(job.options.heartbeat_s / 3)
-                with anyio.CancelScope(shield=True):  # an event is published whole or not at all
-                    await reporter.emit(Phase.STARTED, f"waiting for ECS to accept {action} (throttled)")
-
-        async def attempts() -> T:
-            wait = THROTTLE_WAIT_S[0]
-            while True:
-                try:
-                    return await call()
-                except ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code")
-                    if code not in THROTTLE_CODES or time.time() + wait >= deadline:
-                        raise
-                await anyio.sleep(wait * random.uniform(0.5, 1.0))
-                wait = min(wait * 2, THROTTLE_WAIT_S[1])
-
-        results: list[T] = []
-        errors: list[Exception] = []
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(beat)
-            try:
-                results.append(await attempts())
-            except Exception as exc:  # raised below, as itself: not wrapped in an ExceptionGroup
-                errors.append(exc)
-            finally:
-                tg.cancel_scope.cancel()
-        if errors:
-            raise errors[0]
-        return results[0]
-
     async def _register(
         self, job: DeployJob, reporter: _Reporter, current_arn: str, deadline: float
     ) -> str | None:
-        """Register the edited revision; None when no container needs a change."""
-        described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
-        wanted = {change.container: change.image for change in job.changes}
-        try:
-            todo = pending_changes(described["taskDefinition"], wanted)
-        except UnknownContainerError as exc:
-            raise JobAborted(Phase.FAILED, f"{exc}; nothing changed") from exc
-        if not todo:
+        """Register the edited revision, record and report it; None when nothing needs a change."""
+        registered = await self._calls.register(
+            job,
+            current_arn,
+            deadline,
+            heartbeat=lambda: reporter.emit(
+                Phase.STARTED, "waiting for ECS to accept RegisterTaskDefinition (throttled)"
+            ),
+        )
+        if registered is None:
             return None
-        request = build_registration(described, todo)
-        try:
-            registered = await self._until_not_throttled(
-                job,
-                reporter,
-                deadline,
-                "RegisterTaskDefinition",
-                lambda: self._ecs.register_task_definition(**request),
-            )
-        except ClientError as exc:
-            raise JobAborted(Phase.FAILED, f"register_task_definition failed: {_error_message(exc)}") from exc
-        new_arn = registered["taskDefinition"]["taskDefinitionArn"]
+        new_arn, todo = registered
         await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=current_arn)
         changed = ", ".join(f"{name} -> {image}" for name, image in todo.items())
         await reporter.emit(
@@ -325,30 +249,6 @@ class Deployer:
             EventDetails(task_definition_arn=new_arn, previous_task_definition_arn=current_arn),
         )
         return new_arn
-
-    async def _update(self, job: DeployJob, task_definition_arn: str) -> str:
-        try:
-            response = await self._ecs.update_service(
-                cluster=job.cluster, service=job.service, taskDefinition=task_definition_arn
-            )
-        except ClientError as exc:
-            raise JobAborted(
-                Phase.FAILED,
-                f"update_service failed: {_error_message(exc)}; the service still runs its previous revision",
-                EventDetails(task_definition_arn=task_definition_arn),
-            ) from exc
-        deployments = response["service"].get("deployments", [])
-        ours = next(
-            (
-                d
-                for d in deployments
-                if d.get("status") == "PRIMARY" and d.get("taskDefinition") == task_definition_arn
-            ),
-            None,
-        )
-        if ours is None:
-            raise JobAborted(Phase.FAILED, "update_service returned no deployment of the new revision")
-        return str(ours["id"])
 
     async def _follow(
         self,
@@ -383,11 +283,10 @@ class Deployer:
                 )
             await anyio.sleep(pause)
             wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
-            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
-            services = response.get("services", [])
-            if not services:
+            service = await self._calls.poll(job)
+            if service is None:
                 return Rollout(RolloutState.INACTIVE, reason="service disappeared")
-            rollout = evaluate_rollout(services[0], deployment_id, arn)
+            rollout = evaluate_rollout(service, deployment_id, arn)
             if rollout.terminal:
                 return rollout
             counts = (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks)
@@ -421,11 +320,10 @@ class Deployer:
             return Phase.TIMED_OUT, f"deadline of {job.options.timeout_s:g}s passed; {note}", details
         details = _rollout_details(rollout, deployment_id, arn, previous)
         if rollout.state is RolloutState.COMPLETED:
-            return (
-                Phase.SUCCEEDED,
-                f"{rollout.running}/{rollout.desired} running {arn.rsplit('/', 1)[-1]}",
-                details,
-            )
+            message = f"{rollout.running}/{rollout.desired} running {arn.rsplit('/', 1)[-1]}"
+            if job.options.keep_revisions is not None and job.changes:
+                message += f"; {await self._calls.prune(job, arn, previous)}"
+            return Phase.SUCCEEDED, message, details
         if rollout.state is RolloutState.ROLLED_BACK:
             return (
                 Phase.ROLLED_BACK,
@@ -446,7 +344,7 @@ class Deployer:
             Phase.ROLLING_BACK, f"rolling back to {previous}", EventDetails(task_definition_arn=previous)
         )
         try:
-            deployment_id = await self._update(job, previous)
+            deployment_id = await self._calls.update(job, previous)
         except JobAborted as exc:
             return f"rollback to {previous} failed: {exc}"
         # The rollback gets its own budget: the job's deadline may already be spent. It is not

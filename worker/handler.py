@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 from worker.aws import aws_client, ecs_client
 from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
 from worker.engine import Deployer
-from worker.ledger import JobLedger
 from worker.publisher import EventPublisher, connect_redis
+from worker.registries import allowed_from_env
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -221,7 +221,9 @@ class _Batch:
             if deployer is None:
                 redis = self._redis_client()
                 ecs = await self._stack.enter_async_context(ecs_client(region))
-                deployer = self._deployers[region] = Deployer(ecs, JobLedger(redis), EventPublisher(redis))
+                deployer = self._deployers[region] = Deployer.on_redis(
+                    ecs, redis, region=region, allowed_registries=allowed_from_env(os.environ)
+                )
             return deployer
 
     async def _sqs_client(self, region: str) -> SQSClient:

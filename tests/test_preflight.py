@@ -1,0 +1,134 @@
+"""Preflight through the CLI: a run whose targets cannot all be deployed is refused before any change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+
+from orchestrator.sandbox import AwsEmulator, seed_images, seed_services
+from tests.test_cli_e2e import REGION, REPO, ecs, run_cli, write_spec
+
+SIDECAR = "fluent-bit:3"
+ECR_ONLY = {"ECS_FANOUT_ALLOWED_REGISTRIES": "*.dkr.ecr.*.amazonaws.com"}
+
+
+def seed(aws: AwsEmulator, *services: str, images: tuple[str, ...] = ()) -> None:
+    seed_services(
+        aws.endpoint_url,
+        REGION,
+        [
+            ("cluster-0", name, {"app": f"{REPO}/{name}:1.0.0", "log-router": "fluent-bit:3"})
+            for name in services
+        ],
+    )
+    seed_images(aws.endpoint_url, REGION, list(images))
+
+
+def entry(service: str, image: str, *, cluster: str = "cluster-0", container: str = "app") -> dict[str, str]:
+    return {"cluster": cluster, "service": service, "container": container, "image": image}
+
+
+def test_preflight_refuses_the_run_naming_every_bad_entry(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed(aws, "svc00", "svc02", "svc03", "svc04", images=(f"{REPO}/svc00:2.0.0",))
+    ecs().create_service(
+        cluster="cluster-0",
+        serviceName="legacy",
+        taskDefinition="svc00:1",
+        desiredCount=1,
+        deploymentController={"type": "CODE_DEPLOY"},
+    )
+    spec_path = write_spec(
+        tmp_path / "fleet.toml",
+        [
+            entry("svc00", f"{REPO}/svc00:2.0.0"),  # fine on its own
+            entry("svc01", f"{REPO}/svc01:2.0.0", cluster="nope"),
+            entry("missing", f"{REPO}/missing:2.0.0"),
+            entry("svc02", f"{REPO}/svc02:2.0.0", container="worker"),
+            entry("svc03", f"{REPO}/svc03:9.9.9"),
+            entry("legacy", f"{REPO}/svc00:2.0.0"),
+            entry("svc04", "nginx:1.27"),
+        ],
+    )
+    before = aws.request_counts()
+
+    result = run_cli(str(spec_path), "--json", redis_url=redis_url, env=ECR_ONLY)
+
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    lines = [line.removeprefix("ecs-fanout: ").split(": ", 2) for line in result.stderr.splitlines()]
+    assert {path for path, *_ in lines} == {str(spec_path)}
+    problems = [problem for _, *problem in lines]
+    assert problems == [
+        ["entry 2 (nope/svc01/app)", "cluster 'nope' not found"],
+        ["entry 3 (cluster-0/missing/app)", "service 'missing' not found in cluster 'cluster-0'"],
+        ["entry 4 (cluster-0/svc02/worker)", "no container 'worker' in svc02:1 (it has: app, log-router)"],
+        [
+            "entry 5 (cluster-0/svc03/app)",
+            "tag '9.9.9' not found in ECR repository 'svc03': RepositoryNotFoundException: "
+            "The repository with name 'svc03' does not exist in the registry with id '123456789012'",
+        ],
+        [
+            "entry 6 (cluster-0/legacy/app)",
+            "service uses the CODE_DEPLOY deployment controller; ecs-fanout deploys only services on "
+            "the ECS (rolling update) controller",
+        ],
+        [
+            "entry 7 (cluster-0/svc04/app)",
+            "registry docker.io is not in the allow-list (*.dkr.ecr.*.amazonaws.com)",
+        ],
+        ["preflight refused the run", "nothing was changed"],
+    ]
+    after = aws.request_counts()
+    for action in ("RegisterTaskDefinition", "UpdateService", "SendMessageBatch"):
+        assert after.get(action) == before.get(action), action  # entry 1 was not deployed either
+    assert (
+        ecs()
+        .describe_services(cluster="cluster-0", services=["svc00"])["services"][0]["taskDefinition"]
+        .endswith("svc00:1")
+    )
+
+
+def test_pin_digests_deploys_the_digest_the_tag_resolved_to(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed(aws, "svc00", images=(f"{REPO}/svc00:2.0.0",))
+    digest = boto3.client("ecr", region_name=REGION).describe_images(
+        repositoryName="svc00", imageIds=[{"imageTag": "2.0.0"}]
+    )["imageDetails"][0]["imageDigest"]
+    spec_path = write_spec(
+        tmp_path / "pinned.toml", [entry("svc00", f"{REPO}/svc00:2.0.0")], poll_interval="100ms"
+    )
+    spec_path.write_text("pin_digests = true\n" + spec_path.read_text())
+
+    result = run_cli(str(spec_path), "--json", redis_url=redis_url)
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    pinned = f"{REPO}/svc00@{digest}"
+    assert [(r["status"], r["image"]) for r in summary["results"]] == [("succeeded", pinned)]
+    live = ecs().describe_services(cluster="cluster-0", services=["svc00"])["services"][0]["taskDefinition"]
+    containers = ecs().describe_task_definition(taskDefinition=live)["taskDefinition"]["containerDefinitions"]
+    assert {c["name"]: c["image"] for c in containers} == {
+        "app": pinned,
+        "log-router": SIDECAR,
+    }
+
+
+def test_without_preflight_the_worker_still_refuses_a_registry_not_allowed(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed(aws, "svc04")
+    spec_path = write_spec(tmp_path / "hub.toml", [entry("svc04", "nginx:1.27")], poll_interval="100ms")
+
+    result = run_cli(str(spec_path), "--json", "--skip-preflight", redis_url=redis_url, env=ECR_ONLY)
+
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    [outcome] = summary["results"]
+    assert outcome["status"] == "failed"
+    assert "not in this worker's registry allow-list" in outcome["message"]
+    assert aws.request_counts().get("RegisterTaskDefinition") == 1  # the seeding's only

@@ -1,0 +1,177 @@
+"""The ECS calls of one job, each refusal turned into a `JobAborted` that says what happened.
+
+Every call that ECS throttles per account draws a token from the shared budget first
+(`worker.budget`); the worker's registry allow-list is enforced here, before any call. The
+engine (`worker.engine`) sequences these calls and reports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.budget import ApiBudget
+from worker.contract import DeployJob, EventDetails, Phase
+from worker.registries import refused_images, registry_of
+from worker.revisions import family_and_revision, revisions_to_deregister
+from worker.taskdef import UnknownContainerError, build_registration, pending_changes
+from worker.throttle import until_not_throttled
+
+if TYPE_CHECKING:
+    from types_aiobotocore_ecs import ECSClient
+
+__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls"]
+
+SUPPORTED_CONTROLLER = "ECS"
+
+
+class JobAborted(Exception):
+    """A step refused the job; its message is the terminal event's message."""
+
+    def __init__(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.details = details or EventDetails()
+
+
+def _error_message(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
+
+
+class ServiceCalls:
+    """One ECS client, the shared budget and the allow-list: the calls a job makes."""
+
+    def __init__(
+        self, ecs: ECSClient, *, budget: ApiBudget | None = None, allowed_registries: Sequence[str] = ()
+    ) -> None:
+        self._ecs = ecs
+        self._budget = budget
+        self._allowed_registries = tuple(allowed_registries)
+
+    def budget_for(self, job: DeployJob) -> ApiBudget | None:
+        return self._budget if job.options.api_budget else None
+
+    async def take(self, job: DeployJob, action: str) -> None:
+        """Wait for a token of `action` from the shared budget (when the job uses it)."""
+        if (budget := self.budget_for(job)) is not None:
+            await budget.take(action)
+
+    async def poll(self, job: DeployJob) -> dict[str, Any] | None:
+        """The service as it is now (following a deployment); None when it is gone."""
+        await self.take(job, "DescribeServices")
+        response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+        services = response.get("services", [])
+        return dict(services[0]) if services else None
+
+    def check_registries(self, job: DeployJob) -> None:
+        refused = refused_images((change.image for change in job.changes), self._allowed_registries)
+        if refused:
+            listed = ", ".join(f"{image} (registry {registry_of(image)})" for image in refused)
+            raise JobAborted(
+                Phase.FAILED,
+                f"refused: {listed} not in this worker's registry allow-list "
+                f"({', '.join(self._allowed_registries)}); nothing changed",
+            )
+
+    async def describe_service(self, job: DeployJob) -> dict[str, Any]:
+        await self.take(job, "DescribeServices")
+        try:
+            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ClusterNotFoundException":
+                raise JobAborted(Phase.FAILED, f"cluster {job.cluster!r} not found; nothing changed") from exc
+            raise JobAborted(Phase.FAILED, f"describe_services failed: {_error_message(exc)}") from exc
+        services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
+        if not services:
+            raise JobAborted(
+                Phase.FAILED, f"service {job.service!r} not found in cluster {job.cluster!r}; nothing changed"
+            )
+        service: dict[str, Any] = dict(services[0])
+        controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
+        if controller != SUPPORTED_CONTROLLER:
+            raise JobAborted(
+                Phase.FAILED,
+                f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
+                f"the ECS (rolling update) controller; nothing changed",
+            )
+        return service
+
+    async def register(
+        self, job: DeployJob, current_arn: str, deadline: float, heartbeat: Callable[[], Awaitable[None]]
+    ) -> tuple[str, dict[str, str]] | None:
+        """Register the edited revision: its ARN and the images changed; None when none needs to."""
+        described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
+        wanted = {change.container: change.image for change in job.changes}
+        try:
+            todo = pending_changes(described["taskDefinition"], wanted)
+        except UnknownContainerError as exc:
+            raise JobAborted(Phase.FAILED, f"{exc}; nothing changed") from exc
+        if not todo:
+            return None
+        request = build_registration(described, todo)
+        try:
+            registered = await until_not_throttled(
+                lambda: self._ecs.register_task_definition(**request),
+                action="RegisterTaskDefinition",
+                deadline=deadline,
+                budget=self.budget_for(job),
+                heartbeat=heartbeat,
+                heartbeat_every_s=job.options.heartbeat_s / 3,
+            )
+        except ClientError as exc:
+            raise JobAborted(Phase.FAILED, f"register_task_definition failed: {_error_message(exc)}") from exc
+        return registered["taskDefinition"]["taskDefinitionArn"], todo
+
+    async def update(self, job: DeployJob, task_definition_arn: str) -> str:
+        await self.take(job, "UpdateService")
+        try:
+            response = await self._ecs.update_service(
+                cluster=job.cluster, service=job.service, taskDefinition=task_definition_arn
+            )
+        except ClientError as exc:
+            raise JobAborted(
+                Phase.FAILED,
+                f"update_service failed: {_error_message(exc)}; the service still runs its previous revision",
+                EventDetails(task_definition_arn=task_definition_arn),
+            ) from exc
+        deployments = response["service"].get("deployments", [])
+        ours = next(
+            (
+                d
+                for d in deployments
+                if d.get("status") == "PRIMARY" and d.get("taskDefinition") == task_definition_arn
+            ),
+            None,
+        )
+        if ours is None:
+            raise JobAborted(Phase.FAILED, "update_service returned no deployment of the new revision")
+        return str(ours["id"])
+
+    async def prune(self, job: DeployJob, live: str, previous: str | None) -> str:
+        """Deregister revisions beyond `keep_revisions` (never `live` or `previous`): a sentence.
+
+        The rollout has succeeded by now: a refusal here is reported, it does not fail the job.
+        """
+        assert job.options.keep_revisions is not None
+        family = family_and_revision(live)[0]
+        try:
+            active: list[str] = []
+            async for page in self._ecs.get_paginator("list_task_definitions").paginate(
+                familyPrefix=family, status="ACTIVE"
+            ):
+                active += page.get("taskDefinitionArns", [])
+            protected = [live] + ([previous] if previous else [])
+            doomed = revisions_to_deregister(active, family, job.options.keep_revisions, protected)
+            for arn in doomed:
+                await self.take(job, "DeregisterTaskDefinition")
+                await self._ecs.deregister_task_definition(taskDefinition=arn)
+        except (ClientError, BotoCoreError) as exc:
+            return f"deregistering old revisions of {family} stopped: {exc}"
+        if not doomed:
+            return f"no old revisions of {family} to deregister"
+        revisions = ", ".join(str(family_and_revision(arn)[1]) for arn in doomed)
+        return f"deregistered {len(doomed)} old revisions of {family} ({revisions})"
