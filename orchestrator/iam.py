@@ -26,15 +26,20 @@ def _queue_arns(region: str, account: str, queue_name: str) -> list[str]:
 def caller_policy(
     *, region: str, account: str, function_name: str, queue_name: str, worker_role_arn: str
 ) -> Policy:
-    """What `ecs-fanout` itself calls with the `lambda` executor (and `--dry-run`)."""
+    """What `ecs-fanout` itself calls with the `lambda` executor (and preflight, `plan`, `--dry-run`)."""
     function_arn = _arn("lambda", region, account, f"function:{function_name}")
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "ReadServicesForDryRun",
+                "Sid": "ReadTargetsForPreflightAndPlan",
                 "Effect": "Allow",
-                "Action": ["ecs:DescribeServices", "ecs:DescribeTaskDefinition"],
+                "Action": [
+                    "ecs:DescribeClusters",
+                    "ecs:DescribeServices",
+                    "ecs:DescribeTaskDefinition",
+                    "ecr:DescribeImages",
+                ],
                 "Resource": "*",
             },
             {
@@ -111,7 +116,13 @@ def worker_policy(
         {
             "Sid": "RegisterRevisions",
             "Effect": "Allow",
-            "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            # List/Deregister: only with keep_revisions (old revisions cleaned up after a success).
+            "Action": [
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:ListTaskDefinitions",
+                "ecs:DeregisterTaskDefinition",
+            ],
             "Resource": "*",
         },
         {
