@@ -208,6 +208,25 @@ def test_polling_and_heartbeat(
     assert (options.poll_min_s, options.poll_max_s, options.heartbeat_s) == (poll_min, poll_max, heartbeat)
 
 
+@pytest.mark.parametrize(
+    ("top", "api_budget", "keep_revisions"),
+    [({}, True, None), ({"api_budget": False, "keep_revisions": 3}, False, 3)],
+)
+def test_safety_settings_reach_every_job(
+    top: dict[str, Any], api_budget: bool, keep_revisions: int | None
+) -> None:
+    jobs = plan_jobs(make_spec(entry(), entry(service="web"), **top), RUN)
+    assert {(j.job.options.api_budget, j.job.options.keep_revisions) for j in jobs} == {
+        (api_budget, keep_revisions)
+    }
+
+
+@pytest.mark.parametrize("top", [{"keep_revisions": 0}, {"api_budget": "no"}, {"pin_digests": 1}])
+def test_bad_safety_settings_are_refused(top: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=next(iter(top))):
+        make_spec(entry(), **top)
+
+
 @pytest.mark.parametrize("timeout_s", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_timeout_argument(timeout_s: float) -> None:
     with pytest.raises(ConfigError, match="timeout"):
