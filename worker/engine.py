@@ -14,6 +14,7 @@ following the recorded deployment at once; it never registers or updates again.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 __all__ = ["Deployer", "JobAborted"]
 
 BACKOFF_FACTOR = 1.5
+# Jobs started together would poll together: their describe_services answers would be parsed
+# in one burst (on one loop, with the local executor), delaying every event behind it, and
+# would reach DescribeServices' bucket at once. Each wait is shortened by up to a quarter.
+POLL_JITTER = 0.25
 
 
 class _HandOver(Exception):
@@ -272,7 +277,7 @@ class Deployer:
             remaining = deadline - now
             if remaining <= 0:
                 return None
-            pause = min(wait, remaining)
+            pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
             if hand_over_at is not None and now + pause > hand_over_at:
                 raise _HandOver(
                     EventDetails(
