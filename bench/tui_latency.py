@@ -30,6 +30,7 @@ import anyio.lowlevel
 import textual
 from textual.content import Content
 
+from bench.machine import cpu_model
 from orchestrator.plan import PlannedJob, Target
 from orchestrator.run import Renderer
 from orchestrator.state import RunState
@@ -193,14 +194,8 @@ async def measure(label: str, panes: int, count: int, size: tuple[int, int]) -> 
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return (
-        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}; "
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model('unknown CPU')}; "
         f"Python {platform.python_version()}, textual {textual.__version__}"
     )
 

@@ -90,11 +90,6 @@ def iam_policy(argv: Sequence[str]) -> int:
     lam = load_settings().lambda_
     parser = argparse.ArgumentParser(prog="ecs-fanout iam-policy", description=iam_policy.__doc__)
     parser.add_argument("--account", default="*", help="AWS account id (default: any)")
-    parser.add_argument(
-        "--skip-preflight",
-        action="store_true",
-        help="do not check clusters, services, containers and ECR images before changing anything",
-    )
     parser.add_argument("--region", default="*", help="AWS region (default: any)")
     parser.add_argument("--function-name", default=lam.function_name)
     parser.add_argument("--queue-name", default=lam.queue_name)

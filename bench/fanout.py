@@ -1,0 +1,77 @@
+"""ecs-fanout as the benchmarks run it: its command line, and the figures read from its output.
+
+Why: the tools `local`, `lambda` and `serial` are all `python -m orchestrator SPEC --json`
+with other flags; what a run achieved (targets that succeeded, event latencies) is read from
+the JSON lines it prints, as any script of a user's would read them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.measure import Proc
+from bench.results import Row, percentile
+
+__all__ = ["cli_command", "json_objects", "read_run"]
+
+
+def cli_command(spec_path: Path, tool: str, *python_flags: str) -> list[str]:
+    """The command line of ecs-fanout as `tool` (local, lambda or serial)."""
+    cmd = [sys.executable, *python_flags, "-m", "orchestrator", str(spec_path), "--json"]
+    cmd += ["--executor", "lambda" if tool == "lambda" else "local"]
+    if tool == "serial":
+        cmd += ["--max-parallel", "1"]
+    return cmd
+
+
+def json_objects(lines: Iterable[tuple[float, str]]) -> Iterator[dict[str, Any]]:
+    """The JSON objects among a run's (time, line) stdout lines; other lines are passed over."""
+    for _, line in lines:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            yield obj
+
+
+def read_run(row: Row, proc: Proc, timeout_s: float) -> None:
+    """Fill `row` with a run's figures: times, RSS, event latencies, the summary's outcome."""
+    row.wall_s, row.cpu_s, row.peak_rss_mb = proc.wall_s, proc.cpu_s, proc.maxrss_mb
+    row.exit_code = proc.returncode
+    row.first_line_s = proc.lines[0][0] if proc.lines else None
+    row.stderr_tail = proc.stderr[-4000:]
+    latencies: list[float] = []
+    summary: dict[str, Any] | None = None
+    for obj in json_objects(proc.lines):
+        # a duplicate's report changes no state, so its line carries an older receipt time
+        if (
+            obj.get("type") == "event"
+            and obj.get("phase") != "duplicate"
+            and obj.get("seq") is not None
+            and obj.get("received_at") is not None
+        ):
+            latencies.append((float(obj["received_at"]) - float(obj["ts"])) * 1000)
+        elif obj.get("type") == "summary":
+            summary = obj
+    row.events = len(latencies)
+    row.latency_p50_ms = percentile(latencies, 50)
+    row.latency_p99_ms = percentile(latencies, 99)
+    results = summary["results"] if summary else []
+    row.targets = len(results)
+    row.succeeded = sum(1 for r in results if r.get("status") == "succeeded")
+    if proc.timed_out:
+        row.note = f"killed after {timeout_s:g}s"
+    elif summary is None:
+        row.note = f"no summary line (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+    elif row.succeeded != row.targets:
+        bad = [
+            f"{r['service']}: {r['status']} {r['message'][:120]}"
+            for r in results
+            if r["status"] != "succeeded"
+        ]
+        row.note = f"{len(bad)} not succeeded, e.g. {bad[0]}"

@@ -1,0 +1,93 @@
+"""The peer tool: fabfuel's ecs-deploy (`ecs deploy`), installed and looped over the services.
+
+Why: it is what ecs-fanout is compared with. It is installed from PyPI into a virtual
+environment of its own (created once, then cached), so that it does not share the project's
+dependencies; it deploys one service a command, so a scenario runs it once per service, one
+after another, as a user's shell loop would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bench.measure import Spawner
+from bench.progress import log
+from bench.results import Row
+from bench.scenario import NEW_TAG, REGION, REPO
+
+__all__ = ["PEER_VENV", "ensure_peer", "peer_loop", "peer_version"]
+
+PEER_PACKAGE = "ecs-deploy"
+PEER_VENV = Path.home() / ".cache" / "ecs-fanout" / "bench" / "ecs-deploy-venv"
+
+
+def ensure_peer(venv: Path = PEER_VENV) -> Path:
+    """`ecs` of PyPI's ecs-deploy in a virtual environment of its own (created once, then cached)."""
+    ecs = venv / "bin" / "ecs"
+    if ecs.is_file():
+        return ecs
+    log(f"installing {PEER_PACKAGE} into {venv}")
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    python = shutil.which("python3") or sys.executable
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", PEER_PACKAGE],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    if not ecs.is_file():
+        raise RuntimeError(f"{PEER_PACKAGE} installed no `ecs` command in {venv}")
+    return ecs
+
+
+def peer_version(venv: Path = PEER_VENV) -> str:
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('ecs-deploy'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+def peer_loop(
+    spawner: Spawner,
+    env: Mapping[str, str],
+    row: Row,
+    services: Sequence[tuple[str, str]],
+    timeout_s: float,
+) -> None:
+    """`ecs deploy` once per service, one after another; fill `row` with the loop's figures."""
+    ecs = ensure_peer()
+    started = time.monotonic()
+    cpu, rss, ok = 0.0, 0.0, 0
+    failures: list[str] = []
+    for cluster, service in services:
+        remaining = timeout_s - (time.monotonic() - started)
+        cmd = [str(ecs), "deploy", cluster, service, "--image", "app", f"{REPO}/{service}:{NEW_TAG}"]
+        cmd += ["--timeout", "600", "--region", REGION]
+        proc = spawner.run(cmd, env=env, timeout_s=max(1.0, remaining))
+        cpu += proc.cpu_s
+        rss = max(rss, proc.maxrss_mb)
+        if proc.returncode == 0:
+            ok += 1
+        else:
+            failures.append(
+                f"{service}: exit {proc.returncode}: {(proc.stderr or proc.lines[-1][1]).strip()[-200:]}"
+            )
+    row.wall_s = time.monotonic() - started
+    row.cpu_s, row.peak_rss_mb = cpu, rss
+    row.succeeded, row.targets = ok, len(services)
+    row.exit_code = 0 if ok == len(services) else 1
+    if failures:
+        row.note = f"{len(failures)} failed, e.g. {failures[0]}"

@@ -1,0 +1,102 @@
+"""One whole benchmark run: which measurements, in what order, gathered into the report's data.
+
+Why: `python -m bench` only parses its flags; this module turns them into a run (the side
+measurements first, then every tool at every N, then the N = 1000 RSS runs) and returns the
+report as data: the dict that `--json-out` writes, and the rows the Markdown tables show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import probes
+from bench.harness import Harness
+from bench.machine import load, machine
+from bench.peer import peer_version
+from bench.results import Row
+from bench.targets import targets
+
+__all__ = ["FULL_NS", "QUICK_NS", "run", "workdir"]
+
+FULL_NS = (1, 10, 20, 50, 200)
+QUICK_NS = (1, 10)
+
+
+@contextmanager
+def workdir(keep: bool = False) -> Iterator[Path]:
+    """A fresh temporary directory for specs and the emulator's log; removed unless `keep`."""
+    path = Path(tempfile.mkdtemp(prefix="ecs-fanout-bench-"))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _size_limits(args: argparse.Namespace) -> dict[str, tuple[str, int]]:
+    """tool: (flag, largest N it runs at)."""
+    return {"ecs-deploy": ("--peer-max-n", args.peer_max_n), "serial": ("--serial-max-n", args.serial_max_n)}
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
+    """Run what `args` (of `bench.__main__.build_parser`) asks for: (the report, its rows)."""
+    ns = args.n or (QUICK_NS if args.quick else FULL_NS)
+    tools: tuple[str, ...] = args.tools
+    defaults: dict[str, Any] = {}
+    if args.poll_interval:
+        defaults["poll_interval"] = args.poll_interval
+    report: dict[str, Any] = {
+        "command": " ".join([os.path.basename(sys.executable), "-m", "bench", *sys.argv[1:]]),
+        "machine": machine(),
+        "rollout_s": args.rollout_s,
+        "ns": list(ns),
+        "tools": list(tools),
+        "spec_defaults": defaults,
+        "esm_concurrency": args.esm_concurrency or "the mapping's MaximumConcurrency (20)",
+        "started": _now(),
+    }
+    if "ecs-deploy" in tools:
+        report["ecs_deploy_version"] = peer_version()
+    rows: list[Row] = []
+    limits = _size_limits(args)
+    with (
+        workdir(args.keep) as wd,
+        Harness(args.rollout_s, wd, defaults, esm_concurrency=args.esm_concurrency) as harness,
+    ):
+        report["workdir"] = str(wd)
+        if "lambda" in tools and not args.no_pack:
+            report["pack"] = probes.pack(harness, cold=not args.no_cold_pack)
+        if "lambda" in tools or (args.rss_1000 and "lambda" in args.rss_tools):
+            # creates the function, queue and mapping: the timed lambda runs find them ready
+            report["uploads"] = probes.lambda_uploads(harness)
+        if not args.no_startup:
+            report["startup"] = probes.startup(harness)
+        for n in ns:
+            for tool in tools:
+                if tool in limits and n > limits[tool][1]:
+                    flag, limit = limits[tool]
+                    rows.append(Row.start(n, tool, args.rollout_s, note=f"not run: N > {flag} {limit}"))
+                    continue
+                rows.append(harness.scenario(tool, n))
+        if args.rss_1000:
+            for tool in args.rss_tools:
+                rows.append(harness.scenario(tool, 1000, label=f"{tool}-rss", throttling=False))
+        report["emulator_stats"] = harness.em.stats()
+    report["rows"] = [r.to_dict() for r in rows]
+    report["targets"] = [{"target": t, "measured": m, "verdict": v} for t, m, v in targets(report, rows)]
+    report["finished"] = _now()
+    report["machine"]["load_at_end_1_5_15"] = load()
+    return report, rows

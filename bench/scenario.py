@@ -1,0 +1,92 @@
+"""A scenario's world in the emulated account: its services, the spec that deploys them, seeding.
+
+Why: every scenario gets services (and a cluster) named after it, so that no two scenarios
+share state; the spec file is what the tools are given, as a user would give it; seeding
+creates the services (running tag 1.0.0, plus a sidecar) and pushes their images to ECR with
+throttling off, since seeding is not what is measured, then switches the throttling buckets on
+again full, as an account that was idle would have them. The lambda executor's IAM role is
+part of that world too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from botocore.session import Session
+
+from bench.emulator_client import Emulator
+from orchestrator.sandbox import seed_images, seed_services
+from orchestrator.sandbox.session import sandbox_services
+from orchestrator.spec import load_spec
+
+__all__ = [
+    "NEW_TAG",
+    "REGION",
+    "REPO",
+    "TOOLS",
+    "lambda_role",
+    "seed_scenario",
+    "service_names",
+    "write_spec",
+]
+
+REGION = "us-east-1"
+REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+NEW_TAG = "2.0.0"
+LAMBDA_ROLE = "ecs-fanout-bench-worker"
+TOOLS = ("local", "lambda", "serial", "ecs-deploy")
+
+
+def service_names(name: str, n: int) -> list[tuple[str, str]]:
+    """(cluster, service) of a scenario: names of their own, so scenarios never share state."""
+    cluster = f"bench-{name}-n{n}"
+    return [(cluster, f"{name}-n{n}-svc{i:04d}") for i in range(n)]
+
+
+def write_spec(path: Path, services: Sequence[tuple[str, str]], **defaults: Any) -> Path:
+    entries = [
+        {"cluster": c, "service": s, "container": "app", "image": f"{REPO}/{s}", "tag": NEW_TAG}
+        for c, s in services
+    ]
+    path.write_text(json.dumps({"region": REGION, **defaults, "deploy": entries}, indent=1) + "\n")
+    return path
+
+
+def seed_scenario(emulator: Emulator, spec_path: Path, session: Session) -> None:
+    """Create the spec's services and push its images (old and new) with throttling off."""
+    spec = load_spec(spec_path)
+    services = sandbox_services(spec)
+    emulator.throttling(False)
+    seed_services(emulator.endpoint_url, REGION, services, session=session)
+    images = [entry.reference for entry in spec.deploy] + [i for _, _, c in services for i in c.values()]
+    seed_images(emulator.endpoint_url, REGION, images, session=session)
+    emulator.throttling(True)  # full buckets, as for an account that was idle
+
+
+def lambda_role(emulator: Emulator, session: Session) -> str:
+    """The ARN of the role the lambda executor's function runs as (created once)."""
+    iam: Any = session.create_client(
+        "iam",
+        endpoint_url=emulator.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    try:
+        arn = iam.create_role(RoleName=LAMBDA_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=LAMBDA_ROLE)["Role"]["Arn"]
+    return str(arn)

@@ -1,0 +1,105 @@
+"""The targets ecs-fanout is held to, and each one's verdict on a run's figures.
+
+Why: BENCHMARKS.md states these goals; judging them in code, from the same figures the report
+prints, keeps the verdicts honest: a figure that was not measured is "not run", never a PASS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bench.report import fmt
+from bench.results import Row, find_row, speedup
+
+__all__ = ["targets", "verdict"]
+
+TARGET_RATIO_N200 = 1.15
+TARGET_SPEEDUP_N20 = 20.0
+TARGET_LATENCY_P99_MS = 5.0
+TARGET_WARM_PACK_S = 1.0
+TARGET_HELP_S = 0.3
+TARGET_RSS_1000_MB = 150.0
+
+Target = tuple[str, str, str]  # (target, measured, verdict)
+
+
+def verdict(ok: bool | None) -> str:
+    return "not run" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _ratio_n200(rows: Sequence[Row], tool: str) -> Target:
+    row = find_row(rows, 200, tool)
+    ok = None if row is None or row.ratio is None else row.ratio <= TARGET_RATIO_N200 and row.note == ""
+    measured = (
+        "not run" if row is None else f"{row.ratio:.3f}x ({row.wall_s:.1f}s / {row.lower_bound_s:.0f}s)"
+    )
+    return f"N=200 within {TARGET_RATIO_N200}x the lower bound ({tool})", measured, verdict(ok)
+
+
+def _speedup_n20(rows: Sequence[Row], tool: str) -> Target:
+    row = find_row(rows, 20, tool)
+    up = None if row is None else speedup(row, rows)
+    ok = None if up is None else up >= TARGET_SPEEDUP_N20
+    target = f">= {TARGET_SPEEDUP_N20:g}x faster than the ecs deploy loop at N=20 ({tool})"
+    return target, fmt(up, ".1f", "x"), verdict(ok)
+
+
+def _latency(rows: Sequence[Row], tool: str) -> Target:
+    measured_rows = [r for r in rows if r.tool == tool and r.latency_p99_ms is not None]
+    worst = max(measured_rows, key=lambda r: r.latency_p99_ms or 0.0, default=None)
+    ok = None if worst is None else (worst.latency_p99_ms or 0.0) <= TARGET_LATENCY_P99_MS
+    measured = "not run" if worst is None else f"worst p99 {worst.latency_p99_ms:.2f} ms (N={worst.n})"
+    return f"event latency p99 <= {TARGET_LATENCY_P99_MS:g} ms ({tool})", measured, verdict(ok)
+
+
+def _pack_and_upload(report: dict[str, Any]) -> Target:
+    warm = ((report.get("pack") or {}).get("warm") or {}).get("wall_s")
+    unchanged = ((report.get("uploads") or {}).get("unchanged") or {}).get("uploaded_bytes")
+    ok = None if warm is None or unchanged is None else warm <= TARGET_WARM_PACK_S and unchanged == 0
+    return (
+        f"warm pack <= {TARGET_WARM_PACK_S:g} s, 0 bytes uploaded when unchanged",
+        f"{fmt(warm, '.2f', ' s')}, {'not run' if unchanged is None else f'{unchanged:,} bytes'}",
+        verdict(ok),
+    )
+
+
+def _startup(report: dict[str, Any]) -> list[Target]:
+    startup = report.get("startup") or {}
+    help_s = startup.get("help_median_s")
+    textual = startup.get("json_imports_textual")
+    return [
+        (
+            f"`--help` <= {TARGET_HELP_S:g} s",
+            fmt(help_s, ".3f", " s (median)"),
+            verdict(None if help_s is None else help_s <= TARGET_HELP_S),
+        ),
+        (
+            "`--json` path does not import Textual",
+            "not run"
+            if textual is None
+            else ("imports textual" if textual else "no textual module imported"),
+            verdict(None if textual is None else not textual),
+        ),
+    ]
+
+
+def _rss_1000(rows: Sequence[Row], tool: str) -> Target:
+    row = find_row(rows, 1000, f"{tool}-rss", ran=False)
+    rss = None if row is None else row.peak_rss_mb
+    ok = None if rss is None or row is None else rss <= TARGET_RSS_1000_MB and row.note == ""
+    target = f"orchestrator peak RSS <= {TARGET_RSS_1000_MB:g} MB at N=1000 ({tool})"
+    return target, fmt(rss, ".0f", " MB"), verdict(ok)
+
+
+def targets(report: dict[str, Any], rows: Sequence[Row]) -> list[Target]:
+    """(target, measured, verdict) lines."""
+    executors = ("local", "lambda")
+    return [
+        *(_ratio_n200(rows, tool) for tool in executors),
+        *(_speedup_n20(rows, tool) for tool in executors),
+        *(_latency(rows, tool) for tool in (*executors, "serial")),
+        _pack_and_upload(report),
+        *_startup(report),
+        *(_rss_1000(rows, tool) for tool in executors),
+    ]
