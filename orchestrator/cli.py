@@ -10,7 +10,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, TextIO
 
@@ -73,124 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _choose_output(requested: str | None, stdout: TextIO) -> str:
+def choose_output(requested: str | None, stdout: TextIO) -> str:
     if requested:
         return requested
     # A person at a terminal gets the live view; pipes and CI get plain lines.
     return "tui" if stdout.isatty() else "plain"
 
 
-def iam_policy(argv: Sequence[str]) -> int:
-    """`ecs-fanout iam-policy`: print the caller's and the worker role's policies as JSON."""
-    import json
-
-    from orchestrator.iam import caller_policy, worker_policy
-    from orchestrator.settings import load_settings
-
-    lam = load_settings().lambda_
-    parser = argparse.ArgumentParser(prog="ecs-fanout iam-policy", description=iam_policy.__doc__)
-    parser.add_argument("--account", default="*", help="AWS account id (default: any)")
-    parser.add_argument("--region", default="*", help="AWS region (default: any)")
-    parser.add_argument("--function-name", default=lam.function_name)
-    parser.add_argument("--queue-name", default=lam.queue_name)
-    parser.add_argument("--worker-role-arn", default=lam.role_arn or "arn:aws:iam::*:role/ecs-fanout-worker")
-    parser.add_argument(
-        "--task-role-arn", action="append", default=[], help="task/execution roles the services use (repeat)"
-    )
-    parser.add_argument(
-        "--vpc", action="store_true", default=bool(lam.subnet_ids), help="the worker runs in a VPC"
-    )
-    args = parser.parse_args(argv)
-    common = {
-        "region": args.region,
-        "account": args.account,
-        "function_name": args.function_name,
-        "queue_name": args.queue_name,
-    }
-    policies = {
-        "caller": caller_policy(**common, worker_role_arn=args.worker_role_arn),
-        "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=args.vpc),
-    }
-    print(json.dumps(policies, indent=2))
-    return EXIT_OK
-
-
-def attach_command(argv: Sequence[str]) -> int:
-    """`ecs-fanout attach RUN_ID`: follow a run from another terminal, replayed from its start."""
-    parser = argparse.ArgumentParser(
-        prog="ecs-fanout attach",
-        description=attach_command.__doc__,
-        epilog="Exit codes: as the run's own; 2 unknown run id; 130 stopped (the run goes on).",
-    )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
-    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
-    parser.add_argument("--exit-on-done", action="store_true", help="live view: exit when the run ends")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
-
-    from orchestrator.attach import attach
-    from orchestrator.settings import load_settings
-
-    redis_url = load_settings().redis_url
-    if not redis_url:
-        print("ecs-fanout: set REDIS_URL to the Redis the run publishes to", file=sys.stderr)
-        return EXIT_CONFIG
-    return attach(args.run_id, redis_url, _choose_output(args.output, sys.stdout), args.exit_on_done)
-
-
-def rollback_command(argv: Sequence[str]) -> int:
-    """`ecs-fanout rollback RUN_ID`: put every service a past run changed back on its previous revision."""
-    import anyio
-
-    from orchestrator.plan import new_run_id
-    from orchestrator.revert import load_reverts
-    from orchestrator.session import check_redis, local_executor, run_session
-    from orchestrator.settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="ecs-fanout rollback", description=rollback_command.__doc__)
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
-    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
-    parser.add_argument("--max-parallel", type=int, default=50, metavar="N")
-    parser.add_argument("--region")
-    parser.add_argument("--profile")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    if not settings.redis_url:
-        raise ConfigError("set REDIS_URL: the run's records are there")
-    anyio.run(check_redis, settings.redis_url)
-    run_id = new_run_id()
-    reverts = load_reverts(settings.redis_url, args.run_id, run_id)
-    if not reverts:
-        print(f"run {args.run_id} changed no service: nothing to put back", file=sys.stderr)
-        return EXIT_OK
-    return run_session(
-        reverts,
-        run_id=run_id,
-        redis_url=settings.redis_url,
-        output=_choose_output(args.output, sys.stdout),
-        spec_path=f"rollback of {args.run_id}",
-        heartbeat_s=max(r.job.options.heartbeat_s for r in reverts),
-        executor_factory=local_executor(
-            args.max_parallel, args.region or settings.region, args.profile or settings.profile
-        ),
-    )
-
-
-def plan_command(argv: Sequence[str]) -> int:
-    """`ecs-fanout plan SPEC`: what a deploy would register, per service, changing nothing."""
-    return main([*argv, "--dry-run", "--diff"])
-
-
+# Each subcommand's module function, imported when called: `--help` stays cheap.
 SUBCOMMANDS = {
-    "iam-policy": iam_policy,
-    "attach": attach_command,
-    "plan": plan_command,
-    "rollback": rollback_command,
+    "iam-policy": "iam_policy",
+    "attach": "attach_command",
+    "plan": "plan_command",
+    "rollback": "rollback_command",
 }
 
 
@@ -198,7 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[argv[0]](argv[1:])
+            from orchestrator import commands
+
+            command: Callable[[Sequence[str]], int] = getattr(commands, SUBCOMMANDS[argv[0]])
+            return command(argv[1:])
         args = build_parser().parse_args(argv)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -341,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
                 jobs,
                 run_id=session_run_id,
                 redis_url=redis_url,
-                output=_choose_output(args.output, sys.stdout),
+                output=choose_output(args.output, sys.stdout),
                 exit_on_done=args.exit_on_done,
                 spec_path=args.spec,
                 heartbeat_s=spec.heartbeat,

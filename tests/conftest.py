@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from orchestrator.sandbox import AwsEmulator, RedisServer, RolloutScenario, sandbox_aws_env
+from tests.fleet import Fleets
 
 # Sub-second rollouts keep the suite fast; "*:bad*" images never start.
 FAST_SCENARIO = RolloutScenario(rollout_s=0.6, bad_images=("*:bad*",))
@@ -29,6 +31,12 @@ def aws(aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name, value in sandbox_aws_env(aws_emulator.endpoint_url).items():
         monkeypatch.setenv(name, value)
     yield aws_emulator
+
+
+@pytest.fixture
+def fleet(aws: AwsEmulator, tmp_path: Path) -> Fleets:
+    """Writes fleet specs into the test's tmp_path and seeds their services in the emulator."""
+    return Fleets(tmp_path, seed_at=aws.endpoint_url)
 
 
 @pytest.fixture(scope="session")

@@ -13,57 +13,27 @@ from pathlib import Path
 import anyio
 import redis.asyncio
 
-from orchestrator.local import LocalExecutor
-from orchestrator.plan import PlannedJob, plan_jobs
-from orchestrator.run import run_jobs, save_plan
-from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
-from orchestrator.sandbox.session import sandbox_services
-from orchestrator.spec import load_spec
+from orchestrator.plan import plan_jobs
+from orchestrator.run import save_plan
+from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState, exit_code
+from tests.fleet import Fleets, Silent, run_planned
 from worker.contract import Phase, WorkerEvent
-from worker.publisher import connect_redis
 
-REGION = "us-east-1"
 RUN_ID = "attach-run"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class Midway:
+class Midway(Silent):
     """A renderer that says when every rollout is under way."""
 
     def __init__(self, state: RunState) -> None:
         self._state = state
         self.reached = anyio.Event()
 
-    def started(self, state: RunState) -> None:
-        pass
-
-    def setup_changed(self, step: str, status: str, message: str) -> None:
-        pass
-
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         if all(j.phase is Phase.IN_PROGRESS for j in self._state.jobs.values()):
             self.reached.set()
-
-    def finished(self, state: RunState) -> None:
-        pass
-
-
-def plan(tmp_path: Path, services: int, *, bad: int | None = None) -> list[PlannedJob]:
-    lines = ['poll_interval = "100ms"', 'heartbeat = "10s"', 'timeout = "60s"']
-    for i in range(services):
-        lines += [
-            "[[deploy]]",
-            f'cluster = "c{i % 2}"',
-            f'service = "s{i}"',
-            'container = "app"',
-            f'image = "registry.example.com/s{i}"',
-            f'tag = "{"bad-1" if i == bad else "2.0.0"}"',
-        ]
-    path = tmp_path / "spec.toml"
-    path.write_text("\n".join(lines) + "\n")
-    spec = load_spec(path)
-    return plan_jobs(spec, RUN_ID)
 
 
 def attach_command(*args: str) -> list[str]:
@@ -71,30 +41,20 @@ def attach_command(*args: str) -> list[str]:
 
 
 async def test_attach_midway_ends_with_the_runs_summary(
-    aws: AwsEmulator, redis_url: str, tmp_path: Path
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
 ) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=2.0, bad_images=("*:bad*",)))
-    planned = plan(tmp_path, 4, bad=1)
-    seed_services(aws.endpoint_url, REGION, sandbox_services(load_spec(tmp_path / "spec.toml")))
+    planned = plan_jobs(fleet(4, bad=1).spec, RUN_ID)
     state = RunState.from_plan(RUN_ID, planned)
-    client = connect_redis(redis_url)
     env = {**os.environ, "REDIS_URL": redis_url}
-
     midway = Midway(state)
 
-    async def run() -> None:
-        executor = LocalExecutor(client, max_parallel=10, region=REGION)
-        await run_jobs(state, planned, client, executor, midway, heartbeat_s=10)
-
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
-            with anyio.fail_after(30):  # midway: every rollout under way, none finished
-                await midway.reached.wait()
-            attached = await anyio.run_process(attach_command(RUN_ID, "--json"), env=env, check=False)
-            assert state.done
-    finally:
-        await client.aclose()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: run_planned(state, planned, redis_url, midway, heartbeat_s=10))
+        with anyio.fail_after(30):  # midway: every rollout under way, none finished
+            await midway.reached.wait()
+        attached = await anyio.run_process(attach_command(RUN_ID, "--json"), env=env, check=False)
+        assert state.done
 
     assert attached.returncode == exit_code(state) == 1, attached.stderr.decode()
     lines = [json.loads(line) for line in attached.stdout.decode().splitlines()]
@@ -126,7 +86,8 @@ def test_attach_to_an_unknown_run_is_a_clear_error(redis_url: str) -> None:
 def test_ctrl_c_stops_following_cleanly(redis_url: str, tmp_path: Path) -> None:
     async def save() -> None:
         client = redis.asyncio.Redis.from_url(redis_url)
-        await save_plan(client, RUN_ID, plan(tmp_path, 2))  # a run whose jobs never report
+        unseeded = Fleets(tmp_path)  # a run whose jobs never report
+        await save_plan(client, RUN_ID, plan_jobs(unseeded(2).spec, RUN_ID))
         await client.aclose()
 
     anyio.run(save)

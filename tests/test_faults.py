@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from orchestrator.local import LocalExecutor
 from orchestrator.plan import plan_jobs
-from orchestrator.run import run_jobs
-from orchestrator.sandbox import AwsEmulator, seed_services
-from orchestrator.sandbox.session import sandbox_services
-from orchestrator.spec import load_spec
-from orchestrator.state import JobState, RunState
-from worker.contract import Phase, WorkerEvent
-from worker.publisher import connect_redis
-
-REGION = "us-east-1"
-
-
-class Quiet:
-    def started(self, state: RunState) -> None:
-        pass
-
-    def setup_changed(self, step: str, status: str, message: str) -> None:
-        pass
-
-    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
-        pass
-
-    def finished(self, state: RunState) -> None:
-        pass
-
+from orchestrator.sandbox import AwsEmulator
+from orchestrator.state import RunState
+from tests.fleet import REGION, Fleets, Silent, run_planned
+from worker.contract import Phase
 
 FAULTS = [
     pytest.param(
@@ -47,35 +24,16 @@ FAULTS = [
 
 @pytest.mark.parametrize("faults", FAULTS)
 async def test_transient_errors_and_throttling_still_end_every_job_right(
-    aws: AwsEmulator, redis_url: str, tmp_path: Path, faults: list[tuple[str, int, int]]
+    aws: AwsEmulator, fleet: Fleets, redis_url: str, faults: list[tuple[str, int, int]]
 ) -> None:
-    lines = ['poll_interval = "100ms"', 'heartbeat = "10s"', 'timeout = "60s"']
-    for i in range(6):
-        tag = "bad-1" if i == 4 else "2.0.0"
-        lines += [
-            "[[deploy]]",
-            f'cluster = "c{i % 2}"',
-            f'service = "s{i}"',
-            'container = "app"',
-            f'image = "registry.example.com/s{i}"',
-            f'tag = "{tag}"',
-        ]
-    spec_path = tmp_path / "spec.toml"
-    spec_path.write_text("\n".join(lines) + "\n")
-    spec = load_spec(spec_path)
-    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(spec))
+    spec = fleet(6, bad=4).spec
     aws.set_throttling(True, buckets={"DescribeServices": (5, 10.0), "UpdateService": (3, 2.0)})
     for action, status, count in faults:
         aws.inject_fault(action, status, count)
 
     planned = plan_jobs(spec, "run-faults")
     state = RunState.from_plan("run-faults", planned)
-    redis = connect_redis(redis_url)
-    try:
-        executor = LocalExecutor(redis, max_parallel=6, region=REGION)
-        await run_jobs(state, planned, redis, executor, Quiet(), heartbeat_s=spec.heartbeat)
-    finally:
-        await redis.aclose()
+    await run_planned(state, planned, redis_url, Silent(), heartbeat_s=spec.heartbeat, max_parallel=6)
 
     assert {job.service: job.phase for job in state.jobs.values()} == {
         f"s{i}": Phase.ROLLED_BACK if i == 4 else Phase.SUCCEEDED for i in range(6)

@@ -13,12 +13,10 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.sandbox import AwsEmulator, seed_services
-from orchestrator.sandbox.session import sandbox_services
-from orchestrator.spec import load_spec
+from orchestrator.sandbox import AwsEmulator
+from tests.fleet import REGION, Fleet, Fleets
 from worker.contract import DeployJob
 
-REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,29 +32,10 @@ def cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def fleet(tmp_path: Path, count: int, bad: int | None = None) -> Path:
-    lines = ['poll_interval = "100ms"', 'timeout = "60s"']
-    for i in range(count):
-        tag = "bad-1" if i == bad else "2.0.0"
-        lines += [
-            "[[deploy]]",
-            f'cluster = "c{i % 2}"',
-            f'service = "s{i}"',
-            'container = "app"',
-            f'image = "registry.example.com/s{i}"',
-            f'tag = "{tag}"',
-        ]
-    path = tmp_path / "fleet.toml"
-    path.write_text("\n".join(lines) + "\n")
-    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(load_spec(path)))
-    return path
-
-
-def revisions_in_use(count: int) -> dict[str, str]:
+def revisions_in_use(fleet: Fleet) -> dict[str, str]:
     ecs: Any = boto3.client("ecs", region_name=REGION)
     running = {}
-    for cluster in ("c0", "c1"):
-        names = [f"s{i}" for i in range(count) if f"c{i % 2}" == cluster]
+    for cluster, names in fleet.services_by_cluster().items():
         for service in ecs.describe_services(cluster=cluster, services=names)["services"]:
             running[service["serviceName"]] = service["taskDefinition"].rsplit("/", 1)[-1]
     return running
@@ -66,12 +45,10 @@ def summaries(stdout: str) -> list[dict[str, Any]]:
     return [line for line in map(json.loads, stdout.splitlines()) if line["type"] == "summary"]
 
 
-def test_all_or_nothing_puts_all_ten_back_when_one_fails(
-    aws: AwsEmulator, redis_url: str, tmp_path: Path
-) -> None:
-    spec = fleet(tmp_path, 10, bad=3)
+def test_all_or_nothing_puts_all_ten_back_when_one_fails(fleet: Fleets, redis_url: str) -> None:
+    ten = fleet(10, bad=3, heartbeat=None)
 
-    result = cli(str(spec), "--json", "--all-or-nothing", redis_url=redis_url)
+    result = cli(str(ten.path), "--json", "--all-or-nothing", redis_url=redis_url)
 
     assert result.returncode == 1, result.stderr
     assert "--all-or-nothing" in result.stderr
@@ -80,14 +57,14 @@ def test_all_or_nothing_puts_all_ten_back_when_one_fails(
     # Said per service: the nine that succeeded are put back, the rolled-back one already was.
     statuses = {r["service"]: r["status"] for r in revert["results"]}
     assert statuses == {f"s{i}": "skipped" if i == 3 else "succeeded" for i in range(10)}
-    assert revisions_in_use(10) == {f"s{i}": f"s{i}:1" for i in range(10)}
+    assert revisions_in_use(ten) == {f"s{i}": f"s{i}:1" for i in range(10)}
 
 
-def test_rollback_of_a_past_run(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
-    spec = fleet(tmp_path, 3)
-    deployed = cli(str(spec), "--json", redis_url=redis_url)
+def test_rollback_of_a_past_run(fleet: Fleets, redis_url: str) -> None:
+    three = fleet(3, heartbeat=None)
+    deployed = cli(str(three.path), "--json", redis_url=redis_url)
     assert deployed.returncode == 0, deployed.stderr
-    assert revisions_in_use(3) == {f"s{i}": f"s{i}:2" for i in range(3)}
+    assert revisions_in_use(three) == {f"s{i}": f"s{i}:2" for i in range(3)}
     run_id = json.loads(deployed.stdout.splitlines()[0])["run_id"]
 
     rolled = cli("rollback", run_id, "--json", redis_url=redis_url)
@@ -97,7 +74,7 @@ def test_rollback_of_a_past_run(aws: AwsEmulator, redis_url: str, tmp_path: Path
     assert {(r["service"], r["status"], r["image"]) for r in summary["results"]} == {
         (f"s{i}", "succeeded", f"revision s{i}:1") for i in range(3)
     }
-    assert revisions_in_use(3) == {f"s{i}": f"s{i}:1" for i in range(3)}
+    assert revisions_in_use(three) == {f"s{i}": f"s{i}:1" for i in range(3)}
 
 
 def test_rollback_of_an_unknown_run_is_refused(aws: AwsEmulator, redis_url: str) -> None:

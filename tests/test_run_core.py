@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import anyio
 import redis.asyncio
@@ -12,69 +10,34 @@ import redis.asyncio
 from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import plan_jobs
-from orchestrator.run import Executor, run_jobs
-from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
-from orchestrator.sandbox.session import sandbox_services
-from orchestrator.spec import Spec, load_spec
+from orchestrator.run import Executor
+from orchestrator.sandbox import AwsEmulator, RolloutScenario
+from orchestrator.spec import Spec
 from orchestrator.state import JobState, RunState
+from tests.fleet import REGION, Fleets, Silent, run_planned
 from worker.contract import DeployJob, Phase, WorkerEvent
-from worker.publisher import connect_redis
 
-REGION = "us-east-1"
 RUN_ID = "run-core"
 
 
-class Recorder:
+class Recorder(Silent):
     """A renderer that keeps the sequence numbers it was shown, per job."""
 
     def __init__(self) -> None:
         self.seen: dict[str, list[int]] = {}
 
-    def started(self, state: RunState) -> None:
-        pass
-
-    def setup_changed(self, step: str, status: str, message: str) -> None:
-        pass
-
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         if event is not None and event.phase is not Phase.DUPLICATE:
             self.seen.setdefault(job.job_id, []).append(event.seq)
-
-    def finished(self, state: RunState) -> None:
-        pass
-
-
-def make_spec(tmp_path: Path, services: int, *, bad: int | None = None, heartbeat: str = "5s") -> Spec:
-    lines = ['poll_interval = "100ms"', f'heartbeat = "{heartbeat}"', 'timeout = "60s"']
-    for i in range(services):
-        tag = "bad-1" if i == bad else "2.0.0"
-        lines += [
-            "[[deploy]]",
-            f'cluster = "c{i % 2}"',
-            f'service = "s{i}"',
-            'container = "app"',
-            f'image = "registry.example.com/s{i}"',
-            f'tag = "{tag}"',
-        ]
-    path = tmp_path / "spec.toml"
-    path.write_text("\n".join(lines) + "\n")
-    spec = load_spec(path)
-    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(spec))
-    return spec
 
 
 async def run(
     spec: Spec, redis_url: str, executor: Callable[[redis.asyncio.Redis], Executor] | None = None
 ) -> tuple[RunState, Recorder]:
     planned = plan_jobs(spec, RUN_ID)
-    client = connect_redis(redis_url)
     state = RunState.from_plan(RUN_ID, planned)
     recorder = Recorder()
-    try:
-        chosen = executor(client) if executor else LocalExecutor(client, max_parallel=10, region=REGION)
-        await run_jobs(state, planned, client, chosen, recorder, heartbeat_s=spec.heartbeat)
-    finally:
-        await client.aclose()
+    await run_planned(state, planned, redis_url, recorder, heartbeat_s=spec.heartbeat, executor=executor)
     return state, recorder
 
 
@@ -91,18 +54,18 @@ async def published_seqs(redis_url: str) -> dict[str, list[int]]:
     return seqs
 
 
-async def test_run_ends_with_every_final_state(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
-    state, recorder = await run(make_spec(tmp_path, 6, bad=2), redis_url)
+async def test_run_ends_with_every_final_state(fleet: Fleets, redis_url: str) -> None:
+    state, recorder = await run(fleet(6, bad=2, heartbeat="5s").spec, redis_url)
     phases = {job.service: job.phase for job in state.jobs.values()}
     assert phases == {f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)}
     assert recorder.seen == await published_seqs(redis_url)
 
 
 async def test_subscriber_dropped_mid_run_still_sees_every_event(
-    aws: AwsEmulator, redis_url: str, tmp_path: Path
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
 ) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=2.0, bad_images=("*:bad*",)))
-    spec = make_spec(tmp_path, 6, bad=2)
+    spec = fleet(6, bad=2, heartbeat="5s").spec
     killer = redis.asyncio.Redis.from_url(redis_url)
     kills = 0
 
@@ -152,8 +115,8 @@ class StallingExecutor:
             await anyio.sleep_forever()
 
 
-async def test_silent_job_is_reported_lost(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, 3, heartbeat="1s")
+async def test_silent_job_is_reported_lost(fleet: Fleets, redis_url: str) -> None:
+    spec = fleet(3, heartbeat="1s").spec
     with anyio.fail_after(30):
         state, _ = await run(spec, redis_url, lambda client: StallingExecutor(client, "s1"))
     phases = {job.service: job.phase for job in state.jobs.values()}
@@ -180,8 +143,8 @@ class CrashingExecutor:
             on_failed(job, "worker crashed: RuntimeError('out of memory')")
 
 
-async def test_crashed_worker_ends_its_job_failed(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, 2)
+async def test_crashed_worker_ends_its_job_failed(fleet: Fleets, redis_url: str) -> None:
+    spec = fleet(2, heartbeat="5s").spec
     with anyio.fail_after(10):
         state, _ = await run(spec, redis_url, lambda client: CrashingExecutor())
     assert {job.phase for job in state.jobs.values()} == {Phase.FAILED}

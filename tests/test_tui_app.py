@@ -9,30 +9,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
 import pytest
 from textual.widgets import DataTable
 
-from orchestrator.cli import _choose_output
-from orchestrator.local import LocalExecutor
+from orchestrator.cli import choose_output
 from orchestrator.plan import PlannedJob, plan_jobs
 from orchestrator.render import JsonRenderer
-from orchestrator.run import Renderer, run_jobs
-from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
-from orchestrator.sandbox.session import sandbox_services
-from orchestrator.spec import Spec, load_spec
+from orchestrator.run import Renderer
+from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState
+from tests.fleet import Fleet, Fleets, run_planned
 from tui import EXIT_INTERRUPTED, FanoutApp
 from tui.header import RunHeader, RunSummary
 from tui.pane import JobPane
 from tui.screens import EventLogScreen, QuitScreen
 from worker.contract import Phase, WorkerEvent
-from worker.publisher import connect_redis
 
-REGION = "us-east-1"
 RUN_ID = "tui-run"
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (160, 60)
@@ -61,46 +57,55 @@ class FanOut:
             renderer.finished(state)
 
 
-def write_spec(tmp_path: Path, services: int, *, bad: int) -> tuple[Path, Spec]:
-    """`services` services on two clusters; s0 has two containers; s`bad` gets a bad image."""
-    lines = ['poll_interval = "100ms"', 'heartbeat = "10s"', 'timeout = "60s"']
-    for i in range(services):
-        tag = "bad-1" if i == bad else "2.0.0"
-        containers = [("app", f"registry.example.com/s{i}")] + (
-            [("proxy", "proxy.example.com/envoy")] * (i == 0)
-        )
-        for container, image in containers:
-            lines += [
-                "[[deploy]]",
-                f'cluster = "c{i % 2}"',
-                f'service = "s{i}"',
-                f'container = "{container}"',
-                f'image = "{image}"',
-                f'tag = "{tag}"',
-            ]
-    path = tmp_path / "spec.toml"
-    path.write_text("\n".join(lines) + "\n")
-    spec = load_spec(path)
-    seed_services(os.environ["AWS_ENDPOINT_URL"], REGION, sandbox_services(spec))
-    return path, spec
-
-
-def live_app(
-    planned: Sequence[PlannedJob], spec: Spec, redis_url: str, json_out: io.StringIO, spec_path: str
-) -> FanoutApp:
+def live_app(fleet: Fleet, planned: Sequence[PlannedJob], redis_url: str, json_out: io.StringIO) -> FanoutApp:
     """The app running the real run core, with a JsonRenderer watching the same run."""
     state = RunState.from_plan(RUN_ID, planned)
+    spec_path = str(fleet.path)
 
     async def runner(renderer: Renderer) -> None:
-        client = connect_redis(redis_url)
-        try:
-            executor = LocalExecutor(client, max_parallel=10, region=REGION)
-            both = FanOut(renderer, JsonRenderer(json_out, spec_path=spec_path))
-            await run_jobs(state, planned, client, executor, both, heartbeat_s=spec.heartbeat)
-        finally:
-            await client.aclose()
+        both = FanOut(renderer, JsonRenderer(json_out, spec_path=spec_path))
+        await run_planned(state, planned, redis_url, both, heartbeat_s=fleet.spec.heartbeat)
 
     return FanoutApp(state, runner, spec_path=spec_path)
+
+
+class CliInTerminal:
+    """`python -m orchestrator ARGS` as a shell runs it: a pseudo-terminal of its own on stdin,
+    stdout and stderr (Textual draws on stderr)."""
+
+    def __init__(self, *args: str, env: Mapping[str, str]) -> None:
+        leader, follower = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", *args],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env=env,
+            cwd=ROOT,
+        )
+        os.close(follower)
+        self._leader = leader
+        self.output = bytearray()
+
+    def read(self, seconds: float, until: Callable[[bytearray], bool] = lambda _: False) -> None:
+        """Reads what the child shows until `until` holds of all it showed, it closes the terminal
+        or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until(self.output):
+            try:
+                chunk = os.read(self._leader, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def finish(self, seconds: float) -> str:
+        """Reads to the end and waits for the child's exit: all it showed."""
+        self.read(seconds)
+        os.close(self._leader)
+        self.process.wait(timeout=30)
+        return self.output.decode(errors="replace")
 
 
 def subtitle(pane: JobPane) -> str:
@@ -108,12 +113,12 @@ def subtitle(pane: JobPane) -> str:
     return "" if title is None else str(title)
 
 
-async def test_live_view_follows_a_real_run(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+async def test_live_view_follows_a_real_run(aws: AwsEmulator, fleet: Fleets, redis_url: str) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=1.5, bad_images=("*:bad*",)))
-    path, spec = write_spec(tmp_path, 6, bad=2)
-    planned = plan_jobs(spec, RUN_ID)
+    six = fleet(6, bad=2, proxied=(0,))
+    planned = plan_jobs(six.spec, RUN_ID)
     json_out = io.StringIO()
-    app = live_app(planned, spec, redis_url, json_out, str(path))
+    app = live_app(six, planned, redis_url, json_out)
     shown_phases: dict[str, list[str]] = {}
 
     async with app.run_test(size=SIZE) as pilot:
@@ -192,12 +197,11 @@ async def test_live_view_follows_a_real_run(aws: AwsEmulator, redis_url: str, tm
 
 
 async def test_filter_and_quit_question_while_running(
-    aws: AwsEmulator, redis_url: str, tmp_path: Path
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
 ) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=30.0))
-    path, spec = write_spec(tmp_path, 4, bad=-1)
-    planned = plan_jobs(spec, RUN_ID)
-    app = live_app(planned, spec, redis_url, io.StringIO(), str(path))
+    four = fleet(4, proxied=(0,))
+    app = live_app(four, plan_jobs(four.spec, RUN_ID), redis_url, io.StringIO())
 
     async with app.run_test(size=SIZE) as pilot:
         panes = {pane.job.service: pane for pane in app.panes}
@@ -233,20 +237,15 @@ async def test_filter_and_quit_question_while_running(
     assert not app.state.done
 
 
-async def test_exit_on_done_leaves_by_itself(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
-    path, spec = write_spec(tmp_path, 2, bad=-1)
-    planned = plan_jobs(spec, RUN_ID)
+async def test_exit_on_done_leaves_by_itself(fleet: Fleets, redis_url: str) -> None:
+    two = fleet(2, proxied=(0,))
+    planned = plan_jobs(two.spec, RUN_ID)
     state = RunState.from_plan(RUN_ID, planned)
 
     async def runner(renderer: Renderer) -> None:
-        client = connect_redis(redis_url)
-        try:
-            executor = LocalExecutor(client, max_parallel=10, region=REGION)
-            await run_jobs(state, planned, client, executor, renderer, heartbeat_s=spec.heartbeat)
-        finally:
-            await client.aclose()
+        await run_planned(state, planned, redis_url, renderer, heartbeat_s=two.spec.heartbeat)
 
-    app = FanoutApp(state, runner, spec_path=str(path), exit_on_done=True)
+    app = FanoutApp(state, runner, spec_path=str(two.path), exit_on_done=True)
     async with app.run_test(size=SIZE) as pilot:
         with anyio.fail_after(30):
             while app.is_running:
@@ -261,43 +260,22 @@ class _Terminal(io.StringIO):
 
 
 def test_a_terminal_gets_the_live_view_and_pipes_get_lines() -> None:
-    assert _choose_output(None, _Terminal()) == "tui"
-    assert _choose_output(None, io.StringIO()) == "plain"
-    assert _choose_output("plain", _Terminal()) == "plain"
-    assert _choose_output("json", _Terminal()) == "json"
+    assert choose_output(None, _Terminal()) == "tui"
+    assert choose_output(None, io.StringIO()) == "plain"
+    assert choose_output("plain", _Terminal()) == "plain"
+    assert choose_output("json", _Terminal()) == "json"
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_cli_in_a_terminal_runs_the_live_view(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+def test_cli_in_a_terminal_runs_the_live_view(fleet: Fleets, redis_url: str) -> None:
     """`python -m orchestrator SPEC --exit-on-done` with a terminal on stdout: the TUI, then
     the summary table left in the scrollback, and the run's exit code."""
-    path, _ = write_spec(tmp_path, 2, bad=1)
-    leader, follower = os.openpty()
+    two = fleet(2, bad=1, proxied=(0,))
     env = {**os.environ, "REDIS_URL": redis_url, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    process = subprocess.Popen(  # Textual draws on stderr: both go to the terminal
-        [sys.executable, "-m", "orchestrator", str(path), "--exit-on-done"],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        cwd=ROOT,
-    )
-    os.close(follower)
-    output = bytearray()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    process.wait(timeout=30)
+    terminal = CliInTerminal(str(two.path), "--exit-on-done", env=env)
+    text = terminal.finish(90)
 
-    text = output.decode(errors="replace")
-    assert process.returncode == 1, text[-2000:]
+    assert terminal.process.returncode == 1, text[-2000:]
     assert "\x1b[?1049h" in text  # the alternate screen: Textual ran
     assert "c1/s1" in text  # a pane's title
     after = text.rsplit("\x1b[?1049l", 1)[-1]  # what stays in the scrollback
@@ -306,40 +284,18 @@ def test_cli_in_a_terminal_runs_the_live_view(aws: AwsEmulator, redis_url: str, 
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_sigint_to_the_live_view_is_an_interruption(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+def test_sigint_to_the_live_view_is_an_interruption(aws: AwsEmulator, fleet: Fleets, redis_url: str) -> None:
     """`docker stop` and `kill -INT` send SIGINT: exit 130 and say what ECS still rolls out."""
     aws.set_scenario(RolloutScenario(rollout_s=30.0))
-    path, _ = write_spec(tmp_path, 2, bad=-1)
-    leader, follower = os.openpty()
+    two = fleet(2, proxied=(0,))
     env = {**os.environ, "REDIS_URL": redis_url, "TERM": "xterm-256color"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", str(path)],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        cwd=ROOT,
-    )
-    os.close(follower)
-    output = bytearray()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and output.count(b"in_progress") < 2:
-        output += os.read(leader, 65536)
+    terminal = CliInTerminal(str(two.path), env=env)
+    terminal.read(60, until=lambda shown: shown.count(b"in_progress") >= 2)
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    process.wait(timeout=30)
+    terminal.process.send_signal(signal.SIGINT)
+    text = terminal.finish(60)
 
-    text = output.decode(errors="replace")
-    assert process.returncode == 130, text[-2000:]
+    assert terminal.process.returncode == 130, text[-2000:]
     after = text.rsplit("\x1b[?1049l", 1)[-1]
     assert "interrupted; run " in after and "deployment ecs-svc/" in after
     assert "Traceback" not in text
