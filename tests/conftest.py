@@ -59,3 +59,11 @@ def redis_url(redis_server: str) -> str:
     finally:
         client.close()
     return redis_server
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault-injection suite's figures, when any of its tests ran (tests/fault_tally.py)."""
+    from tests.fault_tally import summary
+
+    for line in summary():
+        terminalreporter.write_line(line)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis.asyncio
 
+from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.run import Executor, Renderer, run_jobs
@@ -18,7 +19,7 @@ from orchestrator.sandbox import seed_services
 from orchestrator.sandbox.session import sandbox_services
 from orchestrator.spec import Spec, load_spec
 from orchestrator.state import JobState, RunState
-from worker.contract import WorkerEvent
+from worker.contract import Phase, WorkerEvent
 from worker.publisher import connect_redis
 
 REGION = "us-east-1"
@@ -120,3 +121,28 @@ async def run_planned(
         await run_jobs(state, planned, client, chosen, renderer, heartbeat_s=heartbeat_s)
     finally:
         await client.aclose()
+
+
+class Recorder(Silent):
+    """A renderer that keeps the sequence numbers it was shown, per job."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[int]] = {}
+
+    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        if event is not None and event.phase is not Phase.DUPLICATE:
+            self.seen.setdefault(job.job_id, []).append(event.seq)
+
+
+async def published_seqs(redis_url: str, run_id: str) -> dict[str, list[int]]:
+    """The sequence numbers each job published to the run's stream (duplicates aside)."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        entries = await read_stream(client, run_id)
+    finally:
+        await client.aclose()
+    seqs: dict[str, list[int]] = {}
+    for _, event in entries:
+        if event.phase is not Phase.DUPLICATE:
+            seqs.setdefault(event.job_id, []).append(event.seq)
+    return seqs

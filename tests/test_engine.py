@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from orchestrator.feed import read_stream
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
+from tests import fault_tally
 from worker.aws import ecs_client
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
 from worker.engine import Deployer
@@ -285,6 +286,12 @@ async def test_twenty_services_at_once_ride_out_ecs_throttling(redis: Redis, aws
                 tg.start_soon(one, name)
     assert outcomes == dict.fromkeys(services, Phase.SUCCEEDED)
     assert aws.throttled_counts(), "the emulated buckets never throttled: the test proves nothing"
+    fault_tally.record(
+        "ThrottlingException bursts, 20 workers",
+        faults=sum(aws.throttled_counts().values()),
+        jobs=len(services),
+        duplicate_registrations=fault_tally.duplicate_registrations(services, REGION),
+    )
 
 
 async def test_duplicate_delivery_registers_one_revision(
@@ -308,6 +315,12 @@ async def test_duplicate_delivery_registers_one_revision(
     assert len(revisions(aws)) == 2 and aws.request_counts().get("UpdateService") == 1
     phases = [e.phase for e in await events_of(redis, deploy_job)]
     assert phases.count(Phase.DUPLICATE) == 2 and phases.count(Phase.SUCCEEDED) == 1
+    fault_tally.record(
+        "the same job delivered three times",
+        faults=2,
+        jobs=1,
+        duplicate_registrations=fault_tally.duplicate_registrations(["api"], REGION),
+    )
 
 
 async def test_worker_killed_mid_rollout_is_resumed_without_a_second_revision(
@@ -324,3 +337,9 @@ async def test_worker_killed_mid_rollout_is_resumed_without_a_second_revision(
     assert len(revisions(aws)) == 2 and aws.request_counts().get("UpdateService") == 1
     resumed = [e for e in await events_of(redis, deploy_job) if e.message.startswith("resuming")]
     assert len(resumed) == 1
+    fault_tally.record(
+        "worker killed mid-rollout, redelivered",
+        faults=1,
+        jobs=1,
+        duplicate_registrations=fault_tally.duplicate_registrations(["api"], REGION),
+    )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 import pytest
 
 from orchestrator.plan import plan_jobs
 from orchestrator.sandbox import AwsEmulator
 from orchestrator.state import RunState
-from tests.fleet import REGION, Fleets, Silent, run_planned
+from tests import fault_tally
+from tests.fleet import REGION, Fleets, Recorder, published_seqs, run_planned
 from worker.contract import Phase
 
 FAULTS = [
@@ -24,7 +22,11 @@ FAULTS = [
 
 @pytest.mark.parametrize("faults", FAULTS)
 async def test_transient_errors_and_throttling_still_end_every_job_right(
-    aws: AwsEmulator, fleet: Fleets, redis_url: str, faults: list[tuple[str, int, int]]
+    aws: AwsEmulator,
+    fleet: Fleets,
+    redis_url: str,
+    faults: list[tuple[str, int, int]],
+    request: pytest.FixtureRequest,
 ) -> None:
     spec = fleet(6, bad=4).spec
     aws.set_throttling(True, buckets={"DescribeServices": (5, 10.0), "UpdateService": (3, 2.0)})
@@ -33,13 +35,20 @@ async def test_transient_errors_and_throttling_still_end_every_job_right(
 
     planned = plan_jobs(spec, "run-faults")
     state = RunState.from_plan("run-faults", planned)
-    await run_planned(state, planned, redis_url, Silent(), heartbeat_s=spec.heartbeat, max_parallel=6)
+    recorder = Recorder()
+    await run_planned(state, planned, redis_url, recorder, heartbeat_s=spec.heartbeat, max_parallel=6)
 
     assert {job.service: job.phase for job in state.jobs.values()} == {
         f"s{i}": Phase.ROLLED_BACK if i == 4 else Phase.SUCCEEDED for i in range(6)
     }
-    ecs: Any = boto3.client("ecs", region_name=REGION)
-    for i in range(6):
-        revisions = ecs.list_task_definitions(familyPrefix=f"s{i}")["taskDefinitionArns"]
-        assert len(revisions) == 2, f"s{i}: a fault caused a duplicate registration: {revisions}"
     assert aws.pending_faults() == {}, "some injected faults were never hit: the test proves less"
+    duplicates = fault_tally.duplicate_registrations([f"s{i}" for i in range(6)], REGION)
+    lost = fault_tally.events_lost(await published_seqs(redis_url, "run-faults"), recorder.seen)
+    fault_tally.record(
+        f"5xx and throttling [{request.node.callspec.id}]",
+        faults=sum(count for _, _, count in faults) + sum(aws.throttled_counts().values()),
+        jobs=len(planned),
+        duplicate_registrations=duplicates,
+        events_lost=lost,
+    )
+    assert (duplicates, lost) == (0, 0)

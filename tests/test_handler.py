@@ -17,6 +17,7 @@ import redis
 
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from orchestrator.sandbox.esm import EventSourceMappingEmulator, LambdaContext, sqs_record
+from tests import fault_tally
 from worker.aws import ecs_client
 from worker.contract import (
     ContainerChange,
@@ -264,6 +265,12 @@ def test_malformed_records_go_to_the_dead_letter_queue_and_the_rest_succeed(
     [verdict] = events(redis_url, job_id=f"{RUN}:lost")
     assert verdict.phase is Phase.FAILED and verdict.seq == MALFORMED_SEQ
     assert "malformed" in verdict.message and "dead-letter queue" in verdict.message
+    fault_tally.record(
+        "malformed SQS messages",
+        faults=2,
+        jobs=2,
+        duplicate_registrations=fault_tally.duplicate_registrations(["api", "web"], REGION),
+    )
 
 
 def test_malformed_record_without_a_dead_letter_queue_is_reported_failed(

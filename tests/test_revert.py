@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.sandbox import AwsEmulator
+from tests import fault_tally
 from tests.fleet import REGION, Fleet, Fleets
 from worker.contract import DeployJob
 
@@ -58,6 +59,12 @@ def test_all_or_nothing_puts_all_ten_back_when_one_fails(fleet: Fleets, redis_ur
     statuses = {r["service"]: r["status"] for r in revert["results"]}
     assert statuses == {f"s{i}": "skipped" if i == 3 else "succeeded" for i in range(10)}
     assert revisions_in_use(ten) == {f"s{i}": f"s{i}:1" for i in range(10)}
+    fault_tally.record(
+        "--all-or-nothing, one bad image among 10",
+        faults=1,
+        jobs=len(first["results"]) + len(revert["results"]),
+        duplicate_registrations=fault_tally.duplicate_registrations([f"s{i}" for i in range(10)], REGION),
+    )
 
 
 def test_rollback_of_a_past_run(fleet: Fleets, redis_url: str) -> None:

@@ -7,28 +7,17 @@ from collections.abc import Callable, Sequence
 import anyio
 import redis.asyncio
 
-from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import plan_jobs
 from orchestrator.run import Executor
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.spec import Spec
-from orchestrator.state import JobState, RunState
-from tests.fleet import REGION, Fleets, Silent, run_planned
-from worker.contract import DeployJob, Phase, WorkerEvent
+from orchestrator.state import RunState
+from tests import fault_tally
+from tests.fleet import REGION, Fleets, Recorder, published_seqs, run_planned
+from worker.contract import DeployJob, Phase
 
 RUN_ID = "run-core"
-
-
-class Recorder(Silent):
-    """A renderer that keeps the sequence numbers it was shown, per job."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, list[int]] = {}
-
-    def changed(self, job: JobState, event: WorkerEvent | None) -> None:
-        if event is not None and event.phase is not Phase.DUPLICATE:
-            self.seen.setdefault(job.job_id, []).append(event.seq)
 
 
 async def run(
@@ -41,24 +30,11 @@ async def run(
     return state, recorder
 
 
-async def published_seqs(redis_url: str) -> dict[str, list[int]]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        entries = await read_stream(client, RUN_ID)
-    finally:
-        await client.aclose()
-    seqs: dict[str, list[int]] = {}
-    for _, event in entries:
-        if event.phase is not Phase.DUPLICATE:
-            seqs.setdefault(event.job_id, []).append(event.seq)
-    return seqs
-
-
 async def test_run_ends_with_every_final_state(fleet: Fleets, redis_url: str) -> None:
     state, recorder = await run(fleet(6, bad=2, heartbeat="5s").spec, redis_url)
     phases = {job.service: job.phase for job in state.jobs.values()}
     assert phases == {f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)}
-    assert recorder.seen == await published_seqs(redis_url)
+    assert recorder.seen == await published_seqs(redis_url, RUN_ID)
 
 
 async def test_subscriber_dropped_mid_run_still_sees_every_event(
@@ -86,7 +62,15 @@ async def test_subscriber_dropped_mid_run_still_sees_every_event(
         f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)
     }
     # Every event each worker published reached the run, once, in order.
-    assert recorder.seen == await published_seqs(redis_url)
+    published = await published_seqs(redis_url, RUN_ID)
+    assert recorder.seen == published
+    fault_tally.record(
+        "subscriber dropped mid-run",
+        faults=kills,
+        jobs=len(state.jobs),
+        duplicate_registrations=fault_tally.duplicate_registrations([f"s{i}" for i in range(6)], REGION),
+        events_lost=fault_tally.events_lost(published, recorder.seen),
+    )
 
 
 class StallingExecutor:
