@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import redis
 from botocore.session import Session, get_session
 
 from bench import fanout, peer
@@ -24,6 +25,7 @@ from bench.progress import log
 from bench.results import Row
 from bench.scenario import REGION, lambda_role, seed_scenario, service_names, write_spec
 from orchestrator.sandbox import RedisServer, sandbox_aws_env
+from worker.budget import budget_key
 
 __all__ = ["Harness"]
 
@@ -125,6 +127,16 @@ class Harness:
             self.role_arn = lambda_role(self.em, self._session)
         return self.role_arn
 
+    def reset_budget(self) -> None:
+        """Full token buckets in Redis too, as the emulator's are at each scenario's start (an idle
+        account): otherwise a scenario would inherit the budget the previous one spent."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            for key in client.scan_iter(match=budget_key("*", "*")):
+                client.delete(key)
+        finally:
+            client.close()
+
     # ecs-fanout
     def cli_env(self, tool: str) -> dict[str, str]:
         if tool == "lambda":
@@ -154,6 +166,7 @@ class Harness:
             self.em.throttling(False)
             row.lower_bound_s = self.rollout_s  # no bucket to wait for
             row.throttling = False
+        self.reset_budget()
         before = self.em.stats()
         row.load_before = os.getloadavg()[0]
         limit = timeout_s or (300 + 30 * n)

@@ -171,9 +171,7 @@ async def test_shared_budget_paces_parallel_workers_so_ecs_throttles_none(
     await deploy_many(aws, redis, services[:6], budget=None)
     unpaced = aws.throttled_counts().get("RegisterTaskDefinition", 0)
     aws.set_throttling(True, {"RegisterTaskDefinition": bucket})  # full buckets again
-    # One token of headroom, as in ECS_BUCKETS: it absorbs the moments between a worker's turn
-    # and its call reaching ECS, during which ECS's full bucket loses its refill.
-    sizes = {"RegisterTaskDefinition": BucketSize(burst=int(bucket[0]) - 1, per_second=bucket[1])}
+    sizes = {"RegisterTaskDefinition": BucketSize(burst=int(bucket[0]), per_second=bucket[1])}
     await deploy_many(aws, redis, services[6:], budget=ApiBudget(redis, REGION, sizes))
 
     assert unpaced > 0  # without the budget, ECS refused some calls

@@ -39,16 +39,18 @@ class BucketSize(BaseModel):
     per_second: float = Field(gt=0)
 
 
-# ECS's documented per-account buckets for the calls a worker makes (ARCHITECTURE.md, section 2),
-# with a tenth of each burst kept as headroom: a call reaches ECS a few milliseconds after its
-# turn, and while ECS's bucket is full its refill is lost; without headroom, calls delayed
-# after a burst would meet the calls whose turn came next and be throttled.
+# ECS's documented per-account buckets for the calls a worker makes (ARCHITECTURE.md, section 2;
+# DeregisterTaskDefinition assumed like RegisterTaskDefinition).
 ECS_BUCKETS: Mapping[str, BucketSize] = {
-    "RegisterTaskDefinition": BucketSize(burst=18, per_second=1.0),
-    "UpdateService": BucketSize(burst=45, per_second=5.0),
-    "DescribeServices": BucketSize(burst=90, per_second=20.0),
-    "DeregisterTaskDefinition": BucketSize(burst=18, per_second=1.0),
+    "RegisterTaskDefinition": BucketSize(burst=20, per_second=1.0),
+    "UpdateService": BucketSize(burst=50, per_second=5.0),
+    "DescribeServices": BucketSize(burst=100, per_second=20.0),
+    "DeregisterTaskDefinition": BucketSize(burst=20, per_second=1.0),
 }
+# A caller whose turn is later waits this much longer: the burst's first call reached ECS a few
+# milliseconds after its turn, and ECS's bucket, full until then, lost that refill; without the
+# margin the first call after the burst could arrive a hair before ECS has its token again.
+TURN_MARGIN_S = 0.1
 
 # KEYS[1]: the bucket hash; ARGV: burst, tokens per second. Returns the wait in microseconds
 # before the reserved token is the caller's (0: at once).
@@ -95,5 +97,6 @@ class ApiBudget:
         """Wait until a token of `action`'s bucket is ours; the seconds waited (0 if unmetered)."""
         wait_s = await self.reserve(action)
         if wait_s > 0:
+            wait_s += TURN_MARGIN_S
             await anyio.sleep(wait_s)
         return wait_s
