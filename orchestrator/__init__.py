@@ -1,8 +1,10 @@
 """ecs-fanout's orchestrator: reads a spec, fans jobs out, follows every rollout live.
 
-Flow: `spec` (load + validate) -> `plan` (one `DeployJob` per service, pure) -> `run` (one anyio
+Flow: `spec` (load + validate) -> `plan` (one `DeployJob` per service, pure) -> `preflight`
+(read-only checks of every target against AWS; any problem refuses the run) -> `run` (one anyio
 task group: `feed` subscribes to the run's Redis channel first, an executor starts the jobs,
 events are folded into `state`, pure) -> a renderer (`render`: --json / --plain, or the TUI)
--> exit code. `cli` is thin; `settings` reads the environment; `sandbox` holds the AWS
-emulator and rollout simulator that `--sandbox`, the tests and the benchmarks use.
+-> exit code. `cli` is thin (its subcommands are in `commands`); `settings` reads the
+environment; `sandbox` holds the AWS emulator and rollout simulator that `--sandbox`, the tests
+and the benchmarks use.
 """
