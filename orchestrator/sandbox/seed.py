@@ -81,8 +81,8 @@ def seed_services(
 def seed_images(
     endpoint_url: str, region: str, images: Sequence[str], session: Session | None = None
 ) -> None:
-    """Push a (synthetic) manifest for every tagged image hosted in ECR, so that ECR answers
-    for it as it would for a pushed image; images elsewhere are left alone."""
+    """Push a (synthetic) manifest for every image hosted in ECR (by tag, or by the digest it is
+    pinned to), so that ECR answers for it as for a pushed image; images elsewhere are left alone."""
     from worker.images import parse_image
 
     session = session or get_session()
@@ -95,7 +95,7 @@ def seed_images(
     )
     for image in dict.fromkeys(images):  # once each: ECR refuses the same image twice
         ref = parse_image(image)
-        if ref.tag is None or ".dkr.ecr." not in (ref.registry or ""):
+        if ".dkr.ecr." not in (ref.registry or ""):
             continue
         with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=ref.repository)
@@ -104,4 +104,7 @@ def seed_images(
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "ref": image,
         }
-        ecr.put_image(repositoryName=ref.repository, imageTag=ref.tag, imageManifest=json.dumps(manifest))
+        # A reference pinned by digest is pushed under that digest (the emulator takes it as given).
+        named = {"imageTag": ref.tag} if ref.tag else {}
+        pinned = {"imageDigest": ref.digest} if ref.digest else {}
+        ecr.put_image(repositoryName=ref.repository, imageManifest=json.dumps(manifest), **named, **pinned)
