@@ -11,6 +11,8 @@
   (`ECS_FANOUT_PACK_CACHE` overrides), written in a temporary directory and renamed into place so a
   crashed build never leaves half a cache. A warm build compresses only `worker/`. Unpinned
   requirements resolve when the cache entry is made and stay fixed for its lifetime.
+- The orchestrator builds in its own process: zips are streamed to disk (hashed as they are written,
+  dependency entries copied still compressed from the cached zip in chunks), never held whole in memory.
 - Lambda refuses a zip over 50 MiB (direct upload) or over 250 MiB unzipped: we refuse first, clearly.
 
 Usage: python pack.py --out dist/worker.zip [--python-version 3.12] [--arch x86_64|arm64] [--cache-dir DIR]
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import importlib.metadata
-import io
 import json
 import os
 import re
@@ -35,11 +37,12 @@ import time
 import tomllib
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 __all__ = [
     "LAMBDA_MAX_UNZIPPED_BYTES", "LAMBDA_MAX_ZIP_BYTES", "PLATFORMS", "WORKER_DEPENDENCIES",
@@ -59,6 +62,7 @@ ROOT = Path(__file__).resolve().parent  # worker/ sits next to pack.py, in the r
 _DOS_TIME, _DOS_DATE = 0, (1 << 5) | 1  # 1980-01-01 00:00:00
 _MODE = 0o100644 << 16  # regular file, rw-r--r--
 _VOLATILE = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})  # differ between installs
+_CHUNK = 256 * 1024  # copy/read granularity: bounds what a build holds in memory at once
 
 
 class PackError(Exception):
@@ -80,7 +84,9 @@ class _Entry(NamedTuple):
     name: str
     crc: int
     size: int
-    data: bytes  # raw deflate stream
+    compress_size: int
+    data: bytes | None  # raw deflate stream; None: it is in the cached deps.zip, local header at `offset`
+    offset: int = 0
 
 
 def requirements() -> tuple[str, ...]:
@@ -118,26 +124,27 @@ def build_zip(
     root = _cache_root(cache_dir)
     reqs = requirements()
     key = _cache_key(reqs, python_version, arch)
-    cached = (root / key / "deps.zip").is_file()
+    deps = root / key / "deps.zip"
+    cached = deps.is_file()
     if not cached:
         _fill_cache(root, key, reqs, python_version, arch)
-    entries = _read_entries(root / key / "deps.zip") + _entries(ROOT / "worker", "worker/")
+    worker = list(_deflated(ROOT / "worker", "worker/"))
+    entries = sorted([*_stored_entries(deps), *worker], key=lambda e: e.name)
     if len({e.name for e in entries}) != len(entries):
         raise PackError("a dependency ships files under worker/: it would shadow our package")
     unzipped = sum(e.size for e in entries)
     if unzipped > max_unzipped_bytes:
         raise PackError(f"unzipped size {unzipped:,} bytes is over Lambda's limit of {max_unzipped_bytes:,}")
-    blob = _zip(entries)
-    if len(blob) > max_zip_bytes:
-        raise PackError(f"zip size {len(blob):,} bytes is over Lambda's upload limit of {max_zip_bytes:,}")
+    size = 22 + sum(76 + 2 * len(e.name.encode()) + e.compress_size for e in entries)  # see _write_zip
+    if size > max_zip_bytes:
+        raise PackError(f"zip size {size:,} bytes is over Lambda's upload limit of {max_zip_bytes:,}")
     path = Path(out) if out is not None else root / "dist" / f"worker-py{python_version}-{arch}.zip"
-    _write_atomic(path, blob)
-    digest = hashlib.sha256(blob).digest()
+    size, digest = _write_zip(path, entries, source=deps)
     return PackResult(
         path=path,
         sha256_hex=digest.hex(),
         code_sha256=base64.b64encode(digest).decode(),
-        size=len(blob),
+        size=size,
         unzipped_size=unzipped,
         cached=cached,
         seconds=time.monotonic() - started,
@@ -167,7 +174,7 @@ def _fill_cache(root: Path, key: str, reqs: Sequence[str], python_version: str, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
         _install(reqs, tmp / "site", python_version, PLATFORMS[arch])
-        (tmp / "deps.zip").write_bytes(_zip(_entries(tmp / "site")))
+        _write_zip(tmp / "deps.zip", _deflated(tmp / "site"))
         info = {"requirements": reqs, "python": python_version, "arch": arch, "format": PACK_FORMAT_VERSION}
         (tmp / "key.json").write_text(json.dumps(info) + "\n")
         try:
@@ -201,59 +208,106 @@ def _keep(name: str) -> bool:
 def _deflate(name: str, path: Path) -> _Entry:
     data = path.read_bytes()
     compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)  # raw deflate, as zip stores it
-    return _Entry(name, zlib.crc32(data), len(data), compressor.compress(data) + compressor.flush())
+    raw = compressor.compress(data) + compressor.flush()
+    return _Entry(name, zlib.crc32(data), len(data), len(raw), raw)
 
 
-def _entries(directory: Path, prefix: str = "") -> list[_Entry]:
+def _deflated(directory: Path, prefix: str = "") -> Iterator[_Entry]:
+    """The kept files under `directory`, compressed in parallel and yielded sorted by name.
+
+    Only a few files are in flight at a time, so a cold build never holds the whole tree compressed.
+    """
     paths = {prefix + p.relative_to(directory).as_posix(): p for p in directory.rglob("*") if p.is_file()}
-    files = {name: path for name, path in paths.items() if _keep(name)}
-    with ThreadPoolExecutor() as pool:  # zlib releases the GIL
-        return list(pool.map(_deflate, files.keys(), files.values()))
+    names = sorted(name for name in paths if _keep(name))
+    workers = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's own default
+    window: deque[Future[_Entry]] = deque()
+    with ThreadPoolExecutor(workers) as pool:  # zlib releases the GIL
+        for name in names:
+            window.append(pool.submit(_deflate, name, paths[name]))
+            if len(window) > 2 * workers:  # enough queued to keep every thread busy
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
 
 
-def _read_entries(path: Path) -> list[_Entry]:
-    """The entries of a zip we wrote, still compressed (a warm build never recompresses them)."""
-    blob = path.read_bytes()
-    entries = []
-    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
-        for info in archive.infolist():
-            name_len, extra_len = struct.unpack_from("<HH", blob, info.header_offset + 26)
-            start = info.header_offset + 30 + name_len + extra_len
-            data = blob[start : start + info.compress_size]
-            entries.append(_Entry(info.filename, info.CRC, info.file_size, data))
-    return entries
+def _stored_entries(path: Path) -> list[_Entry]:
+    """Where each entry of a zip we wrote sits: a warm build copies them, still compressed, from the file."""
+    with zipfile.ZipFile(path) as archive:  # reads only the central directory
+        return [
+            _Entry(i.filename, i.CRC, i.file_size, i.compress_size, None, i.header_offset)
+            for i in archive.infolist()
+        ]
 
 
-def _zip(entries: Iterable[_Entry]) -> bytes:
-    """A plain zip (no zip64, no directory entries) of `entries` sorted by name, with fixed metadata."""
-    body, central, count = bytearray(), bytearray(), 0
-    for entry in sorted(entries, key=lambda e: e.name):
-        name = entry.name.encode()
-        fields = struct.pack(
-            "<5H3LH", 20, 0 if name.isascii() else 0x800, 8, _DOS_TIME, _DOS_DATE,
-            entry.crc, len(entry.data), entry.size, len(name),
-        )  # fmt: skip
-        central += b"PK\x01\x02" + struct.pack("<H", 0x0314) + fields  # made by: unix, zip 2.0
-        central += struct.pack("<4H2L", 0, 0, 0, 0, _MODE, len(body)) + name
-        body += b"PK\x03\x04" + fields + b"\0\0" + name + entry.data
-        count += 1
-    if count > 0xFFFF or len(body) + len(central) > 0xFFFFFFFF:
-        raise PackError(f"{count:,} files / {len(body):,} bytes need zip64, which this writer does not do")
-    end = b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, count, count, len(central), len(body), 0)
-    return bytes(body + central + end)
+class _HashingWriter:
+    """Writes to a file, hashing and counting what it writes (a zip needs its own offsets)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file, self.sha256, self.size = file, hashlib.sha256(), 0
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.file.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
 
 
-def _write_atomic(path: Path, blob: bytes) -> None:
+def _copy_stored(source: IO[bytes], entry: _Entry, out: _HashingWriter) -> None:
+    """Copy `entry`'s raw deflate stream out of the zip `source`, a chunk at a time."""
+    source.seek(entry.offset)
+    header = source.read(30)
+    if header[:4] != b"PK\x03\x04":
+        raise PackError(f"{source.name} is damaged: delete its directory to rebuild it")
+    source.seek(sum(struct.unpack_from("<HH", header, 26)), os.SEEK_CUR)  # past name and extra field
+    remaining = entry.compress_size
+    while remaining:
+        chunk = source.read(min(remaining, _CHUNK))
+        if not chunk:
+            raise PackError(f"{source.name} is truncated: delete its directory to rebuild it")
+        out.write(chunk)
+        remaining -= len(chunk)
+
+
+def _write_zip(path: Path, entries: Iterable[_Entry], source: Path | None = None) -> tuple[int, bytes]:
+    """Stream a plain zip (no zip64, no directory entries) of `entries`, already sorted by name and with
+    fixed metadata, to `path` atomically; entries without data are copied from the zip `source`.
+
+    Per entry: a 30-byte local header + name + data, and a 46-byte central header + name; 22 bytes of
+    end record: `build_zip` relies on this to check the size before writing. Returns (size, sha256).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(blob)
+        with contextlib.ExitStack() as files:
+            out = _HashingWriter(files.enter_context(os.fdopen(fd, "wb", buffering=_CHUNK)))
+            src = files.enter_context(open(source, "rb", buffering=_CHUNK)) if source is not None else None
+            central, count = bytearray(), 0
+            for entry in entries:
+                name = entry.name.encode()
+                fields = struct.pack(
+                    "<5H3LH", 20, 0 if name.isascii() else 0x800, 8, _DOS_TIME, _DOS_DATE,
+                    entry.crc, entry.compress_size, entry.size, len(name),
+                )  # fmt: skip
+                central += b"PK\x01\x02" + struct.pack("<H", 0x0314) + fields  # made by: unix, zip 2.0
+                central += struct.pack("<4H2L", 0, 0, 0, 0, _MODE, out.size) + name
+                out.write(b"PK\x03\x04" + fields + b"\0\0" + name)
+                if entry.data is not None:
+                    out.write(entry.data)
+                elif src is not None:
+                    _copy_stored(src, entry, out)
+                else:
+                    raise PackError(f"{entry.name}: no data and no zip to copy it from")
+                count += 1
+            body = out.size
+            if count > 0xFFFF or body + len(central) > 0xFFFFFFFF:
+                raise PackError(f"{count:,} files / {body:,} bytes need zip64, which this writer does not do")
+            out.write(central)
+            out.write(b"PK\x05\x06" + struct.pack("<4H2LH", 0, 0, count, count, len(central), body, 0))
         os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the temporary file, not the artefact
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return out.size, out.sha256.digest()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -105,7 +105,7 @@ class LambdaExecutor:
         state = await ensure_function(
             self._lambda,
             self._settings,
-            zip_bytes=packed.path.read_bytes(),
+            load_zip=packed.path.read_bytes,  # read only if the function needs this code
             code_sha256=packed.code_sha256,
             environment=self._environment,
         )

@@ -1,7 +1,8 @@
 """Making sure the worker Lambda function exists and runs the code we just packed.
 
 Upload only when the code changed: Lambda reports `CodeSha256` = base64(sha256(zip)), which
-`pack.py` computes the same way. After any update, wait until `LastUpdateStatus` is
+`pack.py` computes the same way; the zip (~21 MB) is read only then, so an up-to-date function
+costs no memory for it. After any update, wait until `LastUpdateStatus` is
 Successful: until then invocations still run the old code and a second update fails with
 ResourceConflictException (which we wait out and retry).
 """
@@ -86,7 +87,7 @@ async def ensure_function(
     client: LambdaClient,
     settings: LambdaSettings,
     *,
-    zip_bytes: bytes,
+    load_zip: Callable[[], bytes],
     code_sha256: str,
     environment: dict[str, str],
 ) -> FunctionState:
@@ -102,6 +103,7 @@ async def ensure_function(
                 f"Lambda function {name!r} does not exist and no role was given to create it: set "
                 "ECS_FANOUT_LAMBDA_ROLE_ARN (see `python -m orchestrator iam-policy` for its policy)"
             ) from exc
+        zip_bytes = await anyio.to_thread.run_sync(load_zip)
         created = await _retry_conflicts(
             lambda: client.create_function(
                 FunctionName=name,
@@ -112,6 +114,7 @@ async def ensure_function(
                 **wanted,
             )
         )
+        del zip_bytes  # not held while waiting
         await client.get_waiter("function_active_v2").wait(FunctionName=name)
         return FunctionState(
             created["FunctionArn"], created=True, code_uploaded=True, configuration_updated=True
@@ -121,11 +124,13 @@ async def ensure_function(
         settings.architecture
     ]
     if uploaded:
+        zip_bytes = await anyio.to_thread.run_sync(load_zip)
         await _retry_conflicts(
             lambda: client.update_function_code(
                 FunctionName=name, ZipFile=zip_bytes, Architectures=[settings.architecture]
             )
         )
+        del zip_bytes  # not held while waiting
         await _wait_updated(client, name)
     reconfigured = _differs(wanted, dict(current))
     if reconfigured:

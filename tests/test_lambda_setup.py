@@ -34,6 +34,17 @@ def tiny_zip(text: str) -> tuple[bytes, str]:
     return data, base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+class ZipLoader:
+    """Hands `ensure_function` the zip and counts the reads: it must read it only to upload it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.reads = data, 0
+
+    def __call__(self) -> bytes:
+        self.reads += 1
+        return self.data
+
+
 def make_job(i: int, image_bytes: int = 10) -> DeployJob:
     return DeployJob(
         run_id="run-l",
@@ -53,19 +64,23 @@ def settings(aws: AwsEmulator) -> LambdaSettings:
 
 async def test_function_is_created_then_left_alone_then_updated(settings: LambdaSettings) -> None:
     code, sha = tiny_zip("v1")
+    code2, sha2 = tiny_zip("v2")
+    v1, v2 = ZipLoader(code), ZipLoader(code2)
     env = {"REDIS_URL": "redis://cache:6379"}
     async with lambda_client(REGION, None) as client:
-        first = await ensure_function(client, settings, zip_bytes=code, code_sha256=sha, environment=env)
-        again = await ensure_function(client, settings, zip_bytes=code, code_sha256=sha, environment=env)
-        code2, sha2 = tiny_zip("v2")
+        first = await ensure_function(client, settings, load_zip=v1, code_sha256=sha, environment=env)
+        assert v1.reads == 1
+        again = await ensure_function(client, settings, load_zip=v1, code_sha256=sha, environment=env)
+        assert v1.reads == 1, "the zip was read although the function already runs it"
         changed = await ensure_function(
             client,
             settings.model_copy(update={"memory_mb": 1024}),
-            zip_bytes=code2,
+            load_zip=v2,
             code_sha256=sha2,
             environment=env,
         )
         config = (await client.get_function(FunctionName=settings.function_name))["Configuration"]
+    assert v2.reads == 1
     assert (first.created, first.code_uploaded) == (True, True)
     assert (again.created, again.code_uploaded, again.configuration_updated) == (False, False, False)
     assert (changed.code_uploaded, changed.configuration_updated) == (True, True)
@@ -75,15 +90,17 @@ async def test_function_is_created_then_left_alone_then_updated(settings: Lambda
 
 async def test_missing_function_without_role_is_a_config_error(aws: AwsEmulator) -> None:
     code, sha = tiny_zip("v1")
+    loader = ZipLoader(code)
     async with lambda_client(REGION, None) as client:
         with pytest.raises(ConfigError, match="ECS_FANOUT_LAMBDA_ROLE_ARN"):
-            await ensure_function(client, LambdaSettings(), zip_bytes=code, code_sha256=sha, environment={})
+            await ensure_function(client, LambdaSettings(), load_zip=loader, code_sha256=sha, environment={})
+    assert loader.reads == 0
 
 
 async def test_queue_and_mapping_are_reused_across_runs(settings: LambdaSettings) -> None:
     code, sha = tiny_zip("v1")
     async with lambda_client(REGION, None) as lam, sqs_client(REGION, None) as sqs:
-        await ensure_function(lam, settings, zip_bytes=code, code_sha256=sha, environment={})
+        await ensure_function(lam, settings, load_zip=lambda: code, code_sha256=sha, environment={})
         queue = await ensure_queue(sqs, "jobs", settings.timeout_s)
         again = await ensure_queue(sqs, "jobs", settings.timeout_s)
         uuid, created = await ensure_mapping(lam, settings.function_name, queue.arn, 10)

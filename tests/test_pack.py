@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -56,6 +57,45 @@ def test_two_builds_are_identical_and_the_second_uses_the_cache(
     assert second.cached
     assert first.sha256_hex == second.sha256_hex
     assert first.path.read_bytes() == second.path.read_bytes()
+
+
+MEASURE_WARM_BUILD = """
+import json, resource, sys, tracemalloc
+from pathlib import Path
+import pack
+cache, out = Path(sys.argv[1]), Path(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+first = pack.build_zip(out / "first.zip", cache_dir=cache)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+tracemalloc.start()
+second = pack.build_zip(out / "second.zip", cache_dir=cache)
+peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"size": first.size, "rss_growth": grown, "python_peak": peak,
+                  "digests": [first.sha256_hex, second.sha256_hex]}))
+"""
+
+
+def test_a_warm_build_streams_instead_of_holding_the_zip(
+    builds: Builds, cache_dir: Path, tmp_path: Path
+) -> None:
+    """In a fresh process, as in the orchestrator: memory stays far below the zip's size (the old
+    in-memory writer grew by ~4x the zip), and the bytes match the session's builds exactly."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE_WARM_BUILD, str(cache_dir), str(tmp_path)],
+        cwd=pack.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    measured = json.loads(proc.stdout)
+    size = builds[0].size
+    assert measured["size"] == size > 10_000_000  # the dependencies make it ~20 MB: a fair yardstick
+    assert measured["python_peak"] < size / 4, measured
+    assert measured["rss_growth"] < size / 2, measured
+    assert measured["digests"] == [builds[0].sha256_hex] * 2
+    assert (tmp_path / "second.zip").read_bytes() == builds[0].path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.zip", "second.zip"]  # no temporary left
 
 
 def test_digests_describe_the_file(builds: Builds) -> None:
