@@ -24,11 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.aws_clients import ecr_client
 from orchestrator.dryrun import ECR_HOST
-from orchestrator.errors import SpecError
+from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob, Target
 from worker.aws import ecs_client
 from worker.contract import ContainerChange
-from worker.ecs_calls import SUPPORTED_CONTROLLER
+from worker.ecs_calls import controller_problem
 from worker.images import ImageRef, parse_image
 from worker.registries import refused_images, registry_of
 from worker.taskdef import current_images
@@ -42,6 +42,7 @@ __all__ = ["PreflightError", "PreflightResult", "preflight"]
 MAX_PARALLEL_READS = 10
 SERVICES_PER_CALL = 10  # DescribeServices takes at most 10 services
 CLUSTERS_PER_CALL = 100
+ECR_NOT_FOUND = frozenset({"ImageNotFoundException", "RepositoryNotFoundException"})
 
 
 class PreflightError(SpecError):
@@ -69,11 +70,9 @@ def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
 
 
 class _Checker:
-    def __init__(self, ecs: ECSClient, stack: AsyncExitStack, profile: str | None) -> None:
+    def __init__(self, ecs: ECSClient, ecr: dict[str, ECRClient]) -> None:
         self._ecs = ecs
-        self._stack = stack
-        self._profile = profile
-        self._ecr: dict[str, ECRClient] = {}
+        self._ecr = ecr  # per region: an image's ECR client is the one of its registry's region
         self._limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
         self.clusters: dict[str, str] = {}  # cluster -> problem ("" when fine)
         self.services: dict[tuple[str, str], dict[str, Any] | str] = {}  # service or problem
@@ -104,14 +103,7 @@ class _Checker:
                 status = "" if service is None else f" (it is {service.get('status')})"
                 self.services[cluster, name] = f"service {name!r} not found in cluster {cluster!r}{status}"
                 continue
-            controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
-            if controller != SUPPORTED_CONTROLLER:
-                self.services[cluster, name] = (
-                    f"service uses the {controller} deployment controller; ecs-fanout deploys only "
-                    f"services on the ECS (rolling update) controller"
-                )
-                continue
-            self.services[cluster, name] = dict(service)
+            self.services[cluster, name] = controller_problem(service) or dict(service)
 
     async def task_definition(self, arn: str) -> None:
         async with self._limit:
@@ -123,8 +115,6 @@ class _Checker:
         self.containers[arn] = set(current_images(described["taskDefinition"]))
 
     async def ecr_image(self, image: str, ref: ImageRef, account: str, region: str) -> None:
-        if region not in self._ecr:
-            self._ecr[region] = await self._stack.enter_async_context(ecr_client(region, self._profile))
         image_id: Any = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag}
         async with self._limit:
             try:
@@ -132,6 +122,9 @@ class _Checker:
                     registryId=account, repositoryName=ref.repository, imageIds=[image_id]
                 )
             except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ECR_NOT_FOUND:
+                    raise  # e.g. AccessDenied: preflight cannot tell, the run is refused as such
                 what = ref.digest or f"tag {ref.tag!r}"
                 self.ecr[image] = f"!{what} not found in ECR repository {ref.repository!r}: {_error(exc)}"
                 return
@@ -174,6 +167,25 @@ def _pinned(job: PlannedJob, digests: dict[str, str]) -> PlannedJob:
     return job.model_copy(update={"targets": targets, "job": job.job.model_copy(update={"changes": changes})})
 
 
+async def _check(
+    checker: _Checker, by_cluster: dict[str, list[str]], in_ecr: dict[str, tuple[ImageRef, str, str]]
+) -> _Checker:
+    """Clusters first (a missing one fails DescribeServices as a whole), then services and ECR
+    images side by side, then the task definitions the services run."""
+    await checker.clusters_exist(list(by_cluster))
+    async with anyio.create_task_group() as tg:
+        for cluster, services in by_cluster.items():
+            if not checker.clusters[cluster]:
+                for chunk in _chunks(services, SERVICES_PER_CALL):
+                    tg.start_soon(checker.services_exist, cluster, chunk)
+        for image, location in in_ecr.items():
+            tg.start_soon(checker.ecr_image, image, *location)
+    async with anyio.create_task_group() as tg:
+        for arn in {str(s["taskDefinition"]) for s in checker.services.values() if isinstance(s, dict)}:
+            tg.start_soon(checker.task_definition, arn)
+    return checker
+
+
 async def preflight(
     planned: Sequence[PlannedJob],
     *,
@@ -187,21 +199,26 @@ async def preflight(
     by_cluster: dict[str, list[str]] = {}
     for p in jobs:
         by_cluster.setdefault(p.job.cluster, []).append(p.job.service)
-    async with AsyncExitStack() as stack:
-        ecs = await stack.enter_async_context(ecs_client(region, profile))
-        checker = _Checker(ecs, stack, profile)
-        await checker.clusters_exist(list(by_cluster))
-        async with anyio.create_task_group() as tg:
-            for cluster, services in by_cluster.items():
-                if not checker.clusters[cluster]:
-                    for chunk in _chunks(services, SERVICES_PER_CALL):
-                        tg.start_soon(checker.services_exist, cluster, chunk)
-            for image in {t.image for p in jobs for t in p.targets}:
-                if (location := _ecr_location(image)) is not None:
-                    tg.start_soon(checker.ecr_image, image, *location)
-        async with anyio.create_task_group() as tg:
-            for arn in {str(s["taskDefinition"]) for s in checker.services.values() if isinstance(s, dict)}:
-                tg.start_soon(checker.task_definition, arn)
+    in_ecr = {
+        image: location for p in jobs for t in p.targets if (location := _ecr_location(image := t.image))
+    }
+    try:
+        async with AsyncExitStack() as stack:
+            ecs = await stack.enter_async_context(ecs_client(region, profile))
+            ecr = {
+                ecr_region: await stack.enter_async_context(ecr_client(ecr_region, profile))
+                for ecr_region in {location[2] for location in in_ecr.values()}
+            }
+            checker = await _check(_Checker(ecs, ecr), by_cluster, in_ecr)
+    except* (ClientError, BotoCoreError) as failures:
+        first = failures.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):  # nested task groups nest their groups
+            first = first.exceptions[0]
+        raise ConfigError(
+            f"preflight could not read AWS: {_error(first)}; nothing was changed "
+            f"(--skip-preflight leaves the checks to the workers)"
+        ) from failures
+
     result = PreflightResult(
         planned=list(planned),
         clusters=len(by_cluster),

@@ -132,3 +132,19 @@ def test_without_preflight_the_worker_still_refuses_a_registry_not_allowed(
     assert outcome["status"] == "failed"
     assert "not in this worker's registry allow-list" in outcome["message"]
     assert aws.request_counts().get("RegisterTaskDefinition") == 1  # the seeding's only
+
+
+def test_preflight_that_cannot_read_aws_refuses_the_run(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed(aws, "svc00", images=(f"{REPO}/svc00:2.0.0",))
+    spec_path = write_spec(tmp_path / "denied.toml", [entry("svc00", f"{REPO}/svc00:2.0.0")])
+    aws.inject_fault("DescribeImages", 403)  # the caller may not read ECR
+
+    result = run_cli(str(spec_path), "--json", redis_url=redis_url)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("ecs-fanout: preflight could not read AWS: AccessDeniedException")
+    assert "nothing was changed" in result.stderr
+    assert aws.request_counts().get("UpdateService") is None

@@ -7,7 +7,7 @@ engine (`worker.engine`) sequences these calls and reports them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,7 +22,7 @@ from worker.throttle import until_not_throttled
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls"]
+__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls", "controller_problem"]
 
 SUPPORTED_CONTROLLER = "ECS"
 
@@ -39,6 +39,17 @@ class JobAborted(Exception):
 def _error_message(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
+
+
+def controller_problem(service: Mapping[str, Any]) -> str | None:
+    """Why ecs-fanout cannot deploy a service with this deployment controller; None if it can."""
+    controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
+    if controller == SUPPORTED_CONTROLLER:
+        return None
+    return (
+        f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
+        f"the ECS (rolling update) controller"
+    )
 
 
 class ServiceCalls:
@@ -91,13 +102,8 @@ class ServiceCalls:
                 Phase.FAILED, f"service {job.service!r} not found in cluster {job.cluster!r}; nothing changed"
             )
         service: dict[str, Any] = dict(services[0])
-        controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
-        if controller != SUPPORTED_CONTROLLER:
-            raise JobAborted(
-                Phase.FAILED,
-                f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
-                f"the ECS (rolling update) controller; nothing changed",
-            )
+        if (problem := controller_problem(service)) is not None:
+            raise JobAborted(Phase.FAILED, f"{problem}; nothing changed")
         return service
 
     async def register(

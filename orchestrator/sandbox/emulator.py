@@ -39,7 +39,12 @@ DEFAULT_ECS_BUCKETS: dict[str, tuple[float, float]] = {
     "UpdateService": (50, 5.0),
     "DescribeServices": (100, 20.0),
 }
-_FAULT_CODES = {500: "InternalFailure", 503: "ServiceUnavailable", 429: "TooManyRequestsException"}
+_FAULT_CODES = {
+    403: "AccessDeniedException",
+    429: "TooManyRequestsException",
+    500: "InternalFailure",
+    503: "ServiceUnavailable",
+}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
