@@ -47,10 +47,11 @@ ECS_BUCKETS: Mapping[str, BucketSize] = {
     "DescribeServices": BucketSize(burst=100, per_second=20.0),
     "DeregisterTaskDefinition": BucketSize(burst=20, per_second=1.0),
 }
-# A caller whose turn is later waits this much longer: the burst's first call reached ECS a few
-# milliseconds after its turn, and ECS's bucket, full until then, lost that refill; without the
-# margin the first call after the burst could arrive a hair before ECS has its token again.
-TURN_MARGIN_S = 0.1
+# A caller whose turn is later waits this much longer: the burst's first call reached ECS some
+# milliseconds (on a busy machine, tens of them) after its turn, and ECS's bucket, full until
+# then, lost that refill; without the margin the first call after the burst could arrive a
+# hair before ECS has its token again. It delays only calls that wait anyway, and never adds up.
+TURN_MARGIN_S = 0.25
 
 # KEYS[1]: the bucket hash; ARGV: burst, tokens per second. Returns the wait in microseconds
 # before the reserved token is the caller's (0: at once).
