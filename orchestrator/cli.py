@@ -35,9 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 all succeeded or skipped, 1 any other end state, 2 bad input, 130 interrupted.",
     )
     parser.add_argument("spec", help="spec file (.toml or .json), e.g. specs/default.toml")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
-    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    add_output_options(parser)
     parser.add_argument(
         "--exit-on-done", action="store_true", help="live view: exit when the run ends (default: wait for q)"
     )
@@ -71,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     return parser
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
+    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
 
 
 def choose_output(requested: str | None, stdout: TextIO) -> str:

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from orchestrator.cli import EXIT_CONFIG, EXIT_OK, choose_output, main
+from orchestrator.cli import EXIT_CONFIG, EXIT_OK, add_output_options, choose_output, main
 from orchestrator.errors import ConfigError
 
 __all__ = ["attach_command", "iam_policy", "plan_command", "rollback_command"]
@@ -60,9 +60,7 @@ def attach_command(argv: Sequence[str]) -> int:
         epilog="Exit codes: as the run's own; 2 unknown run id; 130 stopped (the run goes on).",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
-    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    add_output_options(parser)
     parser.add_argument("--exit-on-done", action="store_true", help="live view: exit when the run ends")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     args = parser.parse_args(argv)
@@ -89,9 +87,7 @@ def rollback_command(argv: Sequence[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="ecs-fanout rollback", description=rollback_command.__doc__)
     parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_const", dest="output", const="json", help="NDJSON on stdout")
-    output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
+    add_output_options(parser)
     parser.add_argument("--max-parallel", type=int, default=50, metavar="N")
     parser.add_argument("--region")
     parser.add_argument("--profile")
