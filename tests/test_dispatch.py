@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 REGION = "us-east-1"
-BOTO_RETRIES = 1  # retry_config's max_attempts is botocore's retries: 2 attempts a call
+BOTO_RETRIES = 2  # retry_config counts every attempt: botocore tries each call twice
 TRIES = ENTRY_RETRIES + 1  # our calls per batch
 FAST = 0.01  # our first retry delay (production: 0.2 s)
 

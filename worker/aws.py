@@ -21,12 +21,12 @@ __all__ = ["aws_client", "ecs_client", "retry_config"]
 # ECS throttles per account and region (RegisterTaskDefinition: 20 burst then 1/s), shared
 # by every parallel worker: the standard mode's backoff with room for many attempts rides
 # the bucket out instead of failing the job.
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12  # including the first (botocore's `max_attempts` counts retries only)
 
 
 def retry_config(max_attempts: int = MAX_ATTEMPTS, max_pool_connections: int = 50) -> AioConfig:
     return AioConfig(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
     )
 
