@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -15,6 +15,7 @@ from orchestrator.feed import read_stream
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from tests import fault_tally
 from worker.aws import ecs_client
+from worker.budget import ApiBudget
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
 from worker.engine import Deployer
 from worker.ledger import JobLedger
@@ -261,6 +262,23 @@ async def test_code_deploy_controller_is_refused(aws: AwsEmulator, deployer: Dep
     assert "CODE_DEPLOY" in last.message
 
 
+async def deploy_all(
+    redis: Redis, services: Sequence[str], budget: ApiBudget | None = None
+) -> dict[str, Phase | None]:
+    """Every service's job at once, each through one shared deployer: how each ended."""
+    async with ecs_client(REGION) as client:
+        deployer = Deployer(client, JobLedger(redis), EventPublisher(redis), budget=budget)
+        outcomes: dict[str, Phase | None] = {}
+
+        async def one(name: str) -> None:
+            outcomes[name] = await deployer.run(job(name, timeout_s=60))
+
+        async with anyio.create_task_group() as tg:
+            for name in services:
+                tg.start_soon(one, name)
+    return outcomes
+
+
 async def test_twenty_services_at_once_ride_out_ecs_throttling(redis: Redis, aws: AwsEmulator) -> None:
     services = [f"svc{i:02d}" for i in range(20)]
     for name in services:
@@ -274,16 +292,7 @@ async def test_twenty_services_at_once_ride_out_ecs_throttling(redis: Redis, aws
             "DescribeServices": (10, 20.0),
         },
     )
-    async with ecs_client(REGION) as client:
-        deployer = Deployer(client, JobLedger(redis), EventPublisher(redis))
-        outcomes: dict[str, Phase | None] = {}
-
-        async def one(name: str) -> None:
-            outcomes[name] = await deployer.run(job(name, timeout_s=60))
-
-        async with anyio.create_task_group() as tg:
-            for name in services:
-                tg.start_soon(one, name)
+    outcomes = await deploy_all(redis, services)
     assert outcomes == dict.fromkeys(services, Phase.SUCCEEDED)
     assert aws.throttled_counts(), "the emulated buckets never throttled: the test proves nothing"
     fault_tally.record(

@@ -5,14 +5,13 @@ Against the moto server + rollout simulator and a real Redis, like tests/test_en
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
-import anyio
 import pytest
 from redis.asyncio import Redis
 
 from orchestrator.sandbox import AwsEmulator
-from tests.test_engine import REGION, ecs, events_of, job, seed, service_task_definition
+from tests.test_engine import REGION, deploy_all, ecs, events_of, job, seed, service_task_definition
 from worker.aws import ecs_client
 from worker.budget import ApiBudget, BucketSize
 from worker.contract import Phase
@@ -143,22 +142,6 @@ async def test_budget_reserves_turns_at_the_bucket_rate(redis: Redis) -> None:
     assert await budget.reserve("DescribeClusters") == 0.0  # unmetered actions never wait
 
 
-async def deploy_many(
-    aws: AwsEmulator, redis: Redis, services: Sequence[str], budget: ApiBudget | None
-) -> None:
-    async with ecs_client(REGION) as client:
-        deployer = Deployer(client, JobLedger(redis), EventPublisher(redis), budget=budget)
-        results: dict[str, Phase | None] = {}
-
-        async def one(service: str) -> None:
-            results[service] = await deployer.run(job(service, timeout_s=60))
-
-        async with anyio.create_task_group() as tg:
-            for service in services:
-                tg.start_soon(one, service)
-    assert set(results.values()) == {Phase.SUCCEEDED}, results
-
-
 async def test_shared_budget_paces_parallel_workers_so_ecs_throttles_none(
     aws: AwsEmulator, redis: Redis
 ) -> None:
@@ -168,11 +151,12 @@ async def test_shared_budget_paces_parallel_workers_so_ecs_throttles_none(
     bucket = (3, 10.0)  # RegisterTaskDefinition: 3 at once, then 10 a second
     aws.set_throttling(True, {"RegisterTaskDefinition": bucket})
 
-    await deploy_many(aws, redis, services[:6], budget=None)
+    assert set((await deploy_all(redis, services[:6])).values()) == {Phase.SUCCEEDED}
     unpaced = aws.throttled_counts().get("RegisterTaskDefinition", 0)
     aws.set_throttling(True, {"RegisterTaskDefinition": bucket})  # full buckets again
     sizes = {"RegisterTaskDefinition": BucketSize(burst=int(bucket[0]), per_second=bucket[1])}
-    await deploy_many(aws, redis, services[6:], budget=ApiBudget(redis, REGION, sizes))
+    paced = await deploy_all(redis, services[6:], budget=ApiBudget(redis, REGION, sizes))
+    assert set(paced.values()) == {Phase.SUCCEEDED}
 
     assert unpaced > 0  # without the budget, ECS refused some calls
     assert aws.throttled_counts().get("RegisterTaskDefinition", 0) == unpaced  # with it, none
