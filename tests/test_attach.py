@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,11 +16,11 @@ from orchestrator.plan import plan_jobs
 from orchestrator.run import save_plan
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState, exit_code
+from tests.cli import run_cli, spawn_cli
 from tests.fleet import Fleets, Silent, run_planned
 from worker.contract import Phase, WorkerEvent
 
 RUN_ID = "attach-run"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Midway(Silent):
@@ -69,15 +68,7 @@ async def test_attach_midway_ends_with_the_runs_summary(
 
 
 def test_attach_to_an_unknown_run_is_a_clear_error(redis_url: str) -> None:
-    result = subprocess.run(
-        attach_command("no-such-run", "--plain"),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "REDIS_URL": redis_url},
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("attach", "no-such-run", "--plain", redis_url=redis_url, timeout=60)
     assert result.returncode == 2
     assert "no run 'no-such-run'" in result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
@@ -91,14 +82,7 @@ def test_ctrl_c_stops_following_cleanly(redis_url: str, tmp_path: Path) -> None:
         await client.aclose()
 
     anyio.run(save)
-    process = subprocess.Popen(
-        attach_command(RUN_ID, "--plain"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "REDIS_URL": redis_url},
-        cwd=ROOT,
-    )
+    process = spawn_cli("attach", RUN_ID, "--plain", redis_url=redis_url)
     assert process.stdout is not None
     assert process.stdout.readline().startswith(f"run {RUN_ID}: 2 services")
     time.sleep(0.3)  # subscribed and waiting for events

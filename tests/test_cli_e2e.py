@@ -17,25 +17,11 @@ import pytest
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_images, seed_services
 from orchestrator.sandbox.session import SEEDED_TAG, sandbox_services
 from orchestrator.spec import load_spec
+from tests.cli import ROOT, run_cli, spawn_cli
 from worker.taskdef import READ_ONLY_FIELDS
 
 REGION = "us-east-1"
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(
-    *args: str, redis_url: str, timeout: float = 120, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "REDIS_URL": redis_url, **(env or {})},
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def write_spec(path: Path, entries: list[dict[str, str]], **defaults: str) -> Path:
@@ -216,14 +202,7 @@ def test_ctrl_c_stops_cleanly_and_names_what_is_still_rolling_out(
     two_services = [e for e in twenty_services() if e["container"] == "app"][:2]
     spec_path = write_spec(tmp_path / "slow.toml", two_services, poll_interval="100ms")
     seed_from(spec_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", str(spec_path), "--plain"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "REDIS_URL": redis_url},
-        cwd=ROOT,
-    )
+    process = spawn_cli(str(spec_path), "--plain", redis_url=redis_url)
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     under_way: set[str] = set()
@@ -304,15 +283,7 @@ def test_bad_configuration_exits_2_without_a_traceback(
 ) -> None:
     spec_path = write_spec(tmp_path / "one.toml", twenty_services()[1:2])
     seed_from(spec_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator", str(spec_path), "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "REDIS_URL": redis_url, **env},
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_cli(str(spec_path), "--json", *args, redis_url=redis_url, env=env)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert "s3cret" not in result.stderr + result.stdout

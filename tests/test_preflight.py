@@ -8,7 +8,8 @@ from pathlib import Path
 import boto3
 
 from orchestrator.sandbox import AwsEmulator, seed_images, seed_services
-from tests.test_cli_e2e import REGION, REPO, ecs, run_cli, write_spec
+from tests.cli import run_cli
+from tests.test_cli_e2e import REGION, REPO, ecs, write_spec
 
 SIDECAR = "fluent-bit:3"
 ECR_ONLY = {"ECS_FANOUT_ALLOWED_REGISTRIES": "*.dkr.ecr.*.amazonaws.com"}

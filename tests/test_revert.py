@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,22 +11,9 @@ from pydantic import ValidationError
 
 from orchestrator.sandbox import AwsEmulator
 from tests import fault_tally
+from tests.cli import run_cli
 from tests.fleet import REGION, Fleet, Fleets
 from worker.contract import DeployJob
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "REDIS_URL": redis_url},
-        cwd=ROOT,
-        check=False,
-    )
 
 
 def revisions_in_use(fleet: Fleet) -> dict[str, str]:
@@ -49,7 +32,7 @@ def summaries(stdout: str) -> list[dict[str, Any]]:
 def test_all_or_nothing_puts_all_ten_back_when_one_fails(fleet: Fleets, redis_url: str) -> None:
     ten = fleet(10, bad=3, heartbeat=None)
 
-    result = cli(str(ten.path), "--json", "--all-or-nothing", redis_url=redis_url)
+    result = run_cli(str(ten.path), "--json", "--all-or-nothing", redis_url=redis_url, timeout=180)
 
     assert result.returncode == 1, result.stderr
     assert "--all-or-nothing" in result.stderr
@@ -69,12 +52,12 @@ def test_all_or_nothing_puts_all_ten_back_when_one_fails(fleet: Fleets, redis_ur
 
 def test_rollback_of_a_past_run(fleet: Fleets, redis_url: str) -> None:
     three = fleet(3, heartbeat=None)
-    deployed = cli(str(three.path), "--json", redis_url=redis_url)
+    deployed = run_cli(str(three.path), "--json", redis_url=redis_url, timeout=180)
     assert deployed.returncode == 0, deployed.stderr
     assert revisions_in_use(three) == {f"s{i}": f"s{i}:2" for i in range(3)}
     run_id = json.loads(deployed.stdout.splitlines()[0])["run_id"]
 
-    rolled = cli("rollback", run_id, "--json", redis_url=redis_url)
+    rolled = run_cli("rollback", run_id, "--json", redis_url=redis_url, timeout=180)
 
     assert rolled.returncode == 0, rolled.stderr
     [summary] = summaries(rolled.stdout)
@@ -85,7 +68,7 @@ def test_rollback_of_a_past_run(fleet: Fleets, redis_url: str) -> None:
 
 
 def test_rollback_of_an_unknown_run_is_refused(aws: AwsEmulator, redis_url: str) -> None:
-    result = cli("rollback", "20200101T000000Z-000000", redis_url=redis_url)
+    result = run_cli("rollback", "20200101T000000Z-000000", redis_url=redis_url, timeout=180)
     assert result.returncode == 2
     assert "unknown" in result.stderr and "Traceback" not in result.stderr
 

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import anyio
 import pytest
@@ -22,6 +21,7 @@ from orchestrator.render import JsonRenderer
 from orchestrator.run import Renderer
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState
+from tests.cli import ROOT
 from tests.fleet import Fleet, Fleets, run_planned
 from tui import EXIT_INTERRUPTED, FanoutApp
 from tui.header import RunHeader, RunSummary
@@ -30,7 +30,6 @@ from tui.screens import EventLogScreen, QuitScreen
 from worker.contract import Phase, WorkerEvent
 
 RUN_ID = "tui-run"
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (160, 60)
 
 
