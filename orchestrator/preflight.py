@@ -28,7 +28,7 @@ from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob, Target
 from worker.aws import ecs_client
 from worker.contract import ContainerChange
-from worker.ecs_calls import controller_problem
+from worker.ecs_calls import controller_problem, error_message
 from worker.images import ImageRef, parse_image
 from worker.registries import refused_images, registry_of
 from worker.taskdef import current_images
@@ -56,13 +56,6 @@ class PreflightResult:
     services: int = 0
     ecr_images: int = 0
     problems: list[tuple[Target, str]] = field(default_factory=list)
-
-
-def _error(exc: ClientError | BotoCoreError) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}"
-    return str(exc)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -110,7 +103,7 @@ class _Checker:
             try:
                 described = await self._ecs.describe_task_definition(taskDefinition=arn)
             except ClientError as exc:
-                self.containers[arn] = f"task definition {arn} cannot be read: {_error(exc)}"
+                self.containers[arn] = f"task definition {arn} cannot be read: {error_message(exc)}"
                 return
         self.containers[arn] = set(current_images(described["taskDefinition"]))
 
@@ -126,7 +119,9 @@ class _Checker:
                 if code not in ECR_NOT_FOUND:
                     raise  # e.g. AccessDenied: preflight cannot tell, the run is refused as such
                 what = ref.digest or f"tag {ref.tag!r}"
-                self.ecr[image] = f"!{what} not found in ECR repository {ref.repository!r}: {_error(exc)}"
+                self.ecr[image] = (
+                    f"!{what} not found in ECR repository {ref.repository!r}: {error_message(exc)}"
+                )
                 return
         self.ecr[image] = described["imageDetails"][0].get("imageDigest", "")
 
@@ -215,7 +210,7 @@ async def preflight(
         while isinstance(first, BaseExceptionGroup):  # nested task groups nest their groups
             first = first.exceptions[0]
         raise ConfigError(
-            f"preflight could not read AWS: {_error(first)}; nothing was changed "
+            f"preflight could not read AWS: {error_message(first)}; nothing was changed "
             f"(--skip-preflight leaves the checks to the workers)"
         ) from failures
 

@@ -22,7 +22,7 @@ from worker.throttle import until_not_throttled
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls", "controller_problem"]
+__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls", "controller_problem", "error_message"]
 
 SUPPORTED_CONTROLLER = "ECS"
 
@@ -36,7 +36,10 @@ class JobAborted(Exception):
         self.details = details or EventDetails()
 
 
-def _error_message(exc: ClientError) -> str:
+def error_message(exc: ClientError | BotoCoreError) -> str:
+    """ "Code: message" of an AWS refusal; the text of a failure with no answer (e.g. no connection)."""
+    if not isinstance(exc, ClientError):
+        return str(exc)
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
 
@@ -95,7 +98,7 @@ class ServiceCalls:
             code = exc.response.get("Error", {}).get("Code")
             if code == "ClusterNotFoundException":
                 raise JobAborted(Phase.FAILED, f"cluster {job.cluster!r} not found; nothing changed") from exc
-            raise JobAborted(Phase.FAILED, f"describe_services failed: {_error_message(exc)}") from exc
+            raise JobAborted(Phase.FAILED, f"describe_services failed: {error_message(exc)}") from exc
         services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
         if not services:
             raise JobAborted(
@@ -129,7 +132,7 @@ class ServiceCalls:
                 heartbeat_every_s=job.options.heartbeat_s / 3,
             )
         except ClientError as exc:
-            raise JobAborted(Phase.FAILED, f"register_task_definition failed: {_error_message(exc)}") from exc
+            raise JobAborted(Phase.FAILED, f"register_task_definition failed: {error_message(exc)}") from exc
         return registered["taskDefinition"]["taskDefinitionArn"], todo
 
     async def update(self, job: DeployJob, task_definition_arn: str) -> str:
@@ -141,7 +144,7 @@ class ServiceCalls:
         except ClientError as exc:
             raise JobAborted(
                 Phase.FAILED,
-                f"update_service failed: {_error_message(exc)}; the service still runs its previous revision",
+                f"update_service failed: {error_message(exc)}; the service still runs its previous revision",
                 EventDetails(task_definition_arn=task_definition_arn),
             ) from exc
         deployments = response["service"].get("deployments", [])
