@@ -1,0 +1,14 @@
+"""Exit codes, defined once: every command and the documentation use these."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode"]
+
+
+class ExitCode(IntEnum):
+    OK = 0  # every target succeeded or already ran its image
+    FAILED = 1  # any other end state
+    CONFIG = 2  # bad input or configuration: nothing was changed
+    INTERRUPTED = 130  # Ctrl-C (or a detach): ECS goes on with what was started
