@@ -31,12 +31,13 @@ import textual
 from textual.content import Content
 
 from bench.machine import cpu_model
-from orchestrator.plan import PlannedJob, Target
+from orchestrator.plan import PlannedJob
 from orchestrator.run import Renderer
 from orchestrator.state import RunState
 from tui import FanoutApp
 from tui.pane import JobPane
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 
 __all__ = ["Result", "main", "measure"]
 
@@ -75,12 +76,10 @@ def make_plan(panes: int) -> list[PlannedJob]:
         job = DeployJob(
             run_id=RUN_ID,
             job_id=f"{RUN_ID}:{i:03d}",
-            cluster=cluster,
-            service=service,
+            target=Target(cluster=cluster, service=service),
             changes=(ContainerChange(container="app", image=image),),
         )
-        target = Target(cluster=cluster, service=service, container="app", image=image)
-        plan.append(PlannedJob(job=job, targets=(target,)))
+        plan.append(PlannedJob(job=job))
     return plan
 
 
@@ -92,7 +91,7 @@ def make_events(plan: list[PlannedJob], count: int) -> list[WorkerEvent]:
         job = plan[n % len(plan)].job
         seq = n // len(plan) + 1
         running = seq % 11
-        arn = f"arn:aws:ecs:us-east-1:123456789012:task-definition/{job.service}"
+        arn = f"arn:aws:ecs:us-east-1:123456789012:task-definition/{job.target.service_name}"
         details = EventDetails(
             running=running,
             desired=10,

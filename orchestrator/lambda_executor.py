@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import anyio
 from redis.asyncio import Redis
 
-from orchestrator.aws_clients import lambda_client, sqs_client
 from orchestrator.dispatch import send_jobs
 from orchestrator.job_queue import JobQueue, delete_queue, ensure_mapping, ensure_queue
 from orchestrator.lambda_function import ensure_function
 from orchestrator.run import Renderer
 from orchestrator.session import ExecutorFactory
 from orchestrator.settings import LambdaSettings
+from worker.aws import AwsAccess
 from worker.contract import DeployJob
 
 if TYPE_CHECKING:
@@ -40,16 +40,16 @@ class LambdaExecutor:
         self,
         settings: LambdaSettings,
         *,
+        aws: AwsAccess,
         region: str | None,
-        profile: str | None,
         worker_environment: dict[str, str],
         on_setup: SetupReporter,
         run_id: str,
         on_ready: Callable[[JobQueue], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._aws = aws
         self._region = region
-        self._profile = profile
         self._environment = worker_environment
         self._on_setup = on_setup
         self._on_ready = on_ready
@@ -63,8 +63,8 @@ class LambdaExecutor:
         self._mapping_uuid: str | None = None
 
     async def __aenter__(self) -> LambdaExecutor:
-        self._lambda = await self._stack.enter_async_context(lambda_client(self._region, self._profile))
-        self._sqs = await self._stack.enter_async_context(sqs_client(self._region, self._profile))
+        self._lambda = await self._stack.enter_async_context(self._aws.lambda_(self._region))
+        self._sqs = await self._stack.enter_async_context(self._aws.sqs(self._region))
         return self
 
     async def __aexit__(
@@ -156,8 +156,8 @@ class LambdaExecutor:
 def lambda_executor(
     settings: LambdaSettings,
     *,
+    aws: AwsAccess,
     region: str | None,
-    profile: str | None,
     run_id: str,
     worker_environment: dict[str, str],
     on_ready: Callable[[JobQueue], None] | None = None,
@@ -167,8 +167,8 @@ def lambda_executor(
     def make(redis: Redis, renderer: Renderer) -> LambdaExecutor:
         return LambdaExecutor(
             settings,
+            aws=aws,
             region=region,
-            profile=profile,
             worker_environment=worker_environment,
             on_setup=renderer.setup_changed,
             run_id=run_id,

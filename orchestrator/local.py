@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 
 import anyio
 from anyio.from_thread import start_blocking_portal
 from redis.asyncio import Redis
 
-from worker.aws import ecs_client
+from worker.aws import AwsAccess
 from worker.contract import DeployJob
 from worker.engine import Deployer
+from worker.target import Target
 
 __all__ = ["LocalExecutor"]
 
@@ -30,14 +32,12 @@ class LocalExecutor:
         redis: Redis,
         *,
         max_parallel: int,
-        region: str | None = None,
-        profile: str | None = None,
+        aws: AwsAccess,
         allowed_registries: Sequence[str] = (),
     ) -> None:
         self._redis = redis
         self._max_parallel = max_parallel
-        self._region = region
-        self._profile = profile
+        self._aws = aws
         self._allowed_registries = allowed_registries
 
     async def prepare(self) -> None:
@@ -75,18 +75,16 @@ class LocalExecutor:
         limit = anyio.CapacityLimiter(self._max_parallel)
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
-            async with ecs_client(self._region, self._profile) as ecs:
-                deployer = Deployer.on_redis(
-                    ecs, redis, region=self._region, allowed_registries=self._allowed_registries
-                )
+            async with AsyncExitStack() as stack:
+                deployers = _Deployers(stack, self._aws, redis, self._allowed_registries)
 
                 async def run_one(job: DeployJob) -> None:
                     async with limit:
                         on_start(job)
                         try:
-                            await deployer.run(job)
+                            await (await deployers.get(job.target)).run(job)
                         except Exception as exc:  # a crash must end the job visibly, not kill the run
-                            log.exception("worker for %s/%s crashed", job.cluster, job.service)
+                            log.exception("worker for %s crashed", job.target)
                             on_failed(job, f"worker crashed: {exc!r}")
 
                 async with anyio.create_task_group() as tg:
@@ -95,6 +93,30 @@ class LocalExecutor:
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
+
+
+class _Deployers:
+    """One deployer (one ECS client) per account and region, made when a job first needs it."""
+
+    def __init__(
+        self, stack: AsyncExitStack, aws: AwsAccess, redis: Redis, allowed_registries: Sequence[str]
+    ) -> None:
+        self._stack = stack
+        self._aws = aws
+        self._redis = redis
+        self._allowed_registries = allowed_registries
+        self._made: dict[str, Deployer] = {}
+        self._lock = anyio.Lock()
+
+    async def get(self, target: Target) -> Deployer:
+        async with self._lock:
+            deployer = self._made.get(target.scope)
+            if deployer is None:
+                ecs = await self._stack.enter_async_context(self._aws.ecs(target.region))
+                deployer = self._made[target.scope] = Deployer.on_redis(
+                    ecs, self._redis, region=target.region, allowed_registries=self._allowed_registries
+                )
+            return deployer
 
 
 def _client_like(redis: Redis) -> Redis:

@@ -1,9 +1,10 @@
 """From a validated spec to the jobs to send: one `DeployJob` per service. Pure.
 
-Each (cluster, service) becomes exactly one job carrying all of its changed containers, so
-that a service gets one new task-definition revision and one deployment, not one per
-container. Services and containers keep the order in which the spec first names them, and
-a container listed twice with the same image is sent once.
+Each target (account, region, cluster, service: `worker.target.Target`) becomes exactly one
+job carrying all of its changed containers, so that a service gets one new task-definition
+revision and one deployment, not one per container. Services and containers keep the order
+in which the spec first names them, and a container listed twice with the same image is sent
+once.
 
 Options are layered, most specific last: the spec's top-level defaults, then the
 per-entry overrides of the service, then the arguments of `plan_jobs` (the CLI flags).
@@ -23,8 +24,9 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.errors import ConfigError
 from orchestrator.spec import DeployEntry, Spec
 from worker.contract import ContainerChange, DeployJob, JobOptions
+from worker.target import Target
 
-__all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "Target", "job_id_for", "new_run_id", "plan_jobs"]
+__all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "job_id_for", "new_run_id", "plan_jobs"]
 
 MAX_JOB_ID_LENGTH = 80
 """Job ids double as SQS deduplication ids (at most 128 characters); we stay well below."""
@@ -37,24 +39,16 @@ _POLL_MAX_S = JobOptions().poll_max_s
 _HEARTBEATS_PER_SILENCE = 3  # the worker speaks at least every heartbeat_s / 3 while following
 
 
-class Target(BaseModel):
-    """One container of one service and the full image reference it must run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cluster: str
-    service: str
-    container: str
-    image: str
-
-
 class PlannedJob(BaseModel):
-    """A job to send and the containers it changes, for the summary."""
+    """A job to send, as the run saves it in its plan (what `attach` and `rollback` read)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job: DeployJob
-    targets: tuple[Target, ...]
+
+    @property
+    def target(self) -> Target:
+        return self.job.target
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -63,10 +57,10 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def job_id_for(run_id: str, cluster: str, service: str) -> str:
-    """The deterministic id of the job of `cluster`/`service` in run `run_id`."""
+def job_id_for(run_id: str, target: Target) -> str:
+    """The deterministic id of the job of `target` in run `run_id`."""
     _check_run_id(run_id)
-    digest = hashlib.sha1(f"{cluster}\n{service}".encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.sha1(target.key.encode(), usedforsecurity=False).hexdigest()
     return f"{run_id}:{digest[:_HASH_LENGTH]}"
 
 
@@ -78,7 +72,7 @@ def plan_jobs(
     rollback: bool | None = None,
     region: str | None = None,
 ) -> list[PlannedJob]:
-    """One job per (cluster, service) of `spec`, in the order the spec first names them.
+    """One job per target of `spec`, in the order the spec first names them.
 
     `timeout_s`, `rollback` and `region`, when given, win over the spec (defaults and
     per-entry overrides alike). Raises ConfigError for a run id that cannot make job ids
@@ -87,39 +81,34 @@ def plan_jobs(
     _check_run_id(run_id)
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, got {timeout_s!r}")
-    services: dict[tuple[str, str], list[DeployEntry]] = {}
+    services: dict[str, tuple[Target, list[DeployEntry]]] = {}  # by key: an ARN and a name agree
     for entry in spec.deploy:
-        services.setdefault((entry.cluster, entry.service), []).append(entry)
+        target = Target(cluster=entry.cluster, service=entry.service, region=region or spec.region)
+        services.setdefault(target.key, (target, []))[1].append(entry)
     return [
-        _planned(spec, run_id, cluster, service, entries, timeout_s, rollback, region or spec.region)
-        for (cluster, service), entries in services.items()
+        _planned(spec, run_id, target, entries, timeout_s, rollback) for target, entries in services.values()
     ]
 
 
 def _planned(
     spec: Spec,
     run_id: str,
-    cluster: str,
-    service: str,
+    target: Target,
     entries: list[DeployEntry],
     timeout_s: float | None,
     rollback: bool | None,
-    region: str | None,
 ) -> PlannedJob:
-    targets: dict[str, Target] = {}
+    images: dict[str, str] = {}
     for entry in entries:  # the spec refused one container with two images: keep the first
-        target = Target(cluster=cluster, service=service, container=entry.container, image=entry.reference)
-        targets.setdefault(entry.container, target)
+        images.setdefault(entry.container, entry.reference)
     job = DeployJob(
         run_id=run_id,
-        job_id=job_id_for(run_id, cluster, service),
-        cluster=cluster,
-        service=service,
-        region=region,
-        changes=tuple(ContainerChange(container=t.container, image=t.image) for t in targets.values()),
+        job_id=job_id_for(run_id, target),
+        target=target,
+        changes=tuple(ContainerChange(container=name, image=image) for name, image in images.items()),
         options=_options(spec, entries, timeout_s, rollback),
     )
-    return PlannedJob(job=job, targets=tuple(targets.values()))
+    return PlannedJob(job=job)
 
 
 def _options(

@@ -17,27 +17,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrator.aws_clients import ecr_client
 from orchestrator.dryrun import ECR_HOST
 from orchestrator.errors import ConfigError, SpecError
-from orchestrator.plan import PlannedJob, Target
-from worker.aws import ecs_client
+from orchestrator.plan import PlannedJob
+from worker.aws import AwsAccess
 from worker.contract import ContainerChange
 from worker.ecs_calls import controller_problem, error_message
 from worker.images import ImageRef, parse_image
 from worker.registries import refused_images, registry_of
+from worker.target import Target
 from worker.taskdef import current_images
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["PreflightError", "PreflightResult", "preflight"]
+__all__ = ["PreflightError", "PreflightResult", "Problem", "preflight", "raise_problems"]
 
 MAX_PARALLEL_READS = 10
 SERVICES_PER_CALL = 10  # DescribeServices takes at most 10 services
@@ -49,13 +49,21 @@ class PreflightError(SpecError):
     """Targets that cannot be deployed; nothing was changed. One line per problem."""
 
 
+class Problem(NamedTuple):
+    """Why one container of one target cannot be deployed."""
+
+    target: Target
+    container: str
+    message: str
+
+
 @dataclass
 class PreflightResult:
     planned: list[PlannedJob]
     clusters: int = 0
     services: int = 0
     ecr_images: int = 0
-    problems: list[tuple[Target, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
@@ -63,12 +71,14 @@ def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
 
 
 class _Checker:
+    """What ECS says of the targets of one account and region (and ECR of their images)."""
+
     def __init__(self, ecs: ECSClient, ecr: dict[str, ECRClient]) -> None:
         self._ecs = ecs
         self._ecr = ecr  # per region: an image's ECR client is the one of its registry's region
         self._limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
         self.clusters: dict[str, str] = {}  # cluster -> problem ("" when fine)
-        self.services: dict[tuple[str, str], dict[str, Any] | str] = {}  # service or problem
+        self.services: dict[Target, dict[str, Any] | str] = {}  # service or problem
         self.containers: dict[str, set[str] | str] = {}  # task definition -> names or problem
         self.ecr: dict[str, str] = {}  # image -> digest, or "!problem"
 
@@ -84,19 +94,23 @@ class _Checker:
             for name in chunk:
                 self.clusters.setdefault(name, f"cluster {name!r} not found")
 
-    async def services_exist(self, cluster: str, names: Sequence[str]) -> None:
+    async def services_exist(self, targets: Sequence[Target]) -> None:
+        """Up to 10 services of one cluster in one DescribeServices call."""
+        cluster = targets[0].cluster
         async with self._limit:
-            response = await self._ecs.describe_services(cluster=cluster, services=list(names))
+            response = await self._ecs.describe_services(
+                cluster=cluster, services=[t.service for t in targets]
+            )
         found: dict[str | None, Any] = {}
         for described in response.get("services", []):
             found[described.get("serviceName")] = found[described.get("serviceArn")] = described
-        for name in names:
-            service: dict[str, Any] | None = found.get(name)
+        for target in targets:
+            service: dict[str, Any] | None = found.get(target.service)
             if service is None or service.get("status") != "ACTIVE":
                 status = "" if service is None else f" (it is {service.get('status')})"
-                self.services[cluster, name] = f"service {name!r} not found in cluster {cluster!r}{status}"
+                self.services[target] = f"service {target.service!r} not found in cluster {cluster!r}{status}"
                 continue
-            self.services[cluster, name] = controller_problem(service) or dict(service)
+            self.services[target] = controller_problem(service) or dict(service)
 
     async def task_definition(self, arn: str) -> None:
         async with self._limit:
@@ -125,6 +139,25 @@ class _Checker:
                 return
         self.ecr[image] = described["imageDetails"][0].get("imageDigest", "")
 
+    def problem(self, target: Target, change: ContainerChange, allowed: Sequence[str]) -> str | None:
+        cluster_problem = self.clusters.get(target.cluster, "")
+        if cluster_problem:
+            return cluster_problem
+        service = self.services.get(target)
+        if isinstance(service, str):
+            return service
+        assert service is not None
+        names = self.containers.get(str(service["taskDefinition"]), set())
+        if isinstance(names, str):
+            return names
+        if change.container not in names:
+            revision = str(service["taskDefinition"]).rsplit("/", 1)[-1]
+            return f"no container {change.container!r} in {revision} (it has: {', '.join(sorted(names))})"
+        if refused_images([change.image], allowed):
+            return f"registry {registry_of(change.image)} is not in the allow-list ({', '.join(allowed)})"
+        digest = self.ecr.get(change.image, "")
+        return digest[1:] if digest.startswith("!") else None
+
 
 def _ecr_location(image: str) -> tuple[ImageRef, str, str] | None:
     ref = parse_image(image)
@@ -132,47 +165,29 @@ def _ecr_location(image: str) -> tuple[ImageRef, str, str] | None:
     return None if host is None else (ref, host["account"], host["region"])
 
 
-def _problem(checker: _Checker, target: Target, allowed: Sequence[str]) -> str | None:
-    cluster_problem = checker.clusters.get(target.cluster, "")
-    if cluster_problem:
-        return cluster_problem
-    service = checker.services.get((target.cluster, target.service))
-    if isinstance(service, str):
-        return service
-    assert service is not None
-    names = checker.containers.get(str(service["taskDefinition"]), set())
-    if isinstance(names, str):
-        return names
-    if target.container not in names:
-        revision = str(service["taskDefinition"]).rsplit("/", 1)[-1]
-        return f"no container {target.container!r} in {revision} (it has: {', '.join(sorted(names))})"
-    if refused_images([target.image], allowed):
-        return f"registry {registry_of(target.image)} is not in the allow-list ({', '.join(allowed)})"
-    digest = checker.ecr.get(target.image, "")
-    return digest[1:] if digest.startswith("!") else None
-
-
 def _pinned(job: PlannedJob, digests: dict[str, str]) -> PlannedJob:
     def pin(image: str) -> str:
         digest = digests.get(image)
         return image if not digest else f"{parse_image(image).name}@{digest}"
 
-    targets = tuple(t.model_copy(update={"image": pin(t.image)}) for t in job.targets)
     changes = tuple(ContainerChange(container=c.container, image=pin(c.image)) for c in job.job.changes)
-    return job.model_copy(update={"targets": targets, "job": job.job.model_copy(update={"changes": changes})})
+    return job.model_copy(update={"job": job.job.model_copy(update={"changes": changes})})
 
 
 async def _check(
-    checker: _Checker, by_cluster: dict[str, list[str]], in_ecr: dict[str, tuple[ImageRef, str, str]]
+    checker: _Checker, targets: Sequence[Target], in_ecr: dict[str, tuple[ImageRef, str, str]]
 ) -> _Checker:
-    """Clusters first (a missing one fails DescribeServices as a whole), then services and ECR
-    images side by side, then the task definitions the services run."""
+    """Clusters first (a missing one fails DescribeServices as a whole), then services (10 a
+    call) and ECR images side by side, then the task definitions the services run."""
+    by_cluster: dict[str, list[Target]] = {}
+    for target in targets:
+        by_cluster.setdefault(target.cluster, []).append(target)
     await checker.clusters_exist(list(by_cluster))
     async with anyio.create_task_group() as tg:
         for cluster, services in by_cluster.items():
             if not checker.clusters[cluster]:
-                for chunk in _chunks(services, SERVICES_PER_CALL):
-                    tg.start_soon(checker.services_exist, cluster, chunk)
+                for start in range(0, len(services), SERVICES_PER_CALL):
+                    tg.start_soon(checker.services_exist, services[start : start + SERVICES_PER_CALL])
         for image, location in in_ecr.items():
             tg.start_soon(checker.ecr_image, image, *location)
     async with anyio.create_task_group() as tg:
@@ -181,60 +196,75 @@ async def _check(
     return checker
 
 
+async def _check_scopes(
+    aws: AwsAccess, jobs: Sequence[PlannedJob], in_ecr: dict[str, tuple[ImageRef, str, str]]
+) -> dict[str, _Checker]:
+    """One checker per account and region, side by side; ECR read once, in the first."""
+    by_scope: dict[str, list[Target]] = {}
+    for p in jobs:
+        by_scope.setdefault(p.target.scope, []).append(p.target)
+    checkers: dict[str, _Checker] = {}
+    async with AsyncExitStack() as stack:
+        ecr = {
+            ecr_region: await stack.enter_async_context(aws.ecr(ecr_region))
+            for ecr_region in {location[2] for location in in_ecr.values()}
+        }
+        async with anyio.create_task_group() as tg:
+            for index, (scope, targets) in enumerate(by_scope.items()):
+                ecs = await stack.enter_async_context(aws.ecs(targets[0].region))
+                checkers[scope] = _Checker(ecs, ecr)
+                tg.start_soon(_check, checkers[scope], targets, in_ecr if index == 0 else {})
+    return checkers
+
+
 async def preflight(
     planned: Sequence[PlannedJob],
     *,
-    region: str | None,
-    profile: str | None,
+    aws: AwsAccess,
     allowed_registries: Sequence[str] = (),
     pin_digests: bool = False,
 ) -> PreflightResult:
     """Check every target; the plan (pinned when asked) and every problem found."""
     jobs = [p for p in planned if p.job.changes]  # a revert's revision existed when it was recorded
-    by_cluster: dict[str, list[str]] = {}
-    for p in jobs:
-        by_cluster.setdefault(p.job.cluster, []).append(p.job.service)
     in_ecr = {
-        image: location for p in jobs for t in p.targets if (location := _ecr_location(image := t.image))
+        image: location for p in jobs for c in p.job.changes if (location := _ecr_location(image := c.image))
     }
     try:
-        async with AsyncExitStack() as stack:
-            ecs = await stack.enter_async_context(ecs_client(region, profile))
-            ecr = {
-                ecr_region: await stack.enter_async_context(ecr_client(ecr_region, profile))
-                for ecr_region in {location[2] for location in in_ecr.values()}
-            }
-            checker = await _check(_Checker(ecs, ecr), by_cluster, in_ecr)
+        checkers = await _check_scopes(aws, jobs, in_ecr)
     except* (ClientError, BotoCoreError) as failures:
         first = failures.exceptions[0]
         while isinstance(first, BaseExceptionGroup):  # nested task groups nest their groups
             first = first.exceptions[0]
+        if not isinstance(first, ClientError):
+            raise first from None  # no credentials, no region, no endpoint: the CLI's boundary says how
         raise ConfigError(
-            f"preflight could not read AWS: {error_message(first)}; nothing was changed "
-            f"(--skip-preflight leaves the checks to the workers)"
-        ) from failures
+            f"preflight could not read AWS: {error_message(first)}; nothing was changed"
+        ) from first
 
+    digests = {image: d for c in checkers.values() for image, d in c.ecr.items()}
     result = PreflightResult(
         planned=list(planned),
-        clusters=len(by_cluster),
-        services=sum(isinstance(s, dict) for s in checker.services.values()),
-        ecr_images=len(checker.ecr),
+        clusters=sum(len(c.clusters) for c in checkers.values()),
+        services=sum(isinstance(s, dict) for c in checkers.values() for s in c.services.values()),
+        ecr_images=len(digests),
     )
     for p in jobs:
-        for target in p.targets:
-            if (problem := _problem(checker, target, allowed_registries)) is not None:
-                result.problems.append((target, problem))
+        checker = checkers[p.target.scope]
+        checker.ecr = digests
+        for change in p.job.changes:
+            if (problem := checker.problem(p.target, change, allowed_registries)) is not None:
+                result.problems.append(Problem(p.target, change.container, problem))
     if pin_digests:
-        digests = {image: d for image, d in checker.ecr.items() if not d.startswith("!")}
-        result.planned = [_pinned(p, digests) for p in planned]
+        pins = {image: d for image, d in digests.items() if not d.startswith("!")}
+        result.planned = [_pinned(p, pins) for p in planned]
     return result
 
 
-def raise_problems(result: PreflightResult, spec_path: str, entry_of: Callable[[Target], str]) -> None:
+def raise_problems(result: PreflightResult, spec_path: str, entry_of: Callable[[Target, str], str]) -> None:
     """Refuse the run, naming the spec entry of every problem (exit 2, nothing changed)."""
     if result.problems:
         raise PreflightError(
             spec_path,
-            [f"{entry_of(target)}: {problem}" for target, problem in result.problems]
+            [f"{entry_of(p.target, p.container)}: {p.message}" for p in result.problems]
             + ["preflight refused the run: nothing was changed"],
         )

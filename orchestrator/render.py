@@ -11,9 +11,12 @@ import time
 from typing import Any, TextIO
 
 from orchestrator.state import JobState, RunState
-from worker.contract import WorkerEvent
+from worker.contract import Phase, WorkerEvent
 
 __all__ = ["JsonRenderer", "PlainRenderer", "summary_table"]
+
+
+_TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revision"}
 
 
 class JsonRenderer:
@@ -30,7 +33,9 @@ class JsonRenderer:
 
     def started(self, state: RunState) -> None:
         self._run_id = state.run_id
-        targets = [t.model_dump() for job in state.jobs.values() for t in job.targets]
+        targets = [
+            {**r.model_dump(include=_TARGET_FIELDS), "image": r.planned_image} for r in state.results()
+        ]
         self._write({"type": "run", "run_id": state.run_id, "spec": self._spec_path, "targets": targets})
 
     def setup_changed(self, step: str, status: str, message: str) -> None:
@@ -39,13 +44,14 @@ class JsonRenderer:
         )
 
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        if event is not None and event.phase is Phase.DUPLICATE:
+            return  # a delivery that did nothing: the job did not change, no line
         self._write(
             {
                 "type": "event",
                 "run_id": self._run_id,
                 "job_id": job.job_id,
-                "cluster": job.cluster,
-                "service": job.service,
+                **job.target.model_dump(),
                 "phase": job.phase.value,
                 "message": job.message,
                 "seq": None if event is None else event.seq,
@@ -67,7 +73,12 @@ class JsonRenderer:
 
 def summary_table(state: RunState) -> str:
     rows = [
-        (f"{r.cluster}/{r.service}/{r.container}", r.status.value, r.image, r.message)
+        (
+            "/".join(part for part in (r.cluster, r.service, r.container) if part),
+            r.status.value,
+            r.image or (f"revision {r.revision}" if r.revision else r.planned_image or ""),
+            r.message,
+        )
         for r in state.results()
     ]
     header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
@@ -97,6 +108,8 @@ class PlainRenderer:
         self._line(f"{time.strftime('%H:%M:%S')} {'[' + step + ']':<40} {status:<12} {message}")
 
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        if event is not None and event.phase is Phase.DUPLICATE:
+            return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
         self._line(f"{stamp} {job.name:<40} {job.phase.value:<12} {job.message}")
 

@@ -14,7 +14,7 @@ import anyio
 from redis.asyncio import Redis
 
 from orchestrator.errors import ConfigError
-from orchestrator.plan import PlannedJob, Target, job_id_for
+from orchestrator.plan import PlannedJob, job_id_for
 from orchestrator.run import load_plan
 from worker.contract import DeployJob
 from worker.keys import job_hash
@@ -23,31 +23,33 @@ from worker.publisher import connect_redis
 __all__ = ["load_reverts", "revert_jobs"]
 
 
-def _revert(planned: PlannedJob, previous: str, run_id: str) -> PlannedJob:
+def _revert(planned: PlannedJob, previous: str, run_id: str, region: str | None) -> PlannedJob:
     job = planned.job
-    revision = previous.rsplit("/", 1)[-1]
+    target = job.target
+    if target.region is None and region is not None:  # the run used the default region
+        target = target.model_copy(update={"region": region})
     return PlannedJob(
         job=DeployJob(
             run_id=run_id,
-            job_id=job_id_for(run_id, job.cluster, job.service),
-            cluster=job.cluster,
-            service=job.service,
-            region=job.region,
+            job_id=job_id_for(run_id, target),
+            target=target,
             revision=previous,
             # Never "roll back the rollback": a failed revert is reported as it is.
             options=job.options.model_copy(update={"rollback": False}),
-        ),
-        targets=tuple(
-            Target(cluster=t.cluster, service=t.service, container=t.container, image=f"revision {revision}")
-            for t in planned.targets
-        ),
+        )
     )
 
 
 async def revert_jobs(
-    redis: Redis, past_run_id: str, run_id: str, *, only: Iterable[str] | None = None
+    redis: Redis,
+    past_run_id: str,
+    run_id: str,
+    *,
+    only: Iterable[str] | None = None,
+    region: str | None = None,
 ) -> list[PlannedJob]:
-    """Jobs that put back every service `past_run_id` changed (or only the job ids in `only`)."""
+    """Jobs that put back every service `past_run_id` changed (or only the job ids in `only`);
+    `region` for targets the run recorded without one."""
     planned = await load_plan(redis, past_run_id)
     if planned is None:
         raise ConfigError(f"run {past_run_id!r} is unknown to this Redis (or older than its records)")
@@ -59,17 +61,19 @@ async def revert_jobs(
         raw = cast("dict[bytes, bytes]", await redis.hgetall(job_hash(past_run_id, job.job.job_id)))
         previous = raw.get(b"previous_task_definition_arn")
         if previous is not None:  # never changed: nothing to put back
-            reverts.append(_revert(job, previous.decode(), run_id))
+            reverts.append(_revert(job, previous.decode(), run_id, region))
     return reverts
 
 
-def load_reverts(redis_url: str, past_run_id: str, run_id: str) -> list[PlannedJob]:
+def load_reverts(
+    redis_url: str, past_run_id: str, run_id: str, region: str | None = None
+) -> list[PlannedJob]:
     """`revert_jobs` from synchronous code (the CLI, between two runs)."""
 
     async def load() -> list[PlannedJob]:
         redis = connect_redis(redis_url)
         try:
-            return await revert_jobs(redis, past_run_id, run_id)
+            return await revert_jobs(redis, past_run_id, run_id, region=region)
         finally:
             await redis.aclose()
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.plan import PlannedJob, Target
-from worker.contract import EventDetails, Phase, WorkerEvent
+from orchestrator.plan import PlannedJob
+from worker.contract import ContainerChange, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 
 __all__ = ["JobState", "RunState", "TargetResult", "exit_code"]
 
@@ -23,14 +24,18 @@ OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
 
 
 class TargetResult(BaseModel):
-    """One line of the summary: one container of one service."""
+    """One line of the summary: one container of one service (a revert: the service)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    account: str | None
+    region: str | None
     cluster: str
     service: str
-    container: str
-    image: str
+    container: str | None  # None on a revert's line: it puts a whole revision back
+    image: str | None  # what the container was registered with (or ran, when skipped)
+    planned_image: str | None  # what the spec asked for (pinned to a digest with pin_digests)
+    revision: str | None  # a revert: the revision it puts back
     status: Phase
     task_definition_arn: str | None
     message: str
@@ -39,9 +44,10 @@ class TargetResult(BaseModel):
 @dataclass
 class JobState:
     job_id: str
-    cluster: str
-    service: str
-    targets: tuple[Target, ...]
+    target: Target
+    changes: tuple[ContainerChange, ...]  # planned: container -> image
+    revision: str | None = None  # a revert's revision
+    images: dict[str, str] = field(default_factory=dict)  # registered, from the worker's events
     phase: Phase = Phase.QUEUED
     message: str = "queued"
     details: EventDetails = field(default_factory=EventDetails)
@@ -59,7 +65,14 @@ class JobState:
 
     @property
     def name(self) -> str:
-        return f"{self.cluster}/{self.service}"
+        return self.target.name
+
+    def image_lines(self) -> list[tuple[str, str]]:
+        """(container, image) to show: the image registered once known, else the planned one;
+        a revert has one line, the revision it puts back."""
+        if self.revision is not None:
+            return [("revision", self.revision.rsplit("/", 1)[-1])]
+        return [(c.container, self.images.get(c.container, c.image)) for c in self.changes]
 
 
 @dataclass
@@ -70,7 +83,7 @@ class RunState:
     @classmethod
     def from_plan(cls, run_id: str, planned: Iterable[PlannedJob]) -> RunState:
         jobs = {
-            p.job.job_id: JobState(p.job.job_id, p.job.cluster, p.job.service, p.targets) for p in planned
+            p.job.job_id: JobState(p.job.job_id, p.job.target, p.job.changes, p.job.revision) for p in planned
         }
         return cls(run_id, jobs)
 
@@ -92,11 +105,14 @@ class RunState:
         job = self.jobs.get(event.job_id)
         if job is None or event.run_id != self.run_id:
             return None
-        if event.phase is Phase.DUPLICATE:
-            job.recent.append(event)  # shown in the log, never a state change
-            return job
         if event.seq <= job.last_seq:
             return None
+        if event.phase is Phase.DUPLICATE:
+            # A delivery that did nothing: shown in the log, never a state change. Its seq is the
+            # job's next (the publisher numbers it), so a replay of it is recognised as one.
+            job.last_seq = event.seq
+            job.recent.append(event)
+            return job
         if job.terminal and not (job.phase is Phase.LOST and event.phase.terminal):
             return None
         job.last_seq = event.seq
@@ -110,6 +126,7 @@ class RunState:
             job.deployment_id = event.details.deployment_id
         if event.details.task_definition_arn and event.phase is not Phase.ROLLING_BACK:
             job.task_definition_arn = event.details.task_definition_arn
+        job.images |= {change.container: change.image for change in event.details.images}
         if event.phase.terminal:
             job.ended_at = event.ts
         return job
@@ -152,19 +169,30 @@ class RunState:
         return [j for j in self.jobs.values() if not j.terminal and j.deployment_id is not None]
 
     def results(self) -> list[TargetResult]:
-        return [
-            TargetResult(
-                cluster=job.cluster,
-                service=job.service,
-                container=target.container,
-                image=target.image,
-                status=job.phase,
-                task_definition_arn=job.task_definition_arn,
-                message=job.message,
-            )
-            for job in self.jobs.values()
-            for target in job.targets
-        ]
+        return [result for job in self.jobs.values() for result in _results(job)]
+
+
+def _results(job: JobState) -> list[TargetResult]:
+    """A line per planned container; a revert's job has one line, its revision."""
+    lines: list[tuple[str | None, str | None, str | None]] = [
+        (c.container, job.images.get(c.container), c.image) for c in job.changes
+    ] or [(None, None, None)]
+    return [
+        TargetResult(
+            account=job.target.account,
+            region=job.target.region,
+            cluster=job.target.cluster,
+            service=job.target.service,
+            container=container,
+            image=image,
+            planned_image=planned,
+            revision=None if job.revision is None else job.revision.rsplit("/", 1)[-1],
+            status=job.phase,
+            task_definition_arn=job.task_definition_arn,
+            message=job.message,
+        )
+        for container, image, planned in lines
+    ]
 
 
 def exit_code(state: RunState) -> int:

@@ -19,6 +19,7 @@ from orchestrator.sandbox import seed_services
 from orchestrator.sandbox.session import sandbox_services
 from orchestrator.spec import Spec, load_spec
 from orchestrator.state import JobState, RunState
+from worker.aws import AwsAccess
 from worker.contract import Phase, WorkerEvent
 from worker.publisher import connect_redis
 
@@ -115,7 +116,7 @@ async def run_planned(
     client = connect_redis(redis_url)
     try:
         if executor is None:
-            chosen: Executor = LocalExecutor(client, max_parallel=max_parallel, region=REGION)
+            chosen: Executor = LocalExecutor(client, max_parallel=max_parallel, aws=AwsAccess())
         else:
             chosen = executor(client)
         await run_jobs(state, planned, client, chosen, renderer, heartbeat_s=heartbeat_s)

@@ -24,6 +24,7 @@ from orchestrator.job_queue import delete_queue, ensure_queue
 from orchestrator.sandbox import AwsEmulator
 from worker.aws import retry_config
 from worker.contract import ContainerChange, DeployJob
+from worker.target import Target
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -38,8 +39,7 @@ def make_job(i: int) -> DeployJob:
     return DeployJob(
         run_id="run-d",
         job_id=f"run-d:{i:04d}",
-        cluster="c",
-        service=f"s{i}",
+        target=Target(cluster="c", service=f"s{i}"),
         changes=(ContainerChange(container="app", image="r/app:2"),),
     )
 

@@ -14,12 +14,13 @@ from redis.asyncio import Redis
 from orchestrator.feed import read_stream
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from tests import fault_tally
-from worker.aws import ecs_client
+from worker.aws import AwsAccess
 from worker.budget import ApiBudget
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
 from worker.engine import Deployer
 from worker.ledger import JobLedger
 from worker.publisher import EventPublisher, connect_redis
+from worker.target import Target
 from worker.taskdef import READ_ONLY_FIELDS
 
 REGION = "us-east-1"
@@ -119,8 +120,7 @@ def job(service: str = "api", image: str = NEW_APP, container: str = "app", **op
     return DeployJob(
         run_id="run-engine",
         job_id=f"run-engine:{service}",
-        cluster=CLUSTER,
-        service=service,
+        target=Target(cluster=CLUSTER, service=service),
         changes=(ContainerChange(container=container, image=image),),
         options=FAST.model_copy(update=options),
     )
@@ -135,7 +135,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def deployer(aws: AwsEmulator, redis: Redis) -> AsyncIterator[Deployer]:
-    async with ecs_client(REGION) as client:
+    async with AwsAccess().ecs(REGION) as client:
         yield Deployer(client, JobLedger(redis), EventPublisher(redis), min_lease_s=1.0)
 
 
@@ -236,7 +236,7 @@ async def test_deadline_passed_is_timed_out_and_rolled_back(
         pytest.param(lambda: job(container="wrk"), ["wrk", "app, envoy, log-router"], id="unknown-container"),
         pytest.param(lambda: job(service="nope"), ["nope", "not found"], id="missing-service"),
         pytest.param(
-            lambda: job().model_copy(update={"cluster": "nowhere"}),
+            lambda: job().model_copy(update={"target": Target(cluster="nowhere", service="api")}),
             ["nowhere", "not found"],
             id="missing-cluster",
         ),
@@ -266,7 +266,7 @@ async def deploy_all(
     redis: Redis, services: Sequence[str], budget: ApiBudget | None = None
 ) -> dict[str, Phase | None]:
     """Every service's job at once, each through one shared deployer: how each ended."""
-    async with ecs_client(REGION) as client:
+    async with AwsAccess().ecs(REGION) as client:
         deployer = Deployer(client, JobLedger(redis), EventPublisher(redis), budget=budget)
         outcomes: dict[str, Phase | None] = {}
 

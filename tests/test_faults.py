@@ -38,7 +38,7 @@ async def test_transient_errors_and_throttling_still_end_every_job_right(
     recorder = Recorder()
     await run_planned(state, planned, redis_url, recorder, heartbeat_s=spec.heartbeat, max_parallel=6)
 
-    assert {job.service: job.phase for job in state.jobs.values()} == {
+    assert {job.target.service: job.phase for job in state.jobs.values()} == {
         f"s{i}": Phase.ROLLED_BACK if i == 4 else Phase.SUCCEEDED for i in range(6)
     }
     assert aws.pending_faults() == {}, "some injected faults were never hit: the test proves less"

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.sandbox.esm import reported_failures
 from worker.contract import ContainerChange, DeployJob, dedup_id, group_id
 from worker.handler import batch_item_failures, ordered_groups, recover_ids, safety_margin_s
+from worker.target import Target
 
 CLUSTER = "prod"
 NEW = "123456789012.dkr.ecr.us-east-1.amazonaws.com/api:2.0"
@@ -21,8 +22,7 @@ def _job(
     return DeployJob(
         run_id="run",
         job_id=job_id,
-        cluster=cluster,
-        service=service,
+        target=Target(cluster=cluster, service=service),
         changes=(ContainerChange(container="app", image=NEW),),
         continuation=continuation,
     )

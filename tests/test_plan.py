@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.plan import MAX_JOB_ID_LENGTH, PlannedJob, Target, job_id_for, new_run_id, plan_jobs
+from orchestrator.plan import MAX_JOB_ID_LENGTH, PlannedJob, job_id_for, new_run_id, plan_jobs
 from orchestrator.spec import Spec, load_spec, spec_from_data
 from worker.contract import ContainerChange, job_from_message
+from worker.target import Target
 
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 DIGEST = "sha256:" + "ab" * 32
@@ -83,7 +84,7 @@ def make_spec(*entries: dict[str, Any], **top: Any) -> Spec:
 
 def test_one_job_per_service_with_all_its_containers(spec: Spec) -> None:
     planned = plan_jobs(spec, RUN)
-    assert [(p.job.cluster, p.job.service) for p in planned] == [
+    assert [(p.target.cluster, p.target.service) for p in planned] == [
         ("prod", "api"),
         ("prod", "worker"),
         ("staging", "api"),
@@ -94,14 +95,12 @@ def test_one_job_per_service_with_all_its_containers(spec: Spec) -> None:
         ContainerChange(container="envoy", image=f"{ECR}/envoy:v1.30"),
         ContainerChange(container="otel", image=f"{ECR}/otel:0.98"),
     )
-    assert api.targets == tuple(
-        Target(cluster="prod", service="api", container=c.container, image=c.image) for c in api.job.changes
-    )
+    assert api.target == Target(cluster="prod", service="api", region="eu-west-1")
     assert planned[1].job.changes == (ContainerChange(container="worker", image=f"{ECR}/worker@{DIGEST}"),)
     for p in planned:
         assert isinstance(p, PlannedJob)
         assert p.job.run_id == RUN
-        assert p.job.region == "eu-west-1"
+        assert p.target.region == "eu-west-1"
         assert p.job.options.timeout_s == 900.0
         assert job_from_message(p.job.model_dump_json()) == p.job  # survives the wire
 
@@ -118,15 +117,35 @@ def test_job_ids_are_deterministic_and_distinct(spec: Spec) -> None:
         assert job_id.startswith(f"{RUN}:")
         assert len(job_id) <= MAX_JOB_ID_LENGTH
         assert set(job_id) <= allowed
-    assert first[0] == job_id_for(RUN, "prod", "api")
+    assert first[0] == job_id_for(RUN, Target(cluster="prod", service="api", region="eu-west-1"))
 
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [(("prod", "api"), ("prod", "web")), (("prod", "api"), ("staging", "api")), (("a/b", "c"), ("a", "b/c"))],
+    [
+        (Target(cluster="prod", service="api"), Target(cluster="prod", service="web")),
+        (Target(cluster="prod", service="api"), Target(cluster="staging", service="api")),
+        (Target(cluster="a/b", service="c"), Target(cluster="a", service="b/c")),
+        # The same names in another region or account are another service.
+        (Target(cluster="prod", service="api", region="eu-west-1"), Target(cluster="prod", service="api")),
+        (
+            Target(cluster="prod", service="api", region="eu-west-1", account="111111111111"),
+            Target(cluster="prod", service="api", region="eu-west-1", account="222222222222"),
+        ),
+    ],
 )
-def test_job_ids_differ_per_service(a: tuple[str, str], b: tuple[str, str]) -> None:
-    assert job_id_for(RUN, *a) != job_id_for(RUN, *b)
+def test_job_ids_differ_per_target(a: Target, b: Target) -> None:
+    assert job_id_for(RUN, a) != job_id_for(RUN, b)
+    assert a.key != b.key
+
+
+def test_a_service_named_by_arn_and_by_name_is_one_target() -> None:
+    arn = "arn:aws:ecs:eu-west-1:123456789012:service/prod/api"
+    spec = make_spec(entry(container="app"), entry(service=arn, container="envoy"), region="eu-west-1")
+    [planned] = plan_jobs(spec, RUN)
+    assert [c.container for c in planned.job.changes] == ["app", "envoy"]
+    named, by_arn = Target(cluster="prod", service="api"), Target(cluster="prod", service=arn)
+    assert named.key == by_arn.key and job_id_for(RUN, named) == job_id_for(RUN, by_arn)
 
 
 @pytest.mark.parametrize("run_id", ["", "has space", "é-run", "x" * 68, "tab\t"])
@@ -137,7 +156,7 @@ def test_bad_run_ids_are_refused(run_id: str) -> None:
 
 
 def test_longest_run_id_fits() -> None:
-    assert len(job_id_for("x" * 67, "prod", "api")) == MAX_JOB_ID_LENGTH
+    assert len(job_id_for("x" * 67, Target(cluster="prod", service="api"))) == MAX_JOB_ID_LENGTH
 
 
 @pytest.mark.parametrize(
@@ -190,7 +209,7 @@ def test_rollback_precedence(
 )
 def test_region_precedence(top: dict[str, Any], argument: str | None, expected: str | None) -> None:
     spec = make_spec(entry(), **top)
-    assert plan_jobs(spec, RUN, region=argument)[0].job.region == expected
+    assert plan_jobs(spec, RUN, region=argument)[0].target.region == expected
 
 
 @pytest.mark.parametrize(
@@ -239,4 +258,4 @@ def test_new_run_id_sorts_by_time() -> None:
     assert ids == sorted(ids)
     assert re.fullmatch(r"20261129T015900Z-[0-9a-f]{6}", ids[0])
     assert new_run_id() != new_run_id()
-    assert len(job_id_for(new_run_id(), "prod", "api")) <= MAX_JOB_ID_LENGTH
+    assert len(job_id_for(new_run_id(), Target(cluster="prod", service="api"))) <= MAX_JOB_ID_LENGTH

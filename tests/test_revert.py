@@ -83,7 +83,7 @@ def test_rollback_of_an_unknown_run_is_refused(aws: AwsEmulator, redis_url: str)
     ],
 )
 def test_a_job_changes_containers_or_puts_back_a_revision(fields: dict[str, Any], valid: bool) -> None:
-    data = {"run_id": "r", "job_id": "r:1", "cluster": "c", "service": "s", **fields}
+    data = {"run_id": "r", "job_id": "r:1", "target": {"cluster": "c", "service": "s"}, **fields}
     if valid:
         assert DeployJob.model_validate(data).model_dump(include=set(fields)) == fields | (
             {"changes": ({"container": "app", "image": "r/app:2"},)} if "changes" in fields else {}

@@ -15,6 +15,7 @@ from orchestrator.spec import Spec
 from orchestrator.state import RunState
 from tests import fault_tally
 from tests.fleet import REGION, Fleets, Recorder, published_seqs, run_planned
+from worker.aws import AwsAccess
 from worker.contract import DeployJob, Phase
 
 RUN_ID = "run-core"
@@ -32,7 +33,7 @@ async def run(
 
 async def test_run_ends_with_every_final_state(fleet: Fleets, redis_url: str) -> None:
     state, recorder = await run(fleet(6, bad=2, heartbeat="5s").spec, redis_url)
-    phases = {job.service: job.phase for job in state.jobs.values()}
+    phases = {job.target.service: job.phase for job in state.jobs.values()}
     assert phases == {f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)}
     assert recorder.seen == await published_seqs(redis_url, RUN_ID)
 
@@ -58,7 +59,7 @@ async def test_subscriber_dropped_mid_run_still_sees_every_event(
     await killer.aclose()
 
     assert kills >= 3, "the subscriber was never dropped: the test proves nothing"
-    assert {job.service: job.phase for job in state.jobs.values()} == {
+    assert {job.target.service: job.phase for job in state.jobs.values()} == {
         f"s{i}": Phase.ROLLED_BACK if i == 2 else Phase.SUCCEEDED for i in range(6)
     }
     # Every event each worker published reached the run, once, in order.
@@ -80,7 +81,7 @@ class StallingExecutor:
         pass
 
     def __init__(self, client: redis.asyncio.Redis, stalled_service: str) -> None:
-        self._local = LocalExecutor(client, max_parallel=10, region=REGION)
+        self._local = LocalExecutor(client, max_parallel=10, aws=AwsAccess())
         self._stalled = stalled_service
 
     async def run_all(
@@ -89,7 +90,7 @@ class StallingExecutor:
         on_start: Callable[[DeployJob], None],
         on_failed: Callable[[DeployJob, str], None],
     ) -> None:
-        stalled = [job for job in jobs if job.service == self._stalled]
+        stalled = [job for job in jobs if job.target.service == self._stalled]
         async with anyio.create_task_group() as tg:
             tg.start_soon(
                 self._local.run_all, [job for job in jobs if job not in stalled], on_start, on_failed
@@ -103,10 +104,11 @@ async def test_silent_job_is_reported_lost(fleet: Fleets, redis_url: str) -> Non
     spec = fleet(3, heartbeat="1s").spec
     with anyio.fail_after(30):
         state, _ = await run(spec, redis_url, lambda client: StallingExecutor(client, "s1"))
-    phases = {job.service: job.phase for job in state.jobs.values()}
+    phases = {job.target.service: job.phase for job in state.jobs.values()}
     assert phases == {"s0": Phase.SUCCEEDED, "s1": Phase.LOST, "s2": Phase.SUCCEEDED}
     assert (
-        "no event for 1s" in state.jobs[next(j for j in state.jobs if state.jobs[j].service == "s1")].message
+        "no event for 1s"
+        in state.jobs[next(j for j in state.jobs if state.jobs[j].target.service == "s1")].message
     )
 
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from orchestrator.sandbox import AwsEmulator
 from tests.test_engine import REGION, deploy_all, ecs, events_of, job, seed, service_task_definition
-from worker.aws import ecs_client
+from worker.aws import AwsAccess
 from worker.budget import ApiBudget, BucketSize
 from worker.contract import Phase
 from worker.engine import Deployer
@@ -72,7 +72,7 @@ def test_revisions_to_deregister(
 async def test_worker_refuses_an_image_from_a_registry_not_allowed(aws: AwsEmulator, redis: Redis) -> None:
     before = seed(aws)
     bad = job(image="docker.io/someone/api:2.0")
-    async with ecs_client(REGION) as client:
+    async with AwsAccess().ecs(REGION) as client:
         deployer = Deployer(
             client, JobLedger(redis), EventPublisher(redis), allowed_registries=["*.dkr.ecr.*.amazonaws.com"]
         )
@@ -110,7 +110,7 @@ async def test_success_deregisters_old_revisions_but_not_the_rollback_target(
             memory="1024",
         )
     deploy = job(keep_revisions=2)
-    async with ecs_client(REGION) as ecs_api:
+    async with AwsAccess().ecs(REGION) as ecs_api:
         assert await Deployer.on_redis(ecs_api, redis, region=REGION).run(deploy) is Phase.SUCCEEDED
 
     # api:5 is live; the newest two are 5 and 4; api:1 is what a rollback would put back.
@@ -122,7 +122,7 @@ async def test_success_deregisters_old_revisions_but_not_the_rollback_target(
 
 async def test_no_revision_is_deregistered_unless_asked(aws: AwsEmulator, redis: Redis) -> None:
     seed(aws)
-    async with ecs_client(REGION) as ecs_api:
+    async with AwsAccess().ecs(REGION) as ecs_api:
         assert await Deployer.on_redis(ecs_api, redis, region=REGION).run(job()) is Phase.SUCCEEDED
     assert active_revisions(aws, "api") == [1, 2]
     assert aws.request_counts().get("DeregisterTaskDefinition") is None

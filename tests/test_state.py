@@ -6,25 +6,22 @@ from typing import Any
 
 import pytest
 
-from orchestrator.plan import PlannedJob, Target
+from orchestrator.plan import PlannedJob
 from orchestrator.state import RunState, exit_code
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 
 RUN = "run-1"
 
 
 def planned(service: str, *containers: str) -> PlannedJob:
-    targets = tuple(
-        Target(cluster="c", service=service, container=c, image=f"repo/{c}:2") for c in containers
-    )
     job = DeployJob(
         run_id=RUN,
         job_id=f"{RUN}:{service}",
-        cluster="c",
-        service=service,
-        changes=tuple(ContainerChange(container=t.container, image=t.image) for t in targets),
+        target=Target(cluster="c", service=service),
+        changes=tuple(ContainerChange(container=c, image=f"repo/{c}:2") for c in containers),
     )
-    return PlannedJob(job=job, targets=targets)
+    return PlannedJob(job=job)
 
 
 def event(service: str, seq: int, phase: Phase, ts: float = 100.0, **details: Any) -> WorkerEvent:
@@ -105,7 +102,7 @@ def test_silence_is_measured_from_start_or_last_event(
         state.mark_started(f"{RUN}:api", started)
     if last_event is not None:
         state.apply(event("api", 1, Phase.STARTED), received_at=last_event)
-    assert [j.service for j in state.silent_jobs(now, window_s=30.0)] == expected
+    assert [j.target.service for j in state.silent_jobs(now, window_s=30.0)] == expected
 
 
 def test_next_silence_deadline_is_the_quietest_job(state: RunState) -> None:
@@ -127,6 +124,37 @@ def test_results_one_per_container_and_exit_code(state: RunState) -> None:
     assert state.done and exit_code(state) == 0
 
 
+def test_results_report_the_images_the_worker_registered(state: RunState) -> None:
+    """The summary's image is what ECS registered (e.g. pinned to a digest), not the plan's copy;
+    a container of a job that registered nothing has no image, only the planned one."""
+    pinned = "repo/app@sha256:" + "a" * 64
+    images = (ContainerChange(container="app", image=pinned), ContainerChange(container="envoy", image="e:9"))
+    state.apply(event("api", 1, Phase.REGISTERED, task_definition_arn="api:2", images=images))
+    state.apply(event("api", 2, Phase.SUCCEEDED, task_definition_arn="api:2"))
+    state.apply(event("web", 1, Phase.FAILED))
+    by_line = {(r.service, r.container): (r.image, r.planned_image) for r in state.results()}
+    assert by_line == {
+        ("api", "app"): (pinned, "repo/app:2"),
+        ("api", "envoy"): ("e:9", "repo/envoy:2"),
+        ("web", "app"): (None, "repo/app:2"),
+    }
+
+
+def test_a_revert_reports_its_revision_in_its_own_field() -> None:
+    revert = DeployJob(
+        run_id=RUN,
+        job_id=f"{RUN}:api",
+        target=Target(cluster="c", service="api", region="eu-west-1", account="123456789012"),
+        revision="arn:aws:ecs:eu-west-1:123456789012:task-definition/api:3",
+    )
+    state = RunState.from_plan(RUN, [PlannedJob(job=revert)])
+    state.apply(event("api", 1, Phase.SUCCEEDED))
+    [result] = state.results()
+    assert (result.container, result.image, result.revision) == (None, None, "api:3")
+    assert (result.account, result.region) == ("123456789012", "eu-west-1")
+    assert state.jobs[f"{RUN}:api"].image_lines() == [("revision", "api:3")]
+
+
 @pytest.mark.parametrize("bad", [Phase.FAILED, Phase.ROLLED_BACK, Phase.TIMED_OUT, Phase.LOST])
 def test_any_other_end_state_exits_1(state: RunState, bad: Phase) -> None:
     state.apply(event("api", 1, Phase.SUCCEEDED))
@@ -137,4 +165,4 @@ def test_any_other_end_state_exits_1(state: RunState, bad: Phase) -> None:
 def test_still_rolling_lists_updated_unfinished_jobs(state: RunState) -> None:
     state.apply(event("api", 1, Phase.UPDATED, deployment_id="ecs-svc/9"))
     state.apply(event("web", 1, Phase.STARTED))
-    assert [j.service for j in state.still_rolling()] == ["api"]
+    assert [j.target.service for j in state.still_rolling()] == ["api"]

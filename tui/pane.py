@@ -28,6 +28,7 @@ Clock = Callable[[], float]
 _Part = str | Content | tuple[str, str | Style]
 
 BAR_WIDTH = 20
+_MOVE = Binding.Group("Move between panes")  # one footer entry for both directions
 EVENT_LINES = 2  # fixed, so that a pane's height never changes with its events
 
 
@@ -99,8 +100,8 @@ class JobPane(Widget, can_focus=True):
 
     BINDINGS = [
         Binding("enter", "open_log", "Events"),
-        Binding("down,j", "app.focus_next", "Next", show=False),
-        Binding("up,k", "app.focus_previous", "Previous", show=False),
+        Binding("j,down", "app.focus_next", "Next pane", group=_MOVE),
+        Binding("k,up", "app.focus_previous", "Previous pane", group=_MOVE),
     ]
 
     class OpenLog(Message):
@@ -122,9 +123,10 @@ class JobPane(Widget, can_focus=True):
         self.stale = False  # changed while off screen, not repainted yet
         self._shown_elapsed = ""
         self._subtitle = ""
-        self._container_width = max(len(t.container) for t in job.targets)
-        names = [job.cluster, job.service, job.name]
-        names += [f"{job.name}/{t.container}" for t in job.targets] + [t.image for t in job.targets]
+        lines = job.image_lines()
+        self._container_width = max(len(container) for container, _ in lines)
+        names = [job.target.cluster, job.target.service, job.name]
+        names += [f"{job.name}/{container}" for container, _ in lines] + [image for _, image in lines]
         self.search_text = "\n".join(names).lower()  # what `/` matches against
 
     @property
@@ -141,10 +143,10 @@ class JobPane(Widget, can_focus=True):
         self._update_subtitle()
         self.restyle(collapsed=False)
 
-    def on_focus(self) -> None:
-        self.restyle(self._collapsed)
-
-    def on_blur(self) -> None:
+    def watch_has_focus(self, has_focus: bool) -> None:
+        # Not on_focus/on_blur: those run before Textual sets `has_focus`, so the frame lagged
+        # one move behind and stayed on the pane left.
+        super().watch_has_focus(has_focus)
         self.restyle(self._collapsed)
 
     def sync(self, on_screen: bool) -> bool:
@@ -183,7 +185,7 @@ class JobPane(Widget, can_focus=True):
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         # Known without rendering: layout passes over 200 panes must not render them all.
-        return 1 if self._collapsed else len(self.job.targets) + 1 + EVENT_LINES
+        return 1 if self._collapsed else len(self.job.image_lines()) + 1 + EVENT_LINES
 
     def tick(self, on_screen: bool) -> None:
         """Time passed: repaint only if the elapsed time shown would change."""
@@ -215,11 +217,11 @@ class JobPane(Widget, can_focus=True):
             return self._render_collapsed()
         style = self._styles.style
         parts: list[_Part] = []
-        for target in self.job.targets:
+        for container, image in self.job.image_lines():
             parts += [
-                (target.container.ljust(self._container_width), style("pane--container")),
+                (container.ljust(self._container_width), style("pane--container")),
                 (" → ", style("pane--arrow")),
-                (target.image, style("pane--image")),
+                (image, style("pane--image")),
                 "\n",
             ]
         parts += [*self._progress_parts(), "\n"]

@@ -39,8 +39,8 @@ class BucketSize(BaseModel):
     per_second: float = Field(gt=0)
 
 
-# ECS's documented per-account buckets for the calls a worker makes (ARCHITECTURE.md, section 2;
-# DeregisterTaskDefinition assumed like RegisterTaskDefinition).
+# ECS's documented per-account buckets for the calls a worker makes (docs/design.md, 'ECS API
+# limits'; DeregisterTaskDefinition assumed like RegisterTaskDefinition).
 ECS_BUCKETS: Mapping[str, BucketSize] = {
     "RegisterTaskDefinition": BucketSize(burst=20, per_second=1.0),
     "UpdateService": BucketSize(burst=50, per_second=5.0),

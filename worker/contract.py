@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from worker.target import Target
+
 __all__ = [
     "SQS_ID_MAX_LENGTH",
     "TERMINAL_PHASES",
@@ -87,9 +89,7 @@ class DeployJob(_Strict):
 
     run_id: str = Field(min_length=1)
     job_id: str = Field(min_length=1)
-    cluster: str = Field(min_length=1)
-    service: str = Field(min_length=1)
-    region: str | None = None
+    target: Target
     changes: tuple[ContainerChange, ...] = ()
     # A revert: put the service on exactly this existing revision (`changes` stay empty).
     revision: str | None = None
@@ -111,6 +111,8 @@ class EventDetails(_Strict):
     failed_tasks: int | None = None
     deployment_id: str | None = None
     task_definition_arn: str | None = None  # the revision the job registered (or runs, when skipped)
+    # The named containers' images in that revision, as ECS returned it.
+    images: tuple[ContainerChange, ...] = ()
     previous_task_definition_arn: str | None = None
     rollout_state_reason: str | None = None
     service_events: tuple[str, ...] = ()
@@ -156,13 +158,11 @@ def _sqs_id(raw: str) -> str:
 
 
 def group_id(job: DeployJob) -> str:
-    """The FIFO message group of a job: one per service, so two deploys of it never overlap.
+    """The FIFO message group of a job: one per target, so two deploys of it never overlap.
 
     A cluster or service given as an ARN counts as its name, so both spellings share a group.
     """
-    cluster = job.cluster.rsplit("/", 1)[-1]
-    service = job.service.rsplit("/", 1)[-1]
-    return _sqs_id(f"{cluster}/{service}")
+    return _sqs_id(job.target.key)
 
 
 def dedup_id(job: DeployJob) -> str:

@@ -8,21 +8,28 @@ engine (`worker.engine`) sequences these calls and reports them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.budget import ApiBudget
-from worker.contract import DeployJob, EventDetails, Phase
+from worker.contract import ContainerChange, DeployJob, EventDetails, Phase
 from worker.registries import refused_images, registry_of
 from worker.revisions import family_and_revision, revisions_to_deregister
-from worker.taskdef import UnknownContainerError, build_registration, pending_changes
+from worker.taskdef import UnknownContainerError, build_registration, current_images, pending_changes
 from worker.throttle import until_not_throttled
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["SUPPORTED_CONTROLLER", "JobAborted", "ServiceCalls", "controller_problem", "error_message"]
+__all__ = [
+    "SUPPORTED_CONTROLLER",
+    "JobAborted",
+    "Registration",
+    "ServiceCalls",
+    "controller_problem",
+    "error_message",
+]
 
 SUPPORTED_CONTROLLER = "ECS"
 
@@ -34,6 +41,22 @@ class JobAborted(Exception):
         super().__init__(message)
         self.phase = phase
         self.details = details or EventDetails()
+
+
+class Registration(NamedTuple):
+    """What `register` did: the new revision (None: nothing to change), the images it changed,
+    and the named containers' images in the revision the service will run, as ECS returned it."""
+
+    arn: str | None
+    changed: dict[str, str]
+    images: tuple[ContainerChange, ...]
+
+
+def _named_images(
+    task_definition: Mapping[str, Any], wanted: Mapping[str, str]
+) -> tuple[ContainerChange, ...]:
+    images = current_images(task_definition)
+    return tuple(ContainerChange(container=name, image=images[name]) for name in wanted if name in images)
 
 
 def error_message(exc: ClientError | BotoCoreError) -> str:
@@ -76,7 +99,9 @@ class ServiceCalls:
     async def poll(self, job: DeployJob) -> dict[str, Any] | None:
         """The service as it is now (following a deployment); None when it is gone."""
         await self.take(job, "DescribeServices")
-        response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+        response = await self._ecs.describe_services(
+            cluster=job.target.cluster, services=[job.target.service]
+        )
         services = response.get("services", [])
         return dict(services[0]) if services else None
 
@@ -93,16 +118,22 @@ class ServiceCalls:
     async def describe_service(self, job: DeployJob) -> dict[str, Any]:
         await self.take(job, "DescribeServices")
         try:
-            response = await self._ecs.describe_services(cluster=job.cluster, services=[job.service])
+            response = await self._ecs.describe_services(
+                cluster=job.target.cluster, services=[job.target.service]
+            )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code == "ClusterNotFoundException":
-                raise JobAborted(Phase.FAILED, f"cluster {job.cluster!r} not found; nothing changed") from exc
+                raise JobAborted(
+                    Phase.FAILED, f"cluster {job.target.cluster!r} not found; nothing changed"
+                ) from exc
             raise JobAborted(Phase.FAILED, f"describe_services failed: {error_message(exc)}") from exc
         services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
         if not services:
             raise JobAborted(
-                Phase.FAILED, f"service {job.service!r} not found in cluster {job.cluster!r}; nothing changed"
+                Phase.FAILED,
+                f"service {job.target.service!r} not found in cluster {job.target.cluster!r}; "
+                "nothing changed",
             )
         service: dict[str, Any] = dict(services[0])
         if (problem := controller_problem(service)) is not None:
@@ -111,8 +142,8 @@ class ServiceCalls:
 
     async def register(
         self, job: DeployJob, current_arn: str, deadline: float, heartbeat: Callable[[], Awaitable[None]]
-    ) -> tuple[str, dict[str, str]] | None:
-        """Register the edited revision: its ARN and the images changed; None when none needs to."""
+    ) -> Registration:
+        """Register the edited revision (none when every named container runs its image)."""
         described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
         wanted = {change.container: change.image for change in job.changes}
         try:
@@ -120,7 +151,7 @@ class ServiceCalls:
         except UnknownContainerError as exc:
             raise JobAborted(Phase.FAILED, f"{exc}; nothing changed") from exc
         if not todo:
-            return None
+            return Registration(None, todo, _named_images(described["taskDefinition"], wanted))
         request = build_registration(described, todo)
         try:
             registered = await until_not_throttled(
@@ -133,13 +164,14 @@ class ServiceCalls:
             )
         except ClientError as exc:
             raise JobAborted(Phase.FAILED, f"register_task_definition failed: {error_message(exc)}") from exc
-        return registered["taskDefinition"]["taskDefinitionArn"], todo
+        revision = registered["taskDefinition"]
+        return Registration(revision["taskDefinitionArn"], todo, _named_images(revision, wanted))
 
     async def update(self, job: DeployJob, task_definition_arn: str) -> str:
         await self.take(job, "UpdateService")
         try:
             response = await self._ecs.update_service(
-                cluster=job.cluster, service=job.service, taskDefinition=task_definition_arn
+                cluster=job.target.cluster, service=job.target.service, taskDefinition=task_definition_arn
             )
         except ClientError as exc:
             raise JobAborted(
