@@ -13,17 +13,18 @@ from collections.abc import Callable, Mapping, Sequence
 
 import anyio
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Footer, Static
 
-from orchestrator.cli import choose_output
+from orchestrator.exits import ExitCode
+from orchestrator.options import choose_output
 from orchestrator.plan import PlannedJob, plan_jobs
 from orchestrator.render import JsonRenderer
-from orchestrator.run import Renderer
+from orchestrator.renderer import Renderer
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState
 from tests.cli import ROOT
 from tests.fleet import Fleet, Fleets, run_planned
-from tui import EXIT_INTERRUPTED, FanoutApp
+from tui import FanoutApp
 from tui.header import RunHeader, RunSummary
 from tui.pane import JobPane
 from tui.screens import EventLogScreen, QuitScreen
@@ -56,14 +57,23 @@ class FanOut:
             renderer.finished(state)
 
 
-def live_app(fleet: Fleet, planned: Sequence[PlannedJob], redis_url: str, json_out: io.StringIO) -> FanoutApp:
+def live_app(
+    fleet: Fleet,
+    planned: Sequence[PlannedJob],
+    redis_url: str,
+    json_out: io.StringIO,
+    *,
+    max_parallel: int = 10,
+) -> FanoutApp:
     """The app running the real run core, with a JsonRenderer watching the same run."""
     state = RunState.from_plan(RUN_ID, planned)
     spec_path = str(fleet.path)
 
     async def runner(renderer: Renderer) -> None:
         both = FanOut(renderer, JsonRenderer(json_out, spec_path=spec_path))
-        await run_planned(state, planned, redis_url, both, heartbeat_s=fleet.spec.heartbeat)
+        await run_planned(
+            state, planned, redis_url, both, heartbeat_s=fleet.spec.heartbeat, max_parallel=max_parallel
+        )
 
     return FanoutApp(state, runner, spec_path=spec_path)
 
@@ -112,6 +122,24 @@ def subtitle(pane: JobPane) -> str:
     return "" if title is None else str(title)
 
 
+def focus_framed(app: FanoutApp) -> list[int]:
+    """Which panes (by position) are drawn with the focus frame: app.tcss's double border."""
+    return [i for i, pane in enumerate(app.panes) if pane.styles.border_top[0] == "double"]
+
+
+def footer_text(app: FanoutApp) -> str:
+    """The key list at the bottom of the screen, as shown: keys and their descriptions."""
+    items = app.screen.query_one(Footer).query("FooterKey, FooterLabel")
+    return " ".join(" ".join(str(item.render()).split()) for item in items)
+
+
+def quit_question(app: FanoutApp) -> str:
+    """The quit dialog's first line, or "" when no dialog is up."""
+    if not isinstance(app.screen, QuitScreen):
+        return ""
+    return str(app.screen.query_one("#quit-title", Static).content)
+
+
 async def test_live_view_follows_a_real_run(aws: AwsEmulator, fleet: Fleets, redis_url: str) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=1.5, bad_images=("*:bad*",)))
     six = fleet(6, bad=2, proxied=(0,))
@@ -121,15 +149,15 @@ async def test_live_view_follows_a_real_run(aws: AwsEmulator, fleet: Fleets, red
     shown_phases: dict[str, list[str]] = {}
 
     async with app.run_test(size=SIZE) as pilot:
-        panes = {pane.job.service: pane for pane in app.panes}
+        panes = {pane.job.target.service: pane for pane in app.panes}
         # Every cluster/service/container is on screen, with its target image.
         assert len(panes) == len(planned)
         for planned_job in planned:
-            pane = panes[planned_job.job.service]
-            assert str(pane.border_title) == f"{planned_job.job.cluster}/{planned_job.job.service}"
+            pane = panes[planned_job.target.service]
+            assert str(pane.border_title) == f"{planned_job.target.cluster}/{planned_job.target.service}"
             text = pane.render().plain
-            for target in planned_job.targets:
-                assert target.container in text and target.image in text
+            for change in planned_job.job.changes:
+                assert change.container in text and change.image in text
 
         def sample() -> None:
             for service, pane in panes.items():
@@ -203,7 +231,7 @@ async def test_filter_and_quit_question_while_running(
     app = live_app(four, plan_jobs(four.spec, RUN_ID), redis_url, io.StringIO())
 
     async with app.run_test(size=SIZE) as pilot:
-        panes = {pane.job.service: pane for pane in app.panes}
+        panes = {pane.job.target.service: pane for pane in app.panes}
         with anyio.fail_after(30):
             while not all(pane.job.phase is Phase.IN_PROGRESS for pane in panes.values()):
                 await pilot.pause(0.05)
@@ -232,8 +260,88 @@ async def test_filter_and_quit_question_while_running(
         await pilot.pause()
         await pilot.press("d")
         await pilot.pause()
-    assert app.return_value == EXIT_INTERRUPTED
+    assert app.return_value == ExitCode.INTERRUPTED
     assert not app.state.done
+
+
+async def test_focus_frame_moves_with_j_and_k_and_enter_opens_that_pane(
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
+) -> None:
+    """One pane, and only one, wears the focus frame; it moves on the keypress itself, and
+    `enter` opens the log of the pane that wears it."""
+    aws.set_scenario(RolloutScenario(rollout_s=30.0))
+    four = fleet(4)
+    app = live_app(four, plan_jobs(four.spec, RUN_ID), redis_url, io.StringIO())
+
+    async with app.run_test(size=SIZE) as pilot:
+        with anyio.fail_after(30):  # phase changes restyle the panes: the frame must survive them
+            while not all(pane.job.phase is Phase.IN_PROGRESS for pane in app.panes):
+                await pilot.pause(0.05)
+        assert focus_framed(app) == [0]
+        for key, framed in (("j", 1), ("j", 2), ("j", 3), ("k", 2), ("down", 3), ("up", 2)):
+            await pilot.press(key)
+            assert focus_framed(app) == [framed], key
+            assert app.focused is app.panes[framed]
+
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, EventLogScreen)
+        assert app.screen.job is app.panes[2].job
+        title = str(app.screen.query_one("#log-title", Static).content)
+        assert title.startswith(app.panes[2].job.name)
+
+        await pilot.press("escape")  # back: the frame is still on that pane, and only there
+        await pilot.pause()
+        assert focus_framed(app) == [2]
+
+
+async def test_footer_lists_the_keys_that_move_between_panes(
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=30.0))
+    two = fleet(2)
+    app = live_app(two, plan_jobs(two.spec, RUN_ID), redis_url, io.StringIO())
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        shown = footer_text(app)
+        assert "j k Move between panes" in shown, shown
+        assert "⏎ Events" in shown and "q Quit" in shown, shown
+
+
+async def test_run_ending_under_the_quit_question_dismisses_it(
+    aws: AwsEmulator, fleet: Fleets, redis_url: str
+) -> None:
+    """`q` while jobs run asks; the question follows the jobs as they end, and goes when the
+    run ends: the summary stays until `q`, which then quits with the run's exit code."""
+    aws.set_scenario(RolloutScenario(rollout_s=2.0))
+    two = fleet(2)
+    app = live_app(two, plan_jobs(two.spec, RUN_ID), redis_url, io.StringIO(), max_parallel=1)
+
+    async with app.run_test(size=SIZE) as pilot:
+        first, second = app.panes
+        with anyio.fail_after(30):
+            while first.job.phase is not Phase.IN_PROGRESS:
+                await pilot.pause(0.02)
+        await pilot.press("q")
+        await pilot.pause()
+        assert quit_question(app) == "2 job(s) are still running."
+
+        with anyio.fail_after(30):  # one at a time: the first ends, the second still rolls out
+            while quit_question(app) != "1 job(s) are still running.":
+                assert not second.job.terminal, "the dialog never counted the first job's end"
+                await pilot.pause(0.02)
+            while not app.finished:
+                await pilot.pause(0.02)
+        await pilot.pause()
+        assert not any(isinstance(screen, QuitScreen) for screen in app.screen_stack)
+        assert app.query_one(RunSummary).has_class("-finished")
+        assert "exit code 0" in app.query_one(RunSummary).render().plain
+        assert app.is_running  # the summary stays on screen until `q`
+
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_value == 0
 
 
 async def test_exit_on_done_leaves_by_itself(fleet: Fleets, redis_url: str) -> None:

@@ -13,11 +13,12 @@ from typing import Any
 import anyio
 from textual.pilot import Pilot
 
-from orchestrator.plan import PlannedJob, Target
+from orchestrator.plan import PlannedJob
 from orchestrator.run import Renderer
 from orchestrator.state import RunState
 from tui import FanoutApp
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 
 RUN_ID = "20261129T120000Z-5a4db0"
 T0 = 1_795_000_000.0  # the run's start, on the workers' clock
@@ -28,15 +29,13 @@ SnapCompare = Callable[..., bool]
 
 
 def planned(cluster: str, service: str, *containers: tuple[str, str]) -> PlannedJob:
-    targets = tuple(Target(cluster=cluster, service=service, container=c, image=i) for c, i in containers)
     job = DeployJob(
         run_id=RUN_ID,
         job_id=f"{RUN_ID}:{cluster}-{service}",
-        cluster=cluster,
-        service=service,
+        target=Target(cluster=cluster, service=service),
         changes=tuple(ContainerChange(container=c, image=i) for c, i in containers),
     )
-    return PlannedJob(job=job, targets=targets)
+    return PlannedJob(job=job)
 
 
 PLAN = [
@@ -84,9 +83,9 @@ class Job:
 
     def forward(self, at: float, running: int, desired: int, failed: int = 0) -> Iterator[WorkerEvent]:
         """started, registered, updated, then one in_progress with the given counts."""
-        name = self.job.service
+        name = self.job.target.service
         revs = {"task_definition_arn": arn(name, 2), "previous_task_definition_arn": arn(name, 1)}
-        yield self.event(at, Phase.STARTED, f"{self.job.cluster}/{name} runs {arn(name, 1)}")
+        yield self.event(at, Phase.STARTED, f"{self.job.target.cluster}/{name} runs {arn(name, 1)}")
         yield self.event(at + 0.4, Phase.REGISTERED, f"registered {name}:2", **revs)
         yield self.event(at + 0.9, Phase.UPDATED, "deployment ecs-svc/0001 started", **revs)
         yield self.event(

@@ -6,11 +6,12 @@ from typing import Any
 
 from textual.message import Message
 
-from orchestrator.plan import PlannedJob, Target
+from orchestrator.plan import PlannedJob
 from orchestrator.state import RunState
 from tui.renderer import TuiRenderer
 from tui.view import JobView, elapsed_text, event_lines, phase_group, revision_name, short_arns
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 
 RUN_ID = "view-run"
 ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/api"
@@ -22,11 +23,9 @@ def state(*services: str) -> RunState:
             job=DeployJob(
                 run_id=RUN_ID,
                 job_id=f"{RUN_ID}:{s}",
-                cluster="c",
-                service=s,
+                target=Target(cluster="c", service=s),
                 changes=(ContainerChange(container="app", image=f"r/{s}:2"),),
             ),
-            targets=(Target(cluster="c", service=s, container="app", image=f"r/{s}:2"),),
         )
         for s in services
     ]

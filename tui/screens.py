@@ -68,7 +68,8 @@ class EventLogScreen(Screen[None]):
 
 
 class QuitScreen(ModalScreen[bool]):
-    """`q` while jobs run: detach (True) or keep waiting (False)."""
+    """`q` while jobs run: detach (True) or keep waiting (False). Dismissed by the app when the
+    run ends first."""
 
     BINDINGS = [
         Binding("d", "choose(True)", "Detach"),
@@ -80,9 +81,13 @@ class QuitScreen(ModalScreen[bool]):
         self._jobs_running = running
         self._run_id = run_id
 
+    @staticmethod
+    def _title(running: int) -> Content:
+        return Content(f"{running} job(s) are still running.")
+
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-dialog"):
-            yield Static(Content(f"{self._jobs_running} job(s) are still running."), id="quit-title")
+            yield Static(self._title(self._jobs_running), id="quit-title")
             yield Static(
                 Content(
                     "Detach: stop watching and leave. Rollouts ECS has started go on (with the "
@@ -105,3 +110,15 @@ class QuitScreen(ModalScreen[bool]):
 
     def action_choose(self, detach: bool) -> None:
         self.dismiss(detach)
+
+    def show_running(self, running: int) -> None:
+        """Jobs ended while the question was up: say how many still run."""
+        if running != self._jobs_running:
+            self._jobs_running = running
+            for title in self.query("#quit-title").results(Static):  # none yet before compose
+                title.update(self._title(running))
+
+    def run_ended(self) -> None:
+        """Every job ended while the question was up: nothing left to detach from, so the
+        question goes and the end-of-run summary shows, as after any run."""
+        self.dismiss(False)
