@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from orchestrator.state import JobState, RunState
 from worker.contract import Phase, WorkerEvent
 
-__all__ = ["JsonRenderer", "PlainRenderer", "summary_table"]
+__all__ = ["JsonRenderer", "PlainRenderer", "shorten", "summary_table"]
 
 
 _TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revision"}
@@ -71,7 +71,22 @@ class JsonRenderer:
         )
 
 
-def summary_table(state: RunState) -> str:
+SUMMARY_WIDTH = 120  # columns: the table fits a terminal and a CI log without wrapping
+TARGET_MAX, IMAGE_MAX = 32, 44  # longer ones are shortened in the middle (the tag stays)
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` in at most `width` columns: a quarter of them for its start, the rest for its end
+    (an image's tag, a target's container), `...` in between."""
+    if len(text) <= width:
+        return text
+    head = (width - 3) // 4
+    return f"{text[:head]}...{text[len(text) - (width - 3 - head) :]}"
+
+
+def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
+    """A row per target in at most `width` columns: long targets and images are shortened in
+    the middle, a long message is cut (the event lines above and --json have it whole)."""
     rows = [
         (
             "/".join(part for part in (r.cluster, r.service, r.container) if part),
@@ -83,12 +98,16 @@ def summary_table(state: RunState) -> str:
     ]
     header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    widths[0], widths[2] = min(widths[0], TARGET_MAX), min(widths[2], IMAGE_MAX)
+    message_width = width - sum(widths) - 2 * len(widths)
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        "  ".join(shorten(cell, w).ljust(w) for cell, w in zip(row[:3], widths, strict=True))
+        + "  "
+        + (row[3] if len(row[3]) <= message_width else row[3][: message_width - 3] + "...")
         for row in [header, *rows]
     ]
     counts = ", ".join(f"{n} {phase.value}" for phase, n in sorted(state.counts().items()))
-    return "\n".join([*lines, f"run {state.run_id}: {counts}"])
+    return "\n".join([*(line.rstrip() for line in lines), f"run {state.run_id}: {counts}"])
 
 
 class PlainRenderer:

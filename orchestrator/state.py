@@ -105,14 +105,15 @@ class RunState:
         job = self.jobs.get(event.job_id)
         if job is None or event.run_id != self.run_id:
             return None
-        if event.seq <= job.last_seq:
-            return None
         if event.phase is Phase.DUPLICATE:
-            # A delivery that did nothing: shown in the log, never a state change. Its seq is the
-            # job's next (the publisher numbers it), so a replay of it is recognised as one.
-            job.last_seq = event.seq
+            # A delivery that did nothing: shown in the log (once: a replay of it is not news),
+            # never a change of the job: its phase, message, seq and silence stay as they were.
+            if event in job.recent:
+                return None
             job.recent.append(event)
             return job
+        if event.seq <= job.last_seq:
+            return None
         if job.terminal and not (job.phase is Phase.LOST and event.phase.terminal):
             return None
         job.last_seq = event.seq

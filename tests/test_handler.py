@@ -18,7 +18,7 @@ import redis
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from orchestrator.sandbox.esm import EventSourceMappingEmulator, LambdaContext, sqs_record
 from tests import fault_tally
-from worker.aws import ecs_client
+from worker.aws import AwsAccess
 from worker.contract import (
     ContainerChange,
     DeployJob,
@@ -37,6 +37,7 @@ from worker.handler import (
 from worker.keys import event_stream
 from worker.ledger import JobLedger
 from worker.publisher import EventPublisher, connect_redis
+from worker.target import Target
 
 REGION = "us-east-1"
 CLUSTER = "prod"
@@ -82,8 +83,7 @@ def make_job(service: str, image: str = NEW, *, run_id: str = RUN, **changes: An
     job = DeployJob(
         run_id=run_id,
         job_id=f"{run_id}:{service}",
-        cluster=CLUSTER,
-        service=service,
+        target=Target(cluster=CLUSTER, service=service),
         changes=(ContainerChange(container="app", image=image),),
         options=FAST,
     )
@@ -205,7 +205,7 @@ def test_a_record_that_raises_fails_with_every_record_after_it(
     seed(lambda_env, "a", "b", "c", "d")
     url, _ = make_queues(lambda_env, visibility_s=60)
     # botocore refuses to build a client for a region name like this one: a real fault
-    jobs = [make_job("a"), make_job("b"), make_job("c", region="no such region!"), make_job("d")]
+    jobs = [make_job("a"), make_job("b"), make_job("c", target=Target(cluster=CLUSTER, service="c", region="no such region!")), make_job("d")]
     ids = send(lambda_env, url, jobs)
 
     esm = mapping(url, max_concurrency=1)
@@ -408,7 +408,7 @@ async def test_engine_hands_over_and_the_continuation_takes_the_job_at_once(
     job = make_job("api")
     client = connect_redis(redis_url)
     try:
-        async with ecs_client(REGION) as ecs_api:
+        async with AwsAccess().ecs(REGION) as ecs_api:
             # the default 60 s lease: a lease left behind would make the continuation a duplicate
             deployer = Deployer(ecs_api, JobLedger(client), EventPublisher(client))
             assert await deployer.run(job, hand_over_at=time.time() + 0.5) is Phase.HANDED_OVER

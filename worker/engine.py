@@ -22,11 +22,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    NoAuthTokenError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
+    UnknownCredentialError,
+)
 
 from worker.budget import ECS_BUCKETS, ApiBudget
 from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
-from worker.ecs_calls import JobAborted, ServiceCalls
+from worker.ecs_calls import JobAborted, Registration, ServiceCalls, error_message
 from worker.ledger import JobLedger, JobRecord
 from worker.publisher import EventPublisher
 from worker.rollout import Rollout, RolloutState, evaluate_rollout
@@ -42,6 +53,73 @@ BACKOFF_FACTOR = 1.5
 # in one burst (on one loop, with the local executor), delaying every event behind it, and
 # would reach DescribeServices' bucket at once. Each wait is shortened by up to a quarter.
 POLL_JITTER = 0.25
+
+# Failures to sign a request: nothing reached AWS. And AWS's answers to a request signed with
+# keys it does not accept: nothing was done.
+_CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    UnknownCredentialError,
+    NoAuthTokenError,
+    TokenRetrievalError,
+    SSOError,
+    ProfileNotFound,
+)
+_CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
+CREDENTIALS_HINT = (
+    "give ecs-fanout AWS credentials: a profile (AWS_PROFILE or --profile), keys in the environment "
+    "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or `aws sso login` for an SSO profile"
+)
+
+
+def _credentials_problem(exc: ClientError | BotoCoreError) -> bool:
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code") in _CREDENTIAL_CODES
+    return isinstance(exc, _CREDENTIAL_ERRORS)
+
+
+def aws_failure_message(exc: ClientError | BotoCoreError, at_start: JobRecord, now: JobRecord) -> str:
+    """The terminal message of a job an AWS error ended: the error, and what it left behind.
+
+    UpdateService is the one call that changes the service, and the ledger tells how far the
+    job got (`at_start`: when this worker took it; `now`: when the error ended it). A deployment
+    id is recorded once UpdateService answered: a rollout may go on. A revision recorded with
+    no deployment id means UpdateService was next, and may have been sent without an answer
+    (by this worker, or by one before it that died), unless the error proves this worker sent
+    nothing (it had no usable credentials) and no worker before it got that far. Otherwise no
+    UpdateService was sent for this job: nothing was changed.
+    """
+    reason = error_message(exc)
+    if credentials := _credentials_problem(exc):
+        reason += f" ({CREDENTIALS_HINT})"
+    if now.deployment_id is not None:
+        effect = (
+            f"deployment {now.deployment_id} was started: check the service, "
+            "a rollout may still be in progress"
+        )
+    elif now.task_definition_arn is not None and not (credentials and at_start.task_definition_arn is None):
+        effect = (
+            f"UpdateService to {now.task_definition_arn} may have reached ECS: check the service, "
+            "a rollout may be in progress"
+        )
+    elif now.task_definition_arn is not None:
+        effect = (
+            "nothing was changed on the service (UpdateService was never sent; "
+            f"{now.task_definition_arn.rsplit('/', 1)[-1]} is not in use)"
+        )
+    else:
+        effect = "nothing was changed (UpdateService was never sent)"
+    return f"AWS call failed: {reason}; {effect}"
 
 
 class _HandOver(Exception):
@@ -65,18 +143,19 @@ class _Reporter:
     hand_over_at: float | None = None
 
     async def emit(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
-        self.seq += 1
         event = WorkerEvent(
             run_id=self.job.run_id,
             job_id=self.job.job_id,
-            seq=self.seq,
+            seq=self.seq + 1,
             phase=phase,
             message=message,
             details=details or EventDetails(),
         )
         if phase.terminal:
             await self.ledger.record(self.job, terminal=phase.value)
-        await self.publisher.publish(event)
+        # The publisher numbers the event after any the job has (a duplicate's report may have
+        # taken the number we asked for): go on from the number it was given.
+        self.seq = (await self.publisher.publish(event)).seq
         if not phase.terminal:
             await self.ledger.renew(self.job, self.owner, self.lease_s)
 
@@ -131,6 +210,10 @@ class Deployer:
     async def run(self, job: DeployJob, *, hand_over_at: float | None = None) -> Phase | None:
         """Run `job` to a terminal phase; None when another worker owns it (a duplicate).
 
+        A delivery of a job that already ended reports itself (`Phase.DUPLICATE`) and returns
+        that end, without taking the job's lease. Duplicates' events never disturb the job's
+        sequence: the publisher numbers them after the job's last event.
+
         With `hand_over_at` (a `time.time()` instant), following stops before the poll that
         would pass it: the job is then `Phase.HANDED_OVER`, its lease released, and the caller
         must deliver its continuation. A rollback of ours is never handed over: it is followed
@@ -140,23 +223,13 @@ class Deployer:
         lease_s = max(self._min_lease_s, 3 * job.options.poll_max_s, 2 * job.options.heartbeat_s)
         record = await self._ledger.acquire(job, owner, lease_s)
         if record is None:
-            await self._publisher.publish(
-                WorkerEvent(
-                    run_id=job.run_id,
-                    job_id=job.job_id,
-                    seq=0,
-                    phase=Phase.DUPLICATE,
-                    message="duplicate delivery: another worker is running this job",
-                )
-            )
+            await self._duplicate(job, "duplicate delivery: another worker is running this job")
             return None
+        if record.terminal is not None:  # ended: no lease was taken, nothing to release
+            await self._duplicate(job, f"duplicate delivery: job already ended {record.terminal}")
+            return record.terminal
         reporter = _Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq, hand_over_at)
         try:
-            if record.terminal is not None:
-                await reporter.emit(
-                    Phase.DUPLICATE, f"duplicate delivery: job already ended {record.terminal}"
-                )
-                return record.terminal
             phase, message, details = await self._drive(job, record, reporter)
         except _HandOver as handing:
             await reporter.emit(
@@ -170,12 +243,18 @@ class Deployer:
             phase, message, details = aborted.phase, str(aborted), aborted.details
         except (ClientError, BotoCoreError) as exc:
             # Retries are spent (or the call cannot succeed): end the job visibly, saying
-            # what may still be moving on the AWS side.
+            # whether anything may still be moving on the AWS side.
             phase, details = Phase.FAILED, EventDetails()
-            message = f"AWS call failed: {exc}; check the service, a rollout may still be in progress"
+            message = aws_failure_message(exc, record, await self._ledger.read(job))
         await reporter.emit(phase, message, details)
         await self._ledger.release(job, owner)
         return phase
+
+    async def _duplicate(self, job: DeployJob, message: str) -> None:
+        """Report a delivery that does nothing; the publisher gives it the job's next number."""
+        await self._publisher.publish(
+            WorkerEvent(run_id=job.run_id, job_id=job.job_id, seq=0, phase=Phase.DUPLICATE, message=message)
+        )
 
     async def _drive(
         self, job: DeployJob, record: JobRecord, reporter: _Reporter
@@ -199,7 +278,7 @@ class Deployer:
             )
         self._calls.check_registries(job)
         service = await self._calls.describe_service(job)
-        await reporter.emit(Phase.STARTED, f"{job.cluster}/{job.service} runs {service['taskDefinition']}")
+        await reporter.emit(Phase.STARTED, f"{job.target} runs {service['taskDefinition']}")
         previous = str(service["taskDefinition"])
         if record.task_definition_arn is None and job.revision is not None:
             if previous == job.revision:
@@ -208,13 +287,13 @@ class Deployer:
             await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=previous)
         elif record.task_definition_arn is None:
             registered = await self._register(job, reporter, previous, record.deadline)
-            if registered is None:
+            if registered.arn is None:
                 return (
                     Phase.SKIPPED,
                     "already running the target image",
-                    EventDetails(task_definition_arn=previous),
+                    EventDetails(task_definition_arn=previous, images=registered.images),
                 )
-            new_arn = registered
+            new_arn = registered.arn
         else:
             new_arn = record.task_definition_arn
             previous = record.previous_task_definition_arn or previous
@@ -233,8 +312,8 @@ class Deployer:
 
     async def _register(
         self, job: DeployJob, reporter: _Reporter, current_arn: str, deadline: float
-    ) -> str | None:
-        """Register the edited revision, record and report it; None when nothing needs a change."""
+    ) -> Registration:
+        """Register the edited revision, record and report it (unless nothing needs a change)."""
         registered = await self._calls.register(
             job,
             current_arn,
@@ -243,17 +322,21 @@ class Deployer:
                 Phase.STARTED, "waiting for ECS to accept RegisterTaskDefinition (throttled)"
             ),
         )
-        if registered is None:
-            return None
-        new_arn, todo = registered
+        if registered.arn is None:
+            return registered
+        new_arn = registered.arn
         await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=current_arn)
-        changed = ", ".join(f"{name} -> {image}" for name, image in todo.items())
+        changed = ", ".join(f"{name} -> {image}" for name, image in registered.changed.items())
         await reporter.emit(
             Phase.REGISTERED,
             f"registered {new_arn.rsplit('/', 1)[-1]}: {changed}",
-            EventDetails(task_definition_arn=new_arn, previous_task_definition_arn=current_arn),
+            EventDetails(
+                task_definition_arn=new_arn,
+                previous_task_definition_arn=current_arn,
+                images=registered.images,
+            ),
         )
-        return new_arn
+        return registered
 
     async def _follow(
         self,

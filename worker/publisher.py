@@ -4,12 +4,19 @@ Pub/sub is at-most-once (a subscriber that blinks loses messages), so each event
 XADDed to the run's stream. One Lua script does both, plus the job's sequence number, in one
 round trip and atomically: the message on the channel carries the stream id, so a reader that
 reconnects knows exactly where to resume with XRANGE.
+
+The script also gives the event its final sequence number: the one asked for, unless the job
+already published that far, then the next one (a job's first number is 1). Whoever publishes
+on a job (its owner, a duplicate delivery reporting itself, a handler's verdict), the job's
+events are numbered in stream order, strictly increasing, and the job's recorded `seq` never
+goes back: a continuation starts after the last number used, never on one already used.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -17,20 +24,48 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from worker.contract import WorkerEvent
 from worker.keys import event_channel, event_stream, job_hash
 
-__all__ = ["EventPublisher", "connect_redis", "decode_envelope", "redact_url"]
+__all__ = ["EventPublisher", "Published", "connect_redis", "decode_envelope", "redact_url"]
 
 STREAM_MAXLEN = 100_000
 
 STREAM_TTL_S = 7 * 24 * 3600  # as long as the run's plan and job records: `attach` needs all three
 
-# KEYS: stream, job hash. ARGV: channel, maxlen, event json, seq, ttl.
+# KEYS: stream, job hash. ARGV: channel, maxlen, the event's JSON before and after its seq,
+# the seq asked for, ttl. Returns {stream id, seq given}.
 _PUBLISH_LUA = """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('HSET', KEYS[2], 'seq', ARGV[4])
-redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '","event":' .. ARGV[3] .. '}')
-return id
+local seq = tonumber(ARGV[5])
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+if seq <= last then
+  seq = last + 1
+end
+local event = ARGV[3] .. string.format('%d', seq) .. ARGV[4]
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', event)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('HSET', KEYS[2], 'seq', string.format('%d', seq))
+redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '","event":' .. event .. '}')
+return {id, string.format('%d', seq)}
 """
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where an event went: its stream id and the sequence number it was given."""
+
+    stream_id: str
+    seq: int
+
+
+def _around_seq(event: WorkerEvent) -> tuple[str, str]:
+    """The event's JSON before and after the value of its `seq`.
+
+    Inside a JSON string a quote is escaped, so the first `"seq":` of the text is the event's
+    own key (it comes before `details`, whose keys are nested anyway).
+    """
+    text = event.to_json()
+    head, found, tail = text.partition(f'"seq":{event.seq}')
+    if not found or tail[:1] not in (",", "}"):
+        raise ValueError(f"cannot find the seq of {text}")
+    return head + '"seq":', tail
 
 
 def connect_redis(url: str, *, max_connections: int = 64) -> Redis:
@@ -64,10 +99,14 @@ class EventPublisher:
         self._maxlen = stream_maxlen
         self._script = redis.register_script(_PUBLISH_LUA)
 
-    async def publish(self, event: WorkerEvent) -> str:
-        """Publish `event`; returns its stream id."""
-        stream_id = await self._script(
+    async def publish(self, event: WorkerEvent) -> Published:
+        """Publish `event` as number `event.seq`, or the job's next number if that one is used."""
+        head, tail = _around_seq(event)
+        answer = await self._script(
             keys=[event_stream(event.run_id), job_hash(event.run_id, event.job_id)],
-            args=[event_channel(event.run_id), self._maxlen, event.to_json(), event.seq, STREAM_TTL_S],
+            args=[event_channel(event.run_id), self._maxlen, head, tail, event.seq, STREAM_TTL_S],
         )
-        return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+        stream_id, seq = (
+            part.decode() if isinstance(part, bytes) else str(part) for part in cast("list[Any]", answer)
+        )
+        return Published(stream_id, int(seq))
