@@ -36,8 +36,9 @@ from orchestrator.run import run_jobs
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from orchestrator.state import JobState, RunState
 from worker.aws import AwsAccess
+from worker.aws_errors import CREDENTIALS_HINT, aws_failure_message
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
-from worker.engine import CREDENTIALS_HINT, Deployer, aws_failure_message
+from worker.engine import Deployer
 from worker.keys import job_lease
 from worker.ledger import JobLedger, JobRecord
 from worker.publisher import EventPublisher, connect_redis

@@ -205,7 +205,12 @@ def test_a_record_that_raises_fails_with_every_record_after_it(
     seed(lambda_env, "a", "b", "c", "d")
     url, _ = make_queues(lambda_env, visibility_s=60)
     # botocore refuses to build a client for a region name like this one: a real fault
-    jobs = [make_job("a"), make_job("b"), make_job("c", target=Target(cluster=CLUSTER, service="c", region="no such region!")), make_job("d")]
+    jobs = [
+        make_job("a"),
+        make_job("b"),
+        make_job("c", target=Target(cluster=CLUSTER, service="c", region="no such region!")),
+        make_job("d"),
+    ]
     ids = send(lambda_env, url, jobs)
 
     esm = mapping(url, max_concurrency=1)

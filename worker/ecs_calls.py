@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.aws_errors import error_message
 from worker.budget import ApiBudget
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase
 from worker.registries import refused_images, registry_of
@@ -57,14 +58,6 @@ def _named_images(
 ) -> tuple[ContainerChange, ...]:
     images = current_images(task_definition)
     return tuple(ContainerChange(container=name, image=images[name]) for name in wanted if name in images)
-
-
-def error_message(exc: ClientError | BotoCoreError) -> str:
-    """ "Code: message" of an AWS refusal; the text of a failure with no answer (e.g. no connection)."""
-    if not isinstance(exc, ClientError):
-        return str(exc)
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'Error')}: {error.get('Message', str(exc))}"
 
 
 def controller_problem(service: Mapping[str, Any]) -> str | None:

@@ -18,28 +18,18 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    NoAuthTokenError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSOError,
-    TokenRetrievalError,
-    UnknownCredentialError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.aws_errors import aws_failure_message
 from worker.budget import ECS_BUCKETS, ApiBudget
 from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
-from worker.ecs_calls import JobAborted, Registration, ServiceCalls, error_message
+from worker.ecs_calls import JobAborted, Registration, ServiceCalls
 from worker.ledger import JobLedger, JobRecord
 from worker.publisher import EventPublisher
+from worker.reporter import Reporter, rollout_details
 from worker.rollout import Rollout, RolloutState, evaluate_rollout
 
 if TYPE_CHECKING:
@@ -54,73 +44,6 @@ BACKOFF_FACTOR = 1.5
 # would reach DescribeServices' bucket at once. Each wait is shortened by up to a quarter.
 POLL_JITTER = 0.25
 
-# Failures to sign a request: nothing reached AWS. And AWS's answers to a request signed with
-# keys it does not accept: nothing was done.
-_CREDENTIAL_ERRORS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-    UnknownCredentialError,
-    NoAuthTokenError,
-    TokenRetrievalError,
-    SSOError,
-    ProfileNotFound,
-)
-_CREDENTIAL_CODES = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-    }
-)
-CREDENTIALS_HINT = (
-    "give ecs-fanout AWS credentials: a profile (AWS_PROFILE or --profile), keys in the environment "
-    "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or `aws sso login` for an SSO profile"
-)
-
-
-def _credentials_problem(exc: ClientError | BotoCoreError) -> bool:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code") in _CREDENTIAL_CODES
-    return isinstance(exc, _CREDENTIAL_ERRORS)
-
-
-def aws_failure_message(exc: ClientError | BotoCoreError, at_start: JobRecord, now: JobRecord) -> str:
-    """The terminal message of a job an AWS error ended: the error, and what it left behind.
-
-    UpdateService is the one call that changes the service, and the ledger tells how far the
-    job got (`at_start`: when this worker took it; `now`: when the error ended it). A deployment
-    id is recorded once UpdateService answered: a rollout may go on. A revision recorded with
-    no deployment id means UpdateService was next, and may have been sent without an answer
-    (by this worker, or by one before it that died), unless the error proves this worker sent
-    nothing (it had no usable credentials) and no worker before it got that far. Otherwise no
-    UpdateService was sent for this job: nothing was changed.
-    """
-    reason = error_message(exc)
-    if credentials := _credentials_problem(exc):
-        reason += f" ({CREDENTIALS_HINT})"
-    if now.deployment_id is not None:
-        effect = (
-            f"deployment {now.deployment_id} was started: check the service, "
-            "a rollout may still be in progress"
-        )
-    elif now.task_definition_arn is not None and not (credentials and at_start.task_definition_arn is None):
-        effect = (
-            f"UpdateService to {now.task_definition_arn} may have reached ECS: check the service, "
-            "a rollout may be in progress"
-        )
-    elif now.task_definition_arn is not None:
-        effect = (
-            "nothing was changed on the service (UpdateService was never sent; "
-            f"{now.task_definition_arn.rsplit('/', 1)[-1]} is not in use)"
-        )
-    else:
-        effect = "nothing was changed (UpdateService was never sent)"
-    return f"AWS call failed: {reason}; {effect}"
-
 
 class _HandOver(Exception):
     """The next poll would pass the hand-over instant: stop following, a continuation goes on."""
@@ -128,50 +51,6 @@ class _HandOver(Exception):
     def __init__(self, details: EventDetails) -> None:
         super().__init__("handing over")
         self.details = details
-
-
-@dataclass
-class _Reporter:
-    """Publishes a job's events in sequence and keeps its lease alive while doing so."""
-
-    job: DeployJob
-    publisher: EventPublisher
-    ledger: JobLedger
-    owner: str
-    lease_s: float
-    seq: int
-    hand_over_at: float | None = None
-
-    async def emit(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
-        event = WorkerEvent(
-            run_id=self.job.run_id,
-            job_id=self.job.job_id,
-            seq=self.seq + 1,
-            phase=phase,
-            message=message,
-            details=details or EventDetails(),
-        )
-        if phase.terminal:
-            await self.ledger.record(self.job, terminal=phase.value)
-        # The publisher numbers the event after any the job has (a duplicate's report may have
-        # taken the number we asked for): go on from the number it was given.
-        self.seq = (await self.publisher.publish(event)).seq
-        if not phase.terminal:
-            await self.ledger.renew(self.job, self.owner, self.lease_s)
-
-
-def _rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: str | None) -> EventDetails:
-    return EventDetails(
-        running=rollout.running,
-        desired=rollout.desired,
-        pending=rollout.pending,
-        failed_tasks=rollout.failed_tasks,
-        deployment_id=deployment_id,
-        task_definition_arn=arn,
-        previous_task_definition_arn=previous,
-        rollout_state_reason=rollout.reason or None,
-        service_events=rollout.service_events,
-    )
 
 
 class Deployer:
@@ -228,7 +107,7 @@ class Deployer:
         if record.terminal is not None:  # ended: no lease was taken, nothing to release
             await self._duplicate(job, f"duplicate delivery: job already ended {record.terminal}")
             return record.terminal
-        reporter = _Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq, hand_over_at)
+        reporter = Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq, hand_over_at)
         try:
             phase, message, details = await self._drive(job, record, reporter)
         except _HandOver as handing:
@@ -257,7 +136,7 @@ class Deployer:
         )
 
     async def _drive(
-        self, job: DeployJob, record: JobRecord, reporter: _Reporter
+        self, job: DeployJob, record: JobRecord, reporter: Reporter
     ) -> tuple[Phase, str, EventDetails]:
         if record.deployment_id and record.task_definition_arn:
             how = f"continuing (hand-over {job.continuation})" if job.continuation else "resuming"
@@ -311,7 +190,7 @@ class Deployer:
         return await self._follow_and_settle(job, reporter, deployment_id, new_arn, previous, record.deadline)
 
     async def _register(
-        self, job: DeployJob, reporter: _Reporter, current_arn: str, deadline: float
+        self, job: DeployJob, reporter: Reporter, current_arn: str, deadline: float
     ) -> Registration:
         """Register the edited revision, record and report it (unless nothing needs a change)."""
         registered = await self._calls.register(
@@ -341,7 +220,7 @@ class Deployer:
     async def _follow(
         self,
         job: DeployJob,
-        reporter: _Reporter,
+        reporter: Reporter,
         deployment_id: str,
         arn: str,
         previous: str | None,
@@ -385,13 +264,13 @@ class Deployer:
                     Phase.IN_PROGRESS,
                     f"{rollout.running}/{rollout.desired} running, {rollout.pending} pending, "
                     f"{rollout.failed_tasks} failed",
-                    _rollout_details(rollout, deployment_id, arn, previous),
+                    rollout_details(rollout, deployment_id, arn, previous),
                 )
 
     async def _follow_and_settle(
         self,
         job: DeployJob,
-        reporter: _Reporter,
+        reporter: Reporter,
         deployment_id: str,
         arn: str,
         previous: str | None,
@@ -406,7 +285,7 @@ class Deployer:
                 await self._roll_back(job, reporter, previous) if job.options.rollback else "rollback is off"
             )
             return Phase.TIMED_OUT, f"deadline of {job.options.timeout_s:g}s passed; {note}", details
-        details = _rollout_details(rollout, deployment_id, arn, previous)
+        details = rollout_details(rollout, deployment_id, arn, previous)
         if rollout.state is RolloutState.COMPLETED:
             message = f"{rollout.running}/{rollout.desired} running {arn.rsplit('/', 1)[-1]}"
             if job.options.keep_revisions is not None and job.changes:
@@ -424,7 +303,7 @@ class Deployer:
             return phase, f"{rollout.reason}; {note}", details
         return Phase.FAILED, rollout.reason or f"rollout ended {rollout.state}", details
 
-    async def _roll_back(self, job: DeployJob, reporter: _Reporter, previous: str | None) -> str:
+    async def _roll_back(self, job: DeployJob, reporter: Reporter, previous: str | None) -> str:
         """Put the previous revision back and follow that; a sentence saying how it went."""
         if previous is None:
             return "no previous revision is known, nothing rolled back"

@@ -1,0 +1,56 @@
+"""A job's voice: its events, published in sequence, with its lease kept alive meanwhile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
+from worker.ledger import JobLedger
+from worker.publisher import EventPublisher
+from worker.rollout import Rollout
+
+__all__ = ["Reporter", "rollout_details"]
+
+
+@dataclass
+class Reporter:
+    """Publishes a job's events in sequence and keeps its lease alive while doing so."""
+
+    job: DeployJob
+    publisher: EventPublisher
+    ledger: JobLedger
+    owner: str
+    lease_s: float
+    seq: int
+    hand_over_at: float | None = None
+
+    async def emit(self, phase: Phase, message: str, details: EventDetails | None = None) -> None:
+        event = WorkerEvent(
+            run_id=self.job.run_id,
+            job_id=self.job.job_id,
+            seq=self.seq + 1,
+            phase=phase,
+            message=message,
+            details=details or EventDetails(),
+        )
+        if phase.terminal:
+            await self.ledger.record(self.job, terminal=phase.value)
+        # The publisher numbers the event after any the job has (a duplicate's report may have
+        # taken the number we asked for): go on from the number it was given.
+        self.seq = (await self.publisher.publish(event)).seq
+        if not phase.terminal:
+            await self.ledger.renew(self.job, self.owner, self.lease_s)
+
+
+def rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: str | None) -> EventDetails:
+    return EventDetails(
+        running=rollout.running,
+        desired=rollout.desired,
+        pending=rollout.pending,
+        failed_tasks=rollout.failed_tasks,
+        deployment_id=deployment_id,
+        task_definition_arn=arn,
+        previous_task_definition_arn=previous,
+        rollout_state_reason=rollout.reason or None,
+        service_events=rollout.service_events,
+    )
