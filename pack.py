@@ -15,7 +15,9 @@
   dependency entries copied still compressed from the cached zip in chunks), never held whole in memory.
 - Lambda refuses a zip over 50 MiB (direct upload) or over 250 MiB unzipped: we refuse first, clearly.
 
-Usage: python pack.py --out dist/worker.zip [--python-version 3.12] [--arch x86_64|arm64] [--cache-dir DIR]
+Usage: python pack.py --out dist/worker.zip [--python-version 3.12] [--arch arm64|x86_64] [--cache-dir DIR]
+(the defaults are the Lambda function's: `DEFAULT_PYTHON_VERSION` and `DEFAULT_ARCH`, which the
+orchestrator's settings use too, so the zip built by hand is the one a run uploads)
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Final, NamedTuple
 
 __all__ = [
-    "LAMBDA_MAX_UNZIPPED_BYTES", "LAMBDA_MAX_ZIP_BYTES", "PLATFORMS", "WORKER_DEPENDENCIES",
+    "DEFAULT_ARCH", "DEFAULT_PYTHON_VERSION", "LAMBDA_MAX_UNZIPPED_BYTES", "LAMBDA_MAX_ZIP_BYTES",
+    "PLATFORMS", "WORKER_DEPENDENCIES",
     "PackError", "PackResult", "build_zip", "main", "requirements",
 ]  # fmt: skip
 
@@ -57,6 +60,10 @@ PACK_FORMAT_VERSION = 1  # bump when the file selection or the zip layout change
 LAMBDA_MAX_ZIP_BYTES = 50 * 1024 * 1024  # direct upload (CreateFunction / UpdateFunctionCode ZipFile)
 LAMBDA_MAX_UNZIPPED_BYTES = 250 * 1024 * 1024  # Lambda: "must be smaller than 262144000 bytes"
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+# The Lambda function's defaults, in one place: orchestrator.settings.LambdaSettings's
+# `architecture` and `runtime` (python<version>) default to these too.
+DEFAULT_ARCH: Final = "arm64"  # Graviton: cheaper per GB-second than x86_64
+DEFAULT_PYTHON_VERSION: Final = "3.12"
 COMPRESS_LEVEL = 6
 ROOT = Path(__file__).resolve().parent  # worker/ sits next to pack.py, in the repo and once installed
 _DOS_TIME, _DOS_DATE = 0, (1 << 5) | 1  # 1980-01-01 00:00:00
@@ -107,8 +114,8 @@ def requirements() -> tuple[str, ...]:
 def build_zip(
     out: Path | None = None,
     *,
-    python_version: str = "3.12",
-    arch: str = "x86_64",
+    python_version: str = DEFAULT_PYTHON_VERSION,
+    arch: str = DEFAULT_ARCH,
     cache_dir: Path | None = None,
     max_zip_bytes: int = LAMBDA_MAX_ZIP_BYTES,
     max_unzipped_bytes: int = LAMBDA_MAX_UNZIPPED_BYTES,
@@ -313,8 +320,10 @@ def _write_zip(path: Path, entries: Iterable[_Entry], source: Path | None = None
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pack.py", description="Build the worker's Lambda zip.")
     parser.add_argument("--out", type=Path, default=Path("dist/worker.zip"), help="default: %(default)s")
-    parser.add_argument("--python-version", default="3.12", help="Lambda runtime (default: %(default)s)")
-    parser.add_argument("--arch", default="x86_64", help="x86_64 or arm64 (default: %(default)s)")
+    parser.add_argument(
+        "--python-version", default=DEFAULT_PYTHON_VERSION, help="Lambda runtime (default: %(default)s)"
+    )
+    parser.add_argument("--arch", default=DEFAULT_ARCH, help="arm64 or x86_64 (default: %(default)s)")
     parser.add_argument("--cache-dir", type=Path, help="default: ~/.cache/ecs-fanout/pack")
     args = parser.parse_args(argv)
     try:

@@ -15,8 +15,10 @@ The `lambda` executor: Lambda itself is not emulated by moto here (it would star
 this process plays Lambda's SQS event-source mapping, as the sandbox does in `on_queue_ready`:
 when a mapping onto an SQS queue is created through the API, moto's own mapping is taken off
 the queue (it must happen here, in moto's process) before the call returns, and our
-`EventSourceMappingEmulator` starts polling that queue, calling `worker.handler.handler` with
-`MaximumConcurrency` pollers. The workers therefore run in this process, as they run outside
+`EventSourceMappingEmulator` starts polling that queue, calling the worker's handler
+(`worker.handler.make_handler`: `REDIS_URL` and the registry allow-list from this process's
+environment, the region of `--region`, AWS at this very endpoint) with `MaximumConcurrency`
+pollers. The workers therefore run in this process, as they run outside
 the orchestrator on AWS; their CPU is not charged to the orchestrator.
 """
 
@@ -37,9 +39,12 @@ from typing import Any
 from moto.awslambda.models import LambdaBackend
 from moto.backends import get_backend
 
-from orchestrator.sandbox import AwsEmulator, RolloutScenario, sandbox_aws_env
-from orchestrator.sandbox.esm import EventSourceMappingEmulator
-from worker.handler import handler
+from orchestrator.sandbox import AwsEmulator, RolloutScenario
+from orchestrator.sandbox.esm import EventSourceMappingEmulator, Handler
+from orchestrator.sandbox.session import SANDBOX_CREDENTIALS
+from worker.aws import AwsAccess
+from worker.handler import make_handler
+from worker.settings import WorkerSettings
 
 __all__ = ["LambdaPlane", "main"]
 
@@ -62,8 +67,9 @@ def _zip_size(code: Any) -> int:
 class LambdaPlane:
     """Code uploads seen by moto's Lambda API, and our event-source mappings, in this process."""
 
-    def __init__(self, endpoint_url: str, esm_concurrency: int | None = None) -> None:
+    def __init__(self, endpoint_url: str, handler: Handler, esm_concurrency: int | None = None) -> None:
         self.endpoint_url = endpoint_url
+        self.handler = handler
         self.esm_concurrency = esm_concurrency
         self._lock = threading.Lock()
         self.uploads: list[dict[str, Any]] = []
@@ -124,7 +130,12 @@ class LambdaPlane:
 
     def _start_mapping(self, arn: str, url: str, region: str, concurrency: int) -> None:
         mapping = EventSourceMappingEmulator(
-            url, handler, region=region, endpoint_url=self.endpoint_url, max_concurrency=concurrency
+            url,
+            self.handler,
+            region=region,
+            endpoint_url=self.endpoint_url,
+            credentials=SANDBOX_CREDENTIALS,
+            max_concurrency=concurrency,
         )
         mapping.start()
         with self._lock:
@@ -231,11 +242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario = RolloutScenario(rollout_s=args.rollout_s, bad_images=("*:broken*",))
     emulator = AwsEmulator(scenario, throttling=args.throttling, host=args.host, port=args.port)
     emulator.start()
-    # The workers of the lambda executor run here and reach AWS the way a Lambda would: through
-    # the standard environment, pointed at this very endpoint (REDIS_URL comes from the caller).
-    os.environ.update(sandbox_aws_env(emulator.endpoint_url, args.region))
+    # The workers of the lambda executor run here, as on Lambda: their settings from this
+    # process's environment (REDIS_URL comes from the caller) and AWS at this very endpoint.
+    settings = WorkerSettings.from_environ({**os.environ, "AWS_REGION": args.region})
+    aws = AwsAccess(endpoint_url=emulator.endpoint_url, static_credentials=SANDBOX_CREDENTIALS)
     _speed_up_moto_sqs()
-    plane = LambdaPlane(emulator.endpoint_url, args.esm_concurrency)
+    plane = LambdaPlane(emulator.endpoint_url, make_handler(settings, aws), args.esm_concurrency)
     plane.install()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _answer({"endpoint_url": emulator.endpoint_url, "pid": os.getpid()})

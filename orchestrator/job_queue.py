@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_lambda import LambdaClient
     from types_aiobotocore_sqs import SQSClient
 
-__all__ = ["JobQueue", "delete_queue", "ensure_mapping", "ensure_queue", "queue_attributes"]
+__all__ = ["JobQueue", "MappingChange", "delete_queue", "ensure_mapping", "ensure_queue", "queue_attributes"]
 
 MAX_RECEIVE_COUNT = 5
 MAX_VISIBILITY_S = 12 * 3600
@@ -34,6 +35,17 @@ class JobQueue:
     arn: str
     dlq_url: str
     dlq_arn: str
+
+
+class MappingChange(StrEnum):
+    """What `ensure_mapping` had to do; its value is how the set-up says it. True if anything changed."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "up to date"
+
+    def __bool__(self) -> bool:
+        return self is not MappingChange.UNCHANGED
 
 
 def queue_attributes(function_timeout_s: int, dlq_arn: str) -> dict[str, str]:
@@ -81,8 +93,8 @@ async def delete_queue(sqs: SQSClient, queue: JobQueue) -> None:
 
 async def ensure_mapping(
     client: LambdaClient, function_name: str, queue_arn: str, max_concurrency: int
-) -> tuple[str, bool]:
-    """The mapping's UUID, and whether it had to be created or changed."""
+) -> tuple[str, MappingChange]:
+    """The mapping's UUID, and whether it had to be created, changed or neither."""
     wanted: dict[str, Any] = {
         "BatchSize": BATCH_SIZE,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
@@ -95,7 +107,7 @@ async def ensure_mapping(
         created = await client.create_event_source_mapping(
             EventSourceArn=queue_arn, FunctionName=function_name, **wanted
         )
-        uuid, changed = created["UUID"], True
+        uuid, change = created["UUID"], MappingChange.CREATED
     else:
         current = mappings[0]
         uuid = current["UUID"]
@@ -105,10 +117,11 @@ async def ensure_mapping(
             or (current.get("ScalingConfig") or {}).get("MaximumConcurrency") != max_concurrency
             or current.get("State") not in ("Enabled", "Enabling", "Updating", "Creating")
         )
+        change = MappingChange.UPDATED if changed else MappingChange.UNCHANGED
         if changed:
             await client.update_event_source_mapping(UUID=uuid, **wanted)
     await _wait_enabled(client, uuid)
-    return uuid, changed
+    return uuid, change
 
 
 async def _wait_enabled(client: LambdaClient, uuid: str) -> None:

@@ -135,10 +135,10 @@ class LambdaExecutor:
             tg.start_soon(self._queue_step)
         assert self.queue is not None
         self._on_setup("mapping", "running", "checking the event-source mapping")
-        self._mapping_uuid, changed = await ensure_mapping(
+        self._mapping_uuid, change = await ensure_mapping(
             self._lambda, self._settings.function_name, self.queue.arn, self._settings.max_concurrency
         )
-        self._on_setup("mapping", "done", f"{'updated' if changed else 'up to date'}, enabled")
+        self._on_setup("mapping", "done", f"{change}, enabled")
         if self._on_ready is not None:
             self._on_ready(self.queue)
 

@@ -60,6 +60,10 @@ def new_run_id(now: datetime | None = None) -> str:
 def job_id_for(run_id: str, target: Target) -> str:
     """The deterministic id of the job of `target` in run `run_id`."""
     _check_run_id(run_id)
+    return _job_id(run_id, target)
+
+
+def _job_id(run_id: str, target: Target) -> str:
     digest = hashlib.sha1(target.key.encode(), usedforsecurity=False).hexdigest()
     return f"{run_id}:{digest[:_HASH_LENGTH]}"
 
@@ -71,12 +75,14 @@ def plan_jobs(
     timeout_s: float | None = None,
     rollback: bool | None = None,
     region: str | None = None,
+    wait: bool = True,
 ) -> list[PlannedJob]:
     """One job per target of `spec`, in the order the spec first names them.
 
     `timeout_s`, `rollback` and `region`, when given, win over the spec (defaults and
-    per-entry overrides alike). Raises ConfigError for a run id that cannot make job ids
-    or a non-positive timeout.
+    per-entry overrides alike). `wait` False (`--no-wait`): a job whose service another run is
+    deploying fails at once, changing nothing, instead of waiting for that run to finish it.
+    Raises ConfigError for a run id that cannot make job ids or a non-positive timeout.
     """
     _check_run_id(run_id)
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -85,37 +91,41 @@ def plan_jobs(
     for entry in spec.deploy:
         target = Target(cluster=entry.cluster, service=entry.service, region=region or spec.region)
         services.setdefault(target.key, (target, []))[1].append(entry)
-    return [
-        _planned(spec, run_id, target, entries, timeout_s, rollback) for target, entries in services.values()
-    ]
+    options: dict[tuple[float | None, bool | None], JobOptions] = {}  # one per distinct override
+    planned: list[PlannedJob] = []
+    for target, entries in services.values():
+        overrides = (
+            next((e.timeout for e in entries if e.timeout is not None), None),
+            next((e.rollback for e in entries if e.rollback is not None), None),
+        )
+        if overrides not in options:
+            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait)
+        planned.append(_planned(run_id, target, entries, options[overrides]))
+    return planned
 
 
-def _planned(
-    spec: Spec,
-    run_id: str,
-    target: Target,
-    entries: list[DeployEntry],
-    timeout_s: float | None,
-    rollback: bool | None,
-) -> PlannedJob:
+def _planned(run_id: str, target: Target, entries: list[DeployEntry], options: JobOptions) -> PlannedJob:
     images: dict[str, str] = {}
     for entry in entries:  # the spec refused one container with two images: keep the first
         images.setdefault(entry.container, entry.reference)
     job = DeployJob(
         run_id=run_id,
-        job_id=job_id_for(run_id, target),
+        job_id=_job_id(run_id, target),  # the run id was checked once, in plan_jobs
         target=target,
         changes=tuple(ContainerChange(container=name, image=image) for name, image in images.items()),
-        options=_options(spec, entries, timeout_s, rollback),
+        options=options,
     )
     return PlannedJob(job=job)
 
 
 def _options(
-    spec: Spec, entries: list[DeployEntry], timeout_s: float | None, rollback: bool | None
+    spec: Spec,
+    entry_timeout: float | None,
+    entry_rollback: bool | None,
+    timeout_s: float | None,
+    rollback: bool | None,
+    wait: bool,
 ) -> JobOptions:
-    entry_timeout = next((e.timeout for e in entries if e.timeout is not None), None)
-    entry_rollback = next((e.rollback for e in entries if e.rollback is not None), None)
     poll_min_s = spec.poll_interval
     return JobOptions(
         timeout_s=_first(timeout_s, entry_timeout, spec.timeout),
@@ -126,6 +136,7 @@ def _options(
         heartbeat_s=spec.heartbeat,
         api_budget=spec.api_budget,
         keep_revisions=spec.keep_revisions,
+        wait_for_target=wait,
     )
 
 

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orchestrator.boundary import client_error_fix
 from orchestrator.dryrun import ECR_HOST
 from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob
 from worker.aws import AwsAccess
+from worker.aws_errors import error_message
 from worker.contract import ContainerChange
-from worker.ecs_calls import controller_problem, error_message
+from worker.ecs_calls import controller_problem
 from worker.images import ImageRef, parse_image
 from worker.registries import refused_images, registry_of
 from worker.target import Target
@@ -57,7 +59,7 @@ class Problem(NamedTuple):
     message: str
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio reprs a finished task's result: 10,000 jobs would cost a second
 class PreflightResult:
     planned: list[PlannedJob]
     clusters: int = 0
@@ -237,8 +239,10 @@ async def preflight(
             first = first.exceptions[0]
         if not isinstance(first, ClientError):
             raise first from None  # no credentials, no region, no endpoint: the CLI's boundary says how
+        fix = client_error_fix(first)  # refused or expired credentials, a denied call: what to do
         raise ConfigError(
-            f"preflight could not read AWS: {error_message(first)}; nothing was changed"
+            f"preflight could not read AWS: {error_message(first)}; "
+            f"{f'{fix}; ' if fix else ''}nothing was changed"
         ) from first
 
     digests = {image: d for c in checkers.values() for image, d in c.ecr.items()}

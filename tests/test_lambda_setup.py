@@ -12,16 +12,17 @@ from typing import Any
 import boto3
 import pytest
 
-from orchestrator.aws_clients import lambda_client, sqs_client
 from orchestrator.dispatch import MAX_MESSAGE_BYTES, batches, check_sizes, send_jobs
 from orchestrator.errors import ConfigError
 from orchestrator.iam import caller_policy, worker_policy
-from orchestrator.job_queue import ensure_mapping, ensure_queue, queue_attributes
+from orchestrator.job_queue import MappingChange, ensure_mapping, ensure_queue, queue_attributes
 from orchestrator.lambda_executor import LambdaExecutor
 from orchestrator.lambda_function import desired_configuration, ensure_function
 from orchestrator.sandbox import AwsEmulator
 from orchestrator.settings import LambdaSettings
+from worker.aws import AwsAccess
 from worker.contract import ContainerChange, DeployJob, dedup_id, group_id
+from worker.target import Target
 
 REGION = "us-east-1"
 
@@ -49,8 +50,7 @@ def make_job(i: int, image_bytes: int = 10) -> DeployJob:
     return DeployJob(
         run_id="run-l",
         job_id=f"run-l:{i:04d}",
-        cluster="c",
-        service=f"s{i}",
+        target=Target(cluster="c", service=f"s{i}"),
         changes=(ContainerChange(container="app", image="r/app:" + "x" * image_bytes),),
     )
 
@@ -67,7 +67,7 @@ async def test_function_is_created_then_left_alone_then_updated(settings: Lambda
     code2, sha2 = tiny_zip("v2")
     v1, v2 = ZipLoader(code), ZipLoader(code2)
     env = {"REDIS_URL": "redis://cache:6379"}
-    async with lambda_client(REGION, None) as client:
+    async with AwsAccess().lambda_(REGION) as client:
         first = await ensure_function(client, settings, load_zip=v1, code_sha256=sha, environment=env)
         assert v1.reads == 1
         again = await ensure_function(client, settings, load_zip=v1, code_sha256=sha, environment=env)
@@ -91,7 +91,7 @@ async def test_function_is_created_then_left_alone_then_updated(settings: Lambda
 async def test_missing_function_without_role_is_a_config_error(aws: AwsEmulator) -> None:
     code, sha = tiny_zip("v1")
     loader = ZipLoader(code)
-    async with lambda_client(REGION, None) as client:
+    async with AwsAccess().lambda_(REGION) as client:
         with pytest.raises(ConfigError, match="ECS_FANOUT_LAMBDA_ROLE_ARN"):
             await ensure_function(client, LambdaSettings(), load_zip=loader, code_sha256=sha, environment={})
     assert loader.reads == 0
@@ -99,7 +99,7 @@ async def test_missing_function_without_role_is_a_config_error(aws: AwsEmulator)
 
 async def test_queue_and_mapping_are_reused_across_runs(settings: LambdaSettings) -> None:
     code, sha = tiny_zip("v1")
-    async with lambda_client(REGION, None) as lam, sqs_client(REGION, None) as sqs:
+    async with AwsAccess().lambda_(REGION) as lam, AwsAccess().sqs(REGION) as sqs:
         await ensure_function(lam, settings, load_zip=lambda: code, code_sha256=sha, environment={})
         queue = await ensure_queue(sqs, "jobs", settings.timeout_s)
         again = await ensure_queue(sqs, "jobs", settings.timeout_s)
@@ -111,7 +111,12 @@ async def test_queue_and_mapping_are_reused_across_runs(settings: LambdaSettings
             "Attributes"
         ]
     assert again == queue and queue.url.endswith("jobs.fifo") and queue.dlq_url.endswith("jobs-dlq.fifo")
-    assert (created, changed, rescaled) == (True, False, True) and uuid == uuid2 == uuid3
+    assert (created, changed, rescaled) == (
+        MappingChange.CREATED,
+        MappingChange.UNCHANGED,
+        MappingChange.UPDATED,
+    )
+    assert uuid == uuid2 == uuid3
     assert len(mappings) == 1, "a second mapping was created instead of updating the first"
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert attributes["FifoQueue"] == "true" and attributes["VisibilityTimeout"] == "360"
@@ -125,7 +130,7 @@ async def test_dispatch_sends_every_job_once_with_group_and_dedup_ids(settings: 
     jobs = [make_job(i) for i in range(23)]
     sent: list[str] = []
     failed: list[str] = []
-    async with sqs_client(REGION, None) as sqs:
+    async with AwsAccess().sqs(REGION) as sqs:
         queue = await ensure_queue(sqs, "jobs", settings.timeout_s)
         await send_jobs(sqs, queue.url, jobs, lambda j: sent.append(j.job_id), lambda j, m: failed.append(m))
         received: list[Any] = []
@@ -213,14 +218,18 @@ def test_caller_policy_passes_only_the_worker_role_to_lambda() -> None:
 
 
 async def test_second_run_uploads_nothing(settings: LambdaSettings) -> None:
-    """Set-up twice with the real pack: the second finds code, configuration and mapping up to date."""
+    """Set-up twice with the real pack: the first creates function and mapping (and says so), the
+    second finds code, configuration and mapping up to date."""
     steps: list[tuple[str, str, str]] = []
-    for _ in range(2):
+    first: dict[str, str] = {}
+    for run in range(2):
+        if run:
+            first = {step: message for step, status, message in steps if status == "done"}
         steps.clear()
         executor = LambdaExecutor(
             settings,
+            aws=AwsAccess(),
             region=REGION,
-            profile=None,
             worker_environment={"REDIS_URL": "redis://cache:6379"},
             on_setup=lambda step, status, message: steps.append((step, status, message)),
             run_id="run-setup",
@@ -228,6 +237,8 @@ async def test_second_run_uploads_nothing(settings: LambdaSettings) -> None:
         async with executor:
             await executor.prepare()
     done = {step: message for step, status, message in steps if status == "done"}
+    assert first["lambda"].endswith(": created"), first
+    assert first["mapping"] == "created, enabled", first
     assert done["lambda"].endswith(": up to date"), done
     assert done["mapping"].startswith("up to date"), done
     assert "(cached deps)" in done["pack"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import pack
+from orchestrator.settings import LambdaSettings
 
 HERE_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 HERE_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(
@@ -35,7 +36,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def builds(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    """The default target (python 3.12, x86_64) built twice: cold, then from the cache."""
+    """The default target (the Lambda function's: python 3.12, arm64) built twice: cold, then cached."""
     out = tmp_path_factory.mktemp("pack-out")
     first = pack.build_zip(out / "first.zip", cache_dir=cache_dir)
     second = pack.build_zip(out / "second.zip", cache_dir=cache_dir)
@@ -192,6 +193,24 @@ def test_script_exit_codes(
     assert pack.main(["--out", str(out), "--cache-dir", str(cache_dir), "--arch", "sparc"]) == 2
     assert pack.main(["--out", str(out), "--cache-dir", str(cache_dir), "--python-version", "2.7"]) == 2
     assert "pack.py:" in capsys.readouterr().err
+
+
+def test_the_default_zip_is_the_one_a_run_uploads(builds: Builds, cache_dir: Path, tmp_path: Path) -> None:
+    """`pack.py --out` (test_script_exit_codes: the same bytes as `builds`) packs for the function's
+    default runtime and architecture, as the lambda executor does: its native wheels are arm64's."""
+    defaults = {name: info.default for name, info in LambdaSettings.model_fields.items()}
+    assert defaults["architecture"] == pack.DEFAULT_ARCH
+    assert defaults["runtime"] == f"python{pack.DEFAULT_PYTHON_VERSION}"
+    uploaded = pack.build_zip(
+        tmp_path / "run.zip",
+        python_version=defaults["runtime"].removeprefix("python"),
+        arch=defaults["architecture"],
+        cache_dir=cache_dir,
+    )
+    assert uploaded.sha256_hex == builds[0].sha256_hex
+    with zipfile.ZipFile(builds[0].path) as archive:
+        native = [name for name in archive.namelist() if name.startswith("pydantic_core/") and ".so" in name]
+    assert native and all("aarch64" in name for name in native), native
 
 
 def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

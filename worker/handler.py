@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -24,21 +23,23 @@ import anyio
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from worker.aws import aws_client, ecs_client
+from worker.aws import AwsAccess
 from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
 from worker.engine import Deployer
 from worker.publisher import EventPublisher, connect_redis
-from worker.registries import allowed_from_env
+from worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 __all__ = [
     "MALFORMED_SEQ",
+    "Handler",
     "Record",
     "batch_item_failures",
     "hand_over_at",
     "handler",
+    "make_handler",
     "ordered_groups",
     "recover_ids",
     "safety_margin_s",
@@ -47,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]  # one SQS record of a Lambda event
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]  # (event, context) -> response
 
 SAFETY_MARGIN_S = 10.0  # to publish the hand-over and send the continuation, with room to spare
 PER_RECORD_MARGIN_S = 0.5  # each record of the batch may have to hand over
@@ -131,8 +133,10 @@ async def _send(sqs: SQSClient, queue_url: str, body: str, group: str, dedup: st
 class _Batch:
     """What one invocation shares between its records: Redis, clients, queue URLs."""
 
-    def __init__(self, hand_over_at: float) -> None:
+    def __init__(self, hand_over_at: float, settings: WorkerSettings, aws: AwsAccess) -> None:
         self.hand_over_at = hand_over_at
+        self._settings = settings
+        self._aws = aws
         self._stack = AsyncExitStack()
         self._lock = anyio.Lock()
         self._redis: Redis | None = None
@@ -161,7 +165,7 @@ class _Batch:
         if time.time() >= self.hand_over_at:  # no time left even to start: pass it on untouched
             await self._continue(record, job)
             return
-        deployer = await self._deployer(job.region or os.environ.get("AWS_REGION"))
+        deployer = await self._deployer(job.target.region or self._settings.region)
         phase = await deployer.run(job, hand_over_at=self.hand_over_at)
         log.info("record %s: job %s %s", record["messageId"], job.job_id, phase or "owned elsewhere")
         if phase is Phase.HANDED_OVER:
@@ -209,7 +213,7 @@ class _Batch:
 
     def _redis_client(self) -> Redis:
         if self._redis is None:
-            url = os.environ.get("REDIS_URL")
+            url = self._settings.redis_url
             if not url:
                 raise RuntimeError("REDIS_URL is not set: the worker cannot record or report jobs")
             self._redis = connect_redis(url)
@@ -220,16 +224,16 @@ class _Batch:
             deployer = self._deployers.get(region)
             if deployer is None:
                 redis = self._redis_client()
-                ecs = await self._stack.enter_async_context(ecs_client(region))
+                ecs = await self._stack.enter_async_context(self._aws.ecs(region))
                 deployer = self._deployers[region] = Deployer.on_redis(
-                    ecs, redis, region=region, allowed_registries=allowed_from_env(os.environ)
+                    ecs, redis, region=region, allowed_registries=self._settings.allowed_registries
                 )
             return deployer
 
     async def _sqs_client(self, region: str) -> SQSClient:
         async with self._lock:
             if region not in self._sqs:
-                created: SQSClient = await self._stack.enter_async_context(aws_client("sqs", region))
+                created: SQSClient = await self._stack.enter_async_context(self._aws.sqs(region))
                 self._sqs[region] = created
             return self._sqs[region]
 
@@ -254,7 +258,9 @@ class _Batch:
         return self._dlqs[source_arn]
 
 
-async def _process_batch(records: Sequence[Record], hand_over_at: float) -> set[str]:
+async def _process_batch(
+    records: Sequence[Record], hand_over_at: float, settings: WorkerSettings, aws: AwsAccess
+) -> set[str]:
     """Run every record (groups side by side, in order within one); the failed message ids."""
     failed: set[int] = set()
 
@@ -271,17 +277,31 @@ async def _process_batch(records: Sequence[Record], hand_over_at: float) -> set[
                 failed.add(index)
                 return
 
-    async with _Batch(hand_over_at) as batch, anyio.create_task_group() as tg:
+    async with _Batch(hand_over_at, settings, aws) as batch, anyio.create_task_group() as tg:
         for indices in ordered_groups(records):
             tg.start_soon(run_group, batch, indices)
     return {str(records[index]["messageId"]) for index in failed}
 
 
+def make_handler(settings: WorkerSettings, aws: AwsAccess) -> Handler:
+    """A handler for SQS events (ReportBatchItemFailures) with these settings and this AWS.
+
+    Lambda's own entry point is `handler` below; a test bed that plays Lambda (the sandbox's
+    event-source-mapping emulator) makes one with its Redis and its emulator's endpoint.
+    """
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        records: list[Record] = list(event.get("Records") or [])
+        remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: DEFAULT_REMAINING_MS)()
+        until = hand_over_at(time.time(), remaining_ms / 1000, len(records))
+        failed = anyio.run(_process_batch, records, until, settings, aws)
+        message_ids = [str(record["messageId"]) for record in records]
+        return {"batchItemFailures": batch_item_failures(message_ids, failed)}
+
+    return handle
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda's entry point for an SQS event (ReportBatchItemFailures)."""
-    records: list[Record] = list(event.get("Records") or [])
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: DEFAULT_REMAINING_MS)()
-    until = hand_over_at(time.time(), remaining_ms / 1000, len(records))
-    failed = anyio.run(_process_batch, records, until)
-    message_ids = [str(record["messageId"]) for record in records]
-    return {"batchItemFailures": batch_item_failures(message_ids, failed)}
+    """Lambda's entry point (`worker.handler.handler`): the function's environment, read per
+    invocation (`WorkerSettings.from_environ`), and the standard AWS credential chain."""
+    return make_handler(WorkerSettings.from_environ(), AwsAccess())(event, context)

@@ -154,6 +154,7 @@ class EventSourceMappingEmulator:
         remaining_time_s: float = 900.0,
         region: str,
         endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,
         function_name: str = "ecs-fanout-worker",
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
@@ -167,6 +168,7 @@ class EventSourceMappingEmulator:
         self._remaining_s = remaining_time_s
         self._region = region
         self._endpoint_url = endpoint_url
+        self._credentials = credentials  # (key id, secret); None: the standard chain
         self._function_name = function_name
         self._queue_arn = ""
         self._stopping = threading.Event()
@@ -243,9 +245,9 @@ class EventSourceMappingEmulator:
 
     def _client(self) -> Any:
         # a session per thread: boto3's default session is not thread-safe
-        return boto3.session.Session().client(
-            "sqs", region_name=self._region, endpoint_url=self._endpoint_url
-        )
+        key_id, secret = self._credentials or (None, None)
+        session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
+        return session.client("sqs", region_name=self._region, endpoint_url=self._endpoint_url)
 
     def _poll(self) -> None:
         sqs = self._client()

@@ -1,38 +1,42 @@
-"""`--sandbox`: the whole product against an embedded AWS and a local Redis, no account needed.
+"""`--sandbox`: the whole product against an embedded AWS, no account needed.
 
-Starts the emulator (moto + rollout simulator, ECS throttling emulated), seeds every cluster and
-service the spec names, running an older image of each named container plus a log-router
-sidecar that the spec does not touch, points this process's AWS configuration at the emulator,
-and uses `REDIS_URL` or a `redis-server` of its own. Then the run takes the real code path.
+Starts the emulator (moto + rollout simulator, ECS throttling emulated) and seeds every cluster
+and service the spec names, running an older image of each named container plus a log-router
+sidecar that the spec does not touch. It hands the product one `Endpoints`: the emulator's
+endpoint with throw-away credentials, the region, and two hooks that play Lambda for the lambda
+executor. It writes no environment variable: the run takes the real code path, pointed at the
+emulator through that seam only. Events go through `REDIS_URL` or the run's private Redis
+(`orchestrator.redis_server`), as without the sandbox.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from typing import Any
 
 import boto3
 from moto.backends import get_backend
 
-from orchestrator.errors import ConfigError
+from orchestrator.endpoints import Endpoints
 from orchestrator.job_queue import JobQueue
-from orchestrator.sandbox.emulator import AwsEmulator, sandbox_aws_env
+from orchestrator.sandbox.emulator import AwsEmulator
 from orchestrator.sandbox.esm import EventSourceMappingEmulator
-from orchestrator.sandbox.redis_server import RedisServer, RedisServerNotFound
 from orchestrator.sandbox.seed import SeededService, seed_images, seed_services
 from orchestrator.sandbox.simulator import RolloutScenario
 from orchestrator.settings import LambdaSettings
 from orchestrator.spec import Spec
-from worker.handler import handler
+from worker.aws import AwsAccess
+from worker.handler import make_handler
 from worker.images import parse_image
+from worker.settings import WorkerSettings
 
-__all__ = ["SANDBOX_SCENARIO", "Sandbox", "sandbox_services", "start_sandbox"]
+__all__ = ["SANDBOX_CREDENTIALS", "SANDBOX_SCENARIO", "SEEDED_TAG", "sandbox_services", "start_sandbox"]
 
 # A few seconds per rollout, and any image tagged "broken..." fails its health checks.
 SANDBOX_SCENARIO = RolloutScenario(rollout_s=4.0, failure_s=3.0, bad_images=("*:broken*",))
+SANDBOX_CREDENTIALS = ("testing", "testing")  # (key id, secret): moto takes any
 SEEDED_TAG = "1.0.0"
 SANDBOX_ROLE = "ecs-fanout-worker"
 LAMBDA_TRUST = {
@@ -42,34 +46,63 @@ LAMBDA_TRUST = {
     ],
 }
 SIDECAR = ("log-router", "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32")
+ESM_CONCURRENCY = 5
 
 
-@dataclass(frozen=True)
-class Sandbox:
-    endpoint_url: str
-    redis_url: str
-    region: str
-    stack: ExitStack
+class _SandboxLambda:
+    """The lambda executor's hooks: a worker role in the emulator's IAM, and Lambda itself."""
 
-    def prepare_lambda(self, settings: LambdaSettings) -> LambdaSettings:
+    def __init__(self, endpoint_url: str, region: str, stack: ExitStack) -> None:
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._stack = stack
+        self.aws = AwsAccess(endpoint_url=endpoint_url, static_credentials=SANDBOX_CREDENTIALS)
+
+    def _client(self, service: str) -> Any:
+        key_id, secret = SANDBOX_CREDENTIALS
+        return boto3.session.Session().client(
+            service,
+            region_name=self._region,
+            endpoint_url=self._endpoint_url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
+
+    def prepare(self, settings: LambdaSettings) -> LambdaSettings:
         """A worker role in the emulator's IAM (Lambda refuses a role it cannot find)."""
-        iam = boto3.client("iam", region_name=self.region, endpoint_url=self.endpoint_url)
-        role = iam.create_role(RoleName=SANDBOX_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+        role = self._client("iam").create_role(
+            RoleName=SANDBOX_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+        )
         return settings.model_copy(update={"role_arn": role["Role"]["Arn"]})
 
     def on_queue_ready(self, queue: JobQueue) -> None:
         """Run the queue's Lambda here: our event-source-mapping emulator calls the real handler.
 
-        moto's own mapping would try to run the function in Docker on every send and, failing,
-        receive the messages over and over until they land in the dead-letter queue: the
-        emulator takes the queue over from it.
+        The handler gets what Lambda would give it: the function's configured environment (as
+        the orchestrator set it) and its region; it reaches AWS at the emulator. moto's own
+        mapping would try to run the function in Docker on every send and, failing, receive
+        the messages over and over until they land in the dead-letter queue: the emulator
+        takes the queue over from it.
         """
         _, _, _, region, account, name = queue.arn.split(":")
         get_backend("sqs")[account][region].queues[name].lambda_event_source_mappings.clear()
+        lambda_ = self._client("lambda")
+        mappings = lambda_.list_event_source_mappings(EventSourceArn=queue.arn)["EventSourceMappings"]
+        if not mappings:
+            raise RuntimeError(f"sandbox: no event-source mapping reads {queue.arn}")
+        function = lambda_.get_function_configuration(FunctionName=mappings[0]["FunctionArn"])
+        variables = dict((function.get("Environment") or {}).get("Variables") or {})
+        settings = WorkerSettings.from_environ({**variables, "AWS_REGION": region})
         emulator = EventSourceMappingEmulator(
-            queue.url, handler, region=self.region, endpoint_url=self.endpoint_url, max_concurrency=5
+            queue.url,
+            make_handler(settings, self.aws),
+            region=region,
+            endpoint_url=self._endpoint_url,
+            credentials=SANDBOX_CREDENTIALS,
+            function_name=str(function["FunctionName"]),
+            max_concurrency=ESM_CONCURRENCY,
         )
-        self.stack.enter_context(emulator)
+        self._stack.enter_context(emulator)
 
 
 def sandbox_services(spec: Spec) -> list[SeededService]:
@@ -84,23 +117,10 @@ def sandbox_services(spec: Spec) -> list[SeededService]:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
 def start_sandbox(
     spec: Spec, region: str, *, redis_url: str | None = None, scenario: RolloutScenario = SANDBOX_SCENARIO
-) -> Iterator[Sandbox]:
+) -> Iterator[Endpoints]:
+    """The emulator, seeded for `spec`, as the run's `Endpoints` (`redis_url` is passed through)."""
     with ExitStack() as stack:
         emulator = stack.enter_context(AwsEmulator(scenario))
         services = sandbox_services(spec)
@@ -112,12 +132,11 @@ def start_sandbox(
         )
         # Throttle from here on, with full buckets: seeding is not part of the deploy.
         emulator.set_throttling(True)
-        stack.enter_context(_environment(sandbox_aws_env(emulator.endpoint_url, region)))
-        if redis_url is None:
-            try:
-                redis_url = stack.enter_context(RedisServer()).url
-            except RedisServerNotFound as exc:
-                raise ConfigError(str(exc)) from exc
-        # The lambda executor's workers run in this process and read REDIS_URL as on Lambda.
-        stack.enter_context(_environment({"REDIS_URL": redis_url}))
-        yield Sandbox(emulator.endpoint_url, redis_url, region, stack)
+        lambda_ = _SandboxLambda(emulator.endpoint_url, region, stack)
+        yield Endpoints(
+            aws=lambda_.aws,
+            redis_url=redis_url,
+            region=region,
+            prepare_lambda=lambda_.prepare,
+            on_queue_ready=lambda_.on_queue_ready,
+        )
