@@ -5,7 +5,7 @@ stream. `EventFeed` replays the stream from the beginning and then follows it li
 event once, so the attached view folds exactly the events the run's own orchestrator folds
 and ends with the same summary. Attaching only reads: it sends nothing, touches no AWS
 API, and does not decide that a silent job is lost (the run's orchestrator does); Ctrl-C
-stops the viewer, never the run.
+stops the viewer, never the run. The command line is `orchestrator.attach_command`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from typing import cast
 
 import anyio
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from orchestrator.errors import RedisUnavailable
+from orchestrator.exits import ExitCode
 from orchestrator.feed import EventFeed
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
-from orchestrator.run import Renderer, load_plan
+from orchestrator.renderer import Renderer
+from orchestrator.run import load_plan
 from orchestrator.state import RunState, exit_code
 from worker.contract import WorkerEvent
-from worker.publisher import connect_redis
+from worker.publisher import connect_redis, redact_url
 
 __all__ = ["attach", "follow_run"]
-
-EXIT_CONFIG, EXIT_INTERRUPTED = 2, 130
 
 
 async def follow_run(state: RunState, redis: Redis, renderer: Renderer) -> RunState:
@@ -52,6 +54,10 @@ async def _load(redis_url: str, run_id: str) -> list[PlannedJob] | None:
     redis = connect_redis(redis_url, max_connections=2)
     try:
         return await load_plan(redis, run_id)
+    except (RedisError, OSError) as exc:
+        raise RedisUnavailable(
+            f"cannot reach Redis at {redact_url(redis_url)} ({exc}): is REDIS_URL the run's, and is it up?"
+        ) from exc
     finally:
         await redis.aclose()
 
@@ -66,7 +72,7 @@ def attach(run_id: str, redis_url: str, output: str, exit_on_done: bool) -> int:
             "is REDIS_URL the run's?)",
             file=sys.stderr,
         )
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     state = RunState.from_plan(run_id, planned)
 
     async def follow(renderer: Renderer) -> None:
@@ -79,11 +85,10 @@ def attach(run_id: str, redis_url: str, output: str, exit_on_done: bool) -> int:
 
     stopped = f"ecs-fanout: stopped following run {run_id}; the run itself goes on"
     if output == "tui":
-        from tui import EXIT_INTERRUPTED as TUI_INTERRUPTED
         from tui import run_tui  # Textual is imported only when the live view is used
 
         code = run_tui(state, follow, exit_on_done=exit_on_done, confirm_quit=False)
-        if code == TUI_INTERRUPTED:
+        if code == ExitCode.INTERRUPTED:
             print(stopped, file=sys.stderr)
         return code
     renderer: Renderer = JsonRenderer() if output == "json" else PlainRenderer()
@@ -91,5 +96,5 @@ def attach(run_id: str, redis_url: str, output: str, exit_on_done: bool) -> int:
         anyio.run(follow, renderer)
     except KeyboardInterrupt:
         print(stopped, file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     return exit_code(state)

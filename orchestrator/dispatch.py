@@ -40,8 +40,7 @@ def check_sizes(jobs: Sequence[DeployJob]) -> None:
         size = len(job.model_dump_json().encode())
         if size > MAX_MESSAGE_BYTES:
             raise ConfigError(
-                f"job for {job.target} is {size} bytes, "
-                f"over SQS's {MAX_MESSAGE_BYTES}-byte limit"
+                f"job for {job.target} is {size} bytes, over SQS's {MAX_MESSAGE_BYTES}-byte limit"
             )
 
 

@@ -4,29 +4,38 @@
 task-definition diff a deploy would register (only image lines should appear) and, for images
 in this account's ECR, the digest the tag resolves to. Read-only by construction: only
 describe_* calls are made.
+
+Output: plain lines (a line per target; with `plan`, a service's revision diff once, under a
+heading naming the service), or with `--json` one object per line: `target` per container
+(cluster, service, region, container, current_image, new_image, unchanged, fine, problem; `plan`
+adds ecr_digest), `service` per service with `plan` (revision, diff, fine), then `summary`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from botocore.exceptions import ClientError
 
+from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
 from worker.aws import AwsAccess
 from worker.images import parse_image
+from worker.target import Target
 from worker.taskdef import build_registration, current_images, revision_diff
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
     from types_aiobotocore_ecs import ECSClient
 
-__all__ = ["describe_plan", "dry_run", "ecr_digest"]
+__all__ = ["ServiceView", "TargetView", "describe_plan", "dry_run", "ecr_digest"]
 
 MAX_PARALLEL_READS = 10
 
@@ -59,9 +68,43 @@ class _Clients:
         return client
 
 
+@dataclass
+class TargetView:
+    """One container of a service: the image it runs now and the one a deploy would give it."""
+
+    container: str
+    new_image: str
+    current_image: str | None = None
+    problem: str | None = None  # why a deploy would be refused
+    ecr: str | None = None  # `plan`: the digest the tag resolves to in ECR ...
+    ecr_problem: str | None = None  # ... or why it does not
+
+    @property
+    def fine(self) -> bool:
+        return self.problem is None and self.ecr_problem is None
+
+    @property
+    def unchanged(self) -> bool:
+        return self.current_image == self.new_image
+
+
+@dataclass
+class ServiceView:
+    """What a deploy would do to one service (a job): its containers, and the revision diff."""
+
+    target: Target
+    targets: list[TargetView]
+    revision: str | None = None  # the revision it runs, `family:N`
+    diff: list[str] = field(default_factory=list)  # `plan`: what the new revision would change
+
+    @property
+    def fine(self) -> bool:
+        return all(t.fine for t in self.targets)
+
+
 async def ecr_digest(clients: _Clients, image: str) -> tuple[str, bool] | None:
-    """What ECR (in the registry's own region) says of `image`'s tag: (line, fine); None for
-    an image not hosted in ECR."""
+    """What ECR (in the registry's own region) says of `image`'s tag: (digest, True) or
+    (problem, False); None for an image not hosted in ECR."""
     ref = parse_image(image)
     host = ECR_HOST.match(ref.registry or "")
     if host is None or ref.tag is None:
@@ -73,57 +116,51 @@ async def ecr_digest(clients: _Clients, image: str) -> tuple[str, bool] | None:
         )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        return f"ecr: {ref.repository}:{ref.tag} not found ({code})", False
-    digest = described["imageDetails"][0].get("imageDigest", "?")
-    return f"ecr: {ref.repository}:{ref.tag} is {digest}", True
+        return f"{ref.repository}:{ref.tag} not found ({code})", False
+    return described["imageDetails"][0].get("imageDigest", "?"), True
 
 
-def _diff_lines(described: Mapping[str, Any], todo: Mapping[str, str]) -> list[tuple[str, bool]]:
-    request = build_registration(described, todo)
-    return [(f"    {line}", True) for line in revision_diff(described, request)]
-
-
-async def _describe_job(clients: _Clients, planned: PlannedJob, full: bool) -> list[tuple[str, bool]]:
-    """(line, fine) per target, plus the diff and digests when `full` (`plan`): `fine` is
-    False when the deploy would be refused."""
+async def _describe_job(clients: _Clients, planned: PlannedJob, full: bool) -> ServiceView:
+    """The service's containers now and after a deploy; with `full` (`plan`) the ECR digests
+    and the revision diff too."""
     target = planned.job.target
+    view = ServiceView(target, [TargetView(c.container, c.image) for c in planned.job.changes])
     ecs = await clients.ecs(target.region)
     try:
         response = await ecs.describe_services(cluster=target.cluster, services=[target.service])
         services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
         if not services:
-            return [(f"{target}: service not found", False)]
+            return _refused(view, "service not found")
         arn = services[0]["taskDefinition"]
         described = await ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
     except ClientError as exc:
-        return [(f"{target}: {exc.response.get('Error', {}).get('Message', exc)}", False)]
+        return _refused(view, str(exc.response.get("Error", {}).get("Message", exc)))
+    view.revision = arn.rsplit("/", 1)[-1]
     images = current_images(described["taskDefinition"])
-    lines: list[tuple[str, bool]] = []
-    for change in planned.job.changes:
-        now = images.get(change.container)
-        label = f"{target.name}/{change.container}"
-        if now is None:
-            lines.append(
-                (f"{label}: no such container in {arn.rsplit('/', 1)[-1]} (has: {', '.join(images)})", False)
-            )
-        elif now == change.image:
-            lines.append((f"{label}: {now} (unchanged, would skip)", True))
-        else:
-            lines.append((f"{label}: {now} -> {change.image}", True))
-        if full and (digest := await ecr_digest(clients, change.image)) is not None:
-            lines.append((f"    {digest[0]}", digest[1]))
-    if full and all(fine for _, fine in lines):
-        todo = {c.container: c.image for c in planned.job.changes if images.get(c.container) != c.image}
+    for one in view.targets:
+        one.current_image = images.get(one.container)
+        if one.current_image is None:
+            one.problem = f"no such container in {view.revision} (has: {', '.join(images)})"
+        if full and (digest := await ecr_digest(clients, one.new_image)) is not None:
+            one.ecr, one.ecr_problem = (digest[0], None) if digest[1] else (None, digest[0])
+    if full and view.fine:
+        todo = {t.container: t.new_image for t in view.targets if not t.unchanged}
         if todo:
-            lines += _diff_lines(described, todo)
-    return lines
+            view.diff = revision_diff(described, build_registration(described, todo))
+    return view
+
+
+def _refused(view: ServiceView, problem: str) -> ServiceView:
+    for one in view.targets:
+        one.problem = problem
+    return view
 
 
 async def describe_plan(
     planned: Sequence[PlannedJob], aws: AwsAccess, *, full: bool = False
-) -> list[tuple[str, bool]]:
-    """(line, fine) per target, in plan order; `full` adds diffs and ECR digests."""
-    results: dict[int, list[tuple[str, bool]]] = {}
+) -> list[ServiceView]:
+    """A view per service, in plan order; `full` adds diffs and ECR digests."""
+    results: dict[int, ServiceView] = {}
     limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
     async with AsyncExitStack() as stack:
         clients = _Clients(stack, aws)
@@ -135,12 +172,83 @@ async def describe_plan(
         async with anyio.create_task_group() as tg:
             for index, job in enumerate(planned):
                 tg.start_soon(one, index, job)
-    return [line for index in sorted(results) for line in results[index]]
+    return [results[index] for index in sorted(results)]
 
 
-def dry_run(planned: Sequence[PlannedJob], *, aws: AwsAccess, full: bool = False) -> int:
-    lines = anyio.run(lambda: describe_plan(planned, aws, full=full))
-    for line, _ in lines:
-        print(line)
+def plain_lines(view: ServiceView) -> list[str]:
+    """A line per container (and its ECR digest), then the service's revision diff under a heading."""
+    lines = []
+    for one in view.targets:
+        label = f"{view.target.name}/{one.container}"
+        if one.problem is not None:
+            lines.append(f"{label}: {one.problem}")
+        elif one.unchanged:
+            lines.append(f"{label}: {one.current_image} (unchanged, would skip)")
+        else:
+            lines.append(f"{label}: {one.current_image} -> {one.new_image}")
+        if one.ecr is not None:
+            ref = parse_image(one.new_image)
+            lines.append(f"    ecr: {ref.repository}:{ref.tag} is {one.ecr}")
+        elif one.ecr_problem is not None:
+            lines.append(f"    ecr: {one.ecr_problem}")
+    if view.diff:
+        lines.append(f"  {view.target.name}: the new revision would differ from {view.revision} in:")
+        lines += [f"    {line}" for line in view.diff]
+    return lines
+
+
+def json_objects(view: ServiceView, *, full: bool) -> list[dict[str, Any]]:
+    """A `target` object per container; with `full` (`plan`) a `service` object with the diff."""
+    where = {"cluster": view.target.cluster, "service": view.target.service, "region": view.target.region}
+    objects: list[dict[str, Any]] = []
+    for one in view.targets:
+        target: dict[str, Any] = where | {
+            "type": "target",
+            "container": one.container,
+            "current_image": one.current_image,
+            "new_image": one.new_image,
+            "unchanged": one.unchanged,
+            "fine": one.fine,
+            "problem": one.problem or one.ecr_problem,
+        }
+        if full:
+            target["ecr_digest"] = one.ecr
+        objects.append(target)
+    if full:
+        objects.append(
+            where | {"type": "service", "revision": view.revision, "diff": view.diff, "fine": view.fine}
+        )
+    return objects
+
+
+def summary(views: Sequence[ServiceView]) -> dict[str, Any]:
+    targets = [t for view in views for t in view.targets]
+    return {
+        "type": "summary",
+        "services": len(views),
+        "targets": len(targets),
+        "to_change": sum(t.fine and not t.unchanged for t in targets),
+        "unchanged": sum(t.fine and t.unchanged for t in targets),
+        "refused": sum(not t.fine for t in targets),
+        "fine": all(t.fine for t in targets),
+        "changed": False,  # a dry run changes nothing
+    }
+
+
+def dry_run(
+    planned: Sequence[PlannedJob], *, aws: AwsAccess, full: bool = False, json_lines: bool = False
+) -> int:
+    """Print what a deploy would change (plain lines, or JSON objects with `json_lines`); exit
+    code 0 when every target could be deployed, else 1."""
+    views = anyio.run(lambda: describe_plan(planned, aws, full=full))
+    for view in views:
+        if json_lines:
+            for obj in json_objects(view, full=full):
+                print(json.dumps(obj, separators=(",", ":")))
+        else:
+            for line in plain_lines(view):
+                print(line)
+    if json_lines:
+        print(json.dumps(summary(views), separators=(",", ":")))
     print("dry run: nothing was changed", file=sys.stderr)
-    return 0 if all(fine for _, fine in lines) else 1
+    return ExitCode.OK if all(view.fine for view in views) else ExitCode.FAILED

@@ -4,26 +4,44 @@ Every error the orchestrator raises on purpose derives from `FanoutError`, so a 
 (the CLI above all) can catch the whole family in one place and map each branch to an exit
 code, in the style of httpx's `HTTPError` tree::
 
-    FanoutError            anything ecs-fanout raises on purpose
-     └── ConfigError       bad input or configuration; the CLI exits with code 2
-          └── SpecError    a spec file that cannot be read or does not validate
+    FanoutError                 anything ecs-fanout raises on purpose (exit 1)
+     └── ConfigError            bad input or configuration, nothing was changed (exit 2)
+          ├── SpecError         a spec file that cannot be read or does not validate
+          ├── AwsAccessError    no credentials or region, AWS unreachable, credentials refused
+          └── RedisUnavailable  Redis unreachable, or REDIS_URL is not a Redis URL
+
+`orchestrator.boundary` turns these (and the library errors they stand for: botocore's,
+redis's, pydantic-settings') into one line on stderr and the error's `exit_code`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "FanoutError", "SpecError"]
+from orchestrator.exits import ExitCode
+
+__all__ = ["AwsAccessError", "ConfigError", "FanoutError", "RedisUnavailable", "SpecError"]
 
 
 class FanoutError(Exception):
     """Base class of every error ecs-fanout raises on purpose."""
 
+    exit_code: ExitCode = ExitCode.FAILED
+
 
 class ConfigError(FanoutError):
     """Bad input or configuration: nothing was deployed. The CLI exits with code 2."""
 
-    exit_code: int = 2
+    exit_code = ExitCode.CONFIG
+
+
+class AwsAccessError(ConfigError):
+    """AWS cannot be used as configured: no credentials or region, an endpoint that does not
+    answer, or credentials AWS refuses. The message says what to do about it."""
+
+
+class RedisUnavailable(ConfigError):
+    """The Redis that carries a run's events cannot be reached, or its URL is not one."""
 
 
 class SpecError(ConfigError):

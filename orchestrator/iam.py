@@ -1,4 +1,6 @@
-"""`iam-policy`: least-privilege IAM policies for the orchestrator's caller and the worker role. Pure.
+"""`iam-policy`: least-privilege IAM policies for the orchestrator's caller and the worker role.
+
+The policies are pure functions; `iam_policy_command` is the CLI's `ecs-fanout iam-policy`.
 
 Each statement names the actions one code path calls and nothing else; resources are scoped
 to the function, the queues and the log group wherever AWS allows it. ECS's
@@ -7,9 +9,11 @@ RegisterTaskDefinition and DescribeTaskDefinition take no resource ARN, hence `*
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["caller_policy", "worker_policy"]
+__all__ = ["caller_policy", "iam_policy_command", "worker_policy"]
 
 Policy = dict[str, Any]
 
@@ -175,3 +179,44 @@ def worker_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def iam_policy_command(argv: Sequence[str]) -> int:
+    """`ecs-fanout iam-policy`: print the caller's and the worker role's policies as JSON."""
+    import json
+
+    from orchestrator.exits import ExitCode
+    from orchestrator.settings import load_settings
+
+    parser = argparse.ArgumentParser(
+        prog="ecs-fanout iam-policy",
+        description="Print least-privilege IAM policies as JSON: `caller` for whoever runs ecs-fanout, "
+        "`worker` for the lambda executor's worker role. Defaults come from ECS_FANOUT_LAMBDA_*.",
+    )
+    parser.add_argument("--account", default="*", help="AWS account id (default: any)")
+    parser.add_argument("--region", default="*", help="AWS region (default: any)")
+    parser.add_argument("--function-name", help="the worker function (default: ecs-fanout-worker)")
+    parser.add_argument("--queue-name", help="the job queue (default: ecs-fanout-jobs)")
+    parser.add_argument(
+        "--worker-role-arn", help="the worker's role (default: ecs-fanout-worker in any account)"
+    )
+    parser.add_argument(
+        "--task-role-arn", action="append", default=[], help="task/execution roles the services use (repeat)"
+    )
+    parser.add_argument("--vpc", action="store_true", default=None, help="the worker runs in a VPC")
+    args = parser.parse_args(argv)
+    lam = load_settings().lambda_settings()
+    common = {
+        "region": args.region,
+        "account": args.account,
+        "function_name": args.function_name or lam.function_name,
+        "queue_name": args.queue_name or lam.queue_name,
+    }
+    worker_role_arn = args.worker_role_arn or lam.role_arn or "arn:aws:iam::*:role/ecs-fanout-worker"
+    vpc = bool(lam.subnet_ids) if args.vpc is None else args.vpc
+    policies = {
+        "caller": caller_policy(**common, worker_role_arn=worker_role_arn),
+        "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=vpc),
+    }
+    print(json.dumps(policies, indent=2))
+    return ExitCode.OK

@@ -1,7 +1,8 @@
 """One run from the user's side: connect, run the core, render, and exit cleanly on Ctrl-C.
 
 On Ctrl-C the workers are cancelled, but ECS goes on rolling out what was already updated:
-we say which services those are and how to look at them, instead of a traceback.
+we say which services those are and how to look at them, instead of a traceback. A closed
+stdout (`| head`) ends the run the same way (the boundary then exits quietly).
 The live view (`output="tui"`) runs the very same coroutine inside the Textual app, as a
 worker on the app's loop; detaching from it is reported like Ctrl-C.
 """
@@ -16,17 +17,18 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import RedisUnavailable
+from orchestrator.exits import ExitCode
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
-from orchestrator.run import Executor, Renderer, run_jobs
+from orchestrator.renderer import Renderer
+from orchestrator.run import Executor, run_jobs
 from orchestrator.state import RunState, exit_code
+from worker.aws import AwsAccess
 from worker.publisher import connect_redis, redact_url
 
-__all__ = ["ExecutorFactory", "local_executor", "run_session"]
-
-EXIT_INTERRUPTED = 130
+__all__ = ["ExecutorFactory", "check_redis", "local_executor", "run_session"]
 
 
 def _renderer(output: str, spec_path: str) -> Renderer:
@@ -35,8 +37,8 @@ def _renderer(output: str, spec_path: str) -> Renderer:
     return PlainRenderer()
 
 
-def interrupted_report(state: RunState) -> str:
-    lines = [f"ecs-fanout: interrupted; run {state.run_id}"]
+def interrupted_report(state: RunState, why: str = "interrupted") -> str:
+    lines = [f"ecs-fanout: {why}; run {state.run_id}"]
     rolling = state.still_rolling()
     if rolling:
         lines.append("still rolling out on the AWS side (ECS finishes or its circuit breaker rolls back):")
@@ -52,17 +54,11 @@ ExecutorFactory = Callable[[Redis, Renderer], AbstractAsyncContextManager[Execut
 
 
 def local_executor(
-    max_parallel: int, region: str | None, profile: str | None, allowed_registries: Sequence[str] = ()
+    max_parallel: int, aws: AwsAccess, allowed_registries: Sequence[str] = ()
 ) -> ExecutorFactory:
     @asynccontextmanager
     async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
-        yield LocalExecutor(
-            redis,
-            max_parallel=max_parallel,
-            region=region,
-            profile=profile,
-            allowed_registries=allowed_registries,
-        )
+        yield LocalExecutor(redis, max_parallel=max_parallel, aws=aws, allowed_registries=allowed_registries)
 
     return make
 
@@ -72,7 +68,9 @@ async def check_redis(url: str) -> None:
     try:
         await redis.ping()
     except (RedisError, OSError) as exc:
-        raise ConfigError(f"cannot reach Redis at {redact_url(url)}: {exc}") from exc
+        raise RedisUnavailable(
+            f"cannot reach Redis at {redact_url(url)}: {exc}; start it, or point REDIS_URL at one"
+        ) from exc
     finally:
         await redis.aclose()
 
@@ -113,12 +111,22 @@ def run_session(
         from tui import run_tui  # Textual is imported only when the live view is used
 
         code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done)
-        if code == EXIT_INTERRUPTED:  # the user detached while jobs ran
+        if code == ExitCode.INTERRUPTED:  # the user detached while jobs ran
             print(interrupted_report(state), file=sys.stderr)
         return code
     try:
         anyio.run(drive, _renderer(output, spec_path))
     except KeyboardInterrupt:
         print(interrupted_report(state), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
+    except BaseException as exc:
+        if _stdout_closed(exc):  # the run ended with it: say so, the boundary exits quietly
+            print(interrupted_report(state, "stdout was closed, so the run stopped"), file=sys.stderr)
+        raise
     return exit_code(state)
+
+
+def _stdout_closed(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(BrokenPipeError) is not None
+    return isinstance(exc, BrokenPipeError)

@@ -10,20 +10,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(redis_url: str, env: dict[str, str] | None) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, **(env or {})}
+def _env(redis_url: str, env: dict[str, str] | None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    kept = (
+        {name: value for name, value in os.environ.items() if not name.startswith(drop)}
+        if drop
+        else os.environ
+    )
+    return {**kept, "REDIS_URL": redis_url, **(env or {})}
 
 
 def run_cli(
-    *args: str, redis_url: str, timeout: float = 120, env: dict[str, str] | None = None
+    *args: str,
+    redis_url: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m orchestrator ARGS` to its end; `env` is added to this process's environment."""
+    """`python -m orchestrator ARGS` to its end; `env` is added to this process's environment,
+    after the variables whose names start with one of `drop` are left out."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=_env(redis_url, env),
+        env=_env(redis_url, env, drop),
         cwd=ROOT,
         check=False,
     )

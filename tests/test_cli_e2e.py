@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from orchestrator.cli import SUBCOMMANDS
+from orchestrator.plan import PlannedJob
+from orchestrator.render import summary_table
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_images, seed_services
 from orchestrator.sandbox.session import SEEDED_TAG, sandbox_services
 from orchestrator.spec import load_spec
+from orchestrator.state import RunState
 from tests.cli import ROOT, run_cli, spawn_cli
+from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.target import Target
 from worker.taskdef import READ_ONLY_FIELDS
 
 REGION = "us-east-1"
@@ -225,10 +233,12 @@ def test_ctrl_c_stops_cleanly_and_names_what_is_still_rolling_out(
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
     code = (
-        "import sys\n"
-        "from orchestrator.cli import build_parser\n"
-        "build_parser().format_help()\n"
-        "heavy = [m for m in ('textual', 'aioboto3', 'moto', 'redis') if m in sys.modules]\n"
+        "import contextlib, io, sys\n"
+        "from orchestrator.cli import SUBCOMMANDS, main\n"
+        "for argv in [['--help'], *([name, '--help'] for name in SUBCOMMANDS)]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+        "heavy = [m for m in ('textual', 'aioboto3', 'botocore', 'moto', 'redis') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     result = subprocess.run(
@@ -266,8 +276,12 @@ def test_lambda_executor_in_the_sandbox_deploys_twenty_services(redis_url: str, 
 @pytest.mark.parametrize(
     ("env", "args", "expected"),
     [
+        pytest.param({"ECS_FANOUT_MAX_PARALLEL": "0"}, [], "ECS_FANOUT_MAX_PARALLEL", id="bad-setting"),
         pytest.param(
-            {"ECS_FANOUT_LAMBDA_TIMEOUT_S": "1000"}, [], "ECS_FANOUT_LAMBDA_TIMEOUT_S", id="bad-setting"
+            {"ECS_FANOUT_LAMBDA_TIMEOUT_S": "1000"},
+            ["--executor", "lambda"],
+            "ECS_FANOUT_LAMBDA_TIMEOUT_S",
+            id="bad-lambda-setting",
         ),
         pytest.param(
             {"REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"},
@@ -312,4 +326,94 @@ def test_plan_shows_only_image_lines_and_ecr_digests(
     ]
     assert "ecr: svc00:2.0.0 is sha256:" in result.stdout
     assert "ecr: svc01:2.1.0 not found (ImageNotFoundException)" in result.stdout
+    # The diff comes once per service, under a line naming the service, after all its containers.
+    lines = result.stdout.splitlines()
+    heading = "  cluster-0/svc00: the new revision would differ from svc00:1 in:"
+    assert lines.count(heading) == 1
+    assert lines[lines.index(heading) - 1].startswith("    ecr: proxy:1.1.0")
+    assert lines[lines.index(heading) + 1].strip().startswith("containerDefinitions[app].image")
     assert aws.request_counts().get("RegisterTaskDefinition") == before.get("RegisterTaskDefinition")
+
+
+def test_dry_run_and_plan_speak_json_when_asked(aws: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    entries = twenty_services()[:3]  # svc00 (app + proxy) and svc01
+    spec_path = write_spec(tmp_path / "fleet.toml", entries)
+    seed_from(spec_path)
+
+    dry = run_cli(str(spec_path), "--dry-run", "--json", redis_url=redis_url)
+    planned = run_cli("plan", str(spec_path), "--json", redis_url=redis_url)
+
+    assert dry.returncode == 0 and planned.returncode == 0, dry.stderr + planned.stderr
+    objects = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert [o["type"] for o in objects] == ["target", "target", "target", "summary"]
+    assert objects[0] | {"region": None} == {
+        "type": "target",
+        "cluster": "cluster-0",
+        "service": "svc00",
+        "region": None,
+        "container": "app",
+        "current_image": f"{REPO}/svc00:{SEEDED_TAG}",
+        "new_image": f"{REPO}/svc00:2.0.0",
+        "unchanged": False,
+        "fine": True,
+        "problem": None,
+    }
+    assert objects[-1] | {"type": "summary", "targets": 3, "refused": 0, "fine": True} == objects[-1]
+
+    objects = [json.loads(line) for line in planned.stdout.splitlines()]
+    services = {o["service"]: o for o in objects if o["type"] == "service"}
+    assert services["svc00"]["revision"] == "svc00:1"
+    assert services["svc00"]["diff"] == [
+        f"containerDefinitions[app].image: {REPO}/svc00:{SEEDED_TAG} -> {REPO}/svc00:2.0.0",
+        f"containerDefinitions[proxy].image: {REPO}/proxy:{SEEDED_TAG} -> {REPO}/proxy:1.1.0",
+    ]
+    targets = [o for o in objects if o["type"] == "target"]
+    assert all(t["ecr_digest"].startswith("sha256:") for t in targets), targets
+    assert objects[-1]["type"] == "summary"
+
+
+def test_version_help_and_subcommand_help() -> None:
+    shown = run_cli("--version", redis_url="")
+    assert (shown.returncode, shown.stdout.strip()) == (0, f"ecs-fanout {version('ecs-fanout')}")
+
+    main_help = run_cli("--help", redis_url="").stdout
+    for name in SUBCOMMANDS:  # every subcommand, with a line saying what it does
+        assert re.search(rf"^  {re.escape(name)} +\S", main_help, re.M), main_help
+
+    for name in SUBCOMMANDS:
+        sub = run_cli(name, "--help", redis_url="")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: ecs-fanout {name}"), sub.stdout
+
+
+def _finished_state(image: str, message: str) -> RunState:
+    target = Target(cluster="production-eu-west-1-cluster", service="payments-api-service-blue")
+    job = DeployJob(
+        run_id="run-1",
+        job_id="run-1:a",
+        target=target,
+        changes=(ContainerChange(container="application", image=image),),
+    )
+    state = RunState.from_plan("run-1", [PlannedJob(job=job)])
+    details = EventDetails(images=(ContainerChange(container="application", image=image),))
+    state.apply(
+        WorkerEvent(
+            run_id="run-1", job_id="run-1:a", seq=1, phase=Phase.FAILED, message=message, details=details
+        )
+    )
+    return state
+
+
+def test_the_plain_summary_table_fits_120_columns() -> None:
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    image = f"{registry}/platform/payments/api-service:release-2026.11.29-abcdef0"
+    message = "rolled back: " + "the circuit breaker saw tasks fail their health checks " * 4
+
+    lines = summary_table(_finished_state(image, message)).splitlines()
+
+    assert max(len(line) for line in lines) <= 120, "\n".join(lines)
+    target, status, shown_image, shown_message = lines[1].split("  ", 3)
+    assert status == "failed"
+    # Shortened in the middle: where the image is from, and its whole tag.
+    assert shown_image.startswith("1234567890") and shown_image.endswith(":release-2026.11.29-abcdef0")
+    assert "..." in shown_image and "..." in target and target.endswith("/application")
+    assert shown_message.startswith("rolled back: the circuit") and shown_message.endswith("...")

@@ -4,7 +4,7 @@ Design notes:
 
 - Same input as `--json`. The app never calls AWS: it shows a `RunState` that the run core
   (or `attach`'s replay of a run's Redis stream) folds events into, and hears about changes
-  through `TuiRenderer`, an `orchestrator.run.Renderer`. The run core itself runs inside the
+  through `TuiRenderer`, an `orchestrator.renderer.Renderer`. The run core itself runs inside the
   app as a Textual worker (`@work`) on the app's asyncio loop; anyio runs on asyncio.
 - Fluid at 200 panes and thousands of events a second: the renderer only marks jobs dirty
   and posts one wake-up message per batch; the app repaints just the dirty panes, at once
@@ -16,7 +16,8 @@ Design notes:
   remembers what the latest event may not carry (`view.JobView`): the revision change
   `api:1 → api:2` and the last task counts.
 - Keys: `q` quits (asks first while jobs run: detach or keep waiting), `f` failures only,
-  `/` filter by name, `c` collapse finished panes, `enter` a job's full event log.
+  `/` filter by name, `c` collapse finished panes, `j`/`k` (down/up) move between panes,
+  `enter` a job's full event log.
 - Deterministic when asked: an injectable clock drives every elapsed time, so snapshot tests
   of a synthetic run are stable.
 - Styles live in one file, `app.tcss`; widgets only set CSS classes and component classes.
@@ -29,7 +30,7 @@ that `--json` and `--help` never pay for importing Textual.
 
 from __future__ import annotations
 
-from tui.app import EXIT_INTERRUPTED, FanoutApp, Runner, run_tui
+from tui.app import FanoutApp, Runner, run_tui
 from tui.renderer import TuiRenderer
 
-__all__ = ["EXIT_INTERRUPTED", "FanoutApp", "Runner", "TuiRenderer", "run_tui"]
+__all__ = ["FanoutApp", "Runner", "TuiRenderer", "run_tui"]

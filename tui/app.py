@@ -26,8 +26,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Footer, Input
 
+from orchestrator.exits import ExitCode
 from orchestrator.render import summary_table
-from orchestrator.run import Renderer
+from orchestrator.renderer import Renderer
 from orchestrator.state import RunState, exit_code
 from tui.header import RunHeader, RunSummary
 from tui.pane import Clock, JobPane, PaneStyles, SetupPane
@@ -35,11 +36,10 @@ from tui.renderer import TuiRenderer
 from tui.screens import EventLogScreen, QuitScreen
 from tui.view import elapsed_text, phase_group
 
-__all__ = ["EXIT_INTERRUPTED", "FLUSH_INTERVAL_S", "FanoutApp", "Runner", "run_tui"]
+__all__ = ["FLUSH_INTERVAL_S", "FanoutApp", "Runner", "run_tui"]
 
 Runner = Callable[[Renderer], Awaitable[object]]
 
-EXIT_INTERRUPTED = 130
 FLUSH_INTERVAL_S = 1 / 20
 RESTYLE_BUDGET_S = 0.008  # restyling per flush: a burst of phase changes spreads over frames
 
@@ -162,6 +162,8 @@ class FanoutApp(App[int]):
         self._refresh_header()
         code = exit_code(self.state)
         self.query_one(RunSummary).show(self.state, self._run_elapsed(), code)
+        if isinstance(self.screen, QuitScreen):  # nothing left to detach from
+            self.screen.run_ended()
         if self._exit_on_done:
             self.exit(code)
 
@@ -186,6 +188,8 @@ class FanoutApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, EventLogScreen) and screen.job.job_id in dirty:
                 screen.refresh_log()
+            elif isinstance(screen, QuitScreen):
+                screen.show_running(self._unfinished())
 
     def _tick(self) -> None:
         if not self.is_running:  # shutting down: the widgets are going away
@@ -290,14 +294,16 @@ class FanoutApp(App[int]):
         if self.finished or self.state.done:
             self.exit(exit_code(self.state))
         elif not self._confirm_quit:
-            self.exit(EXIT_INTERRUPTED)
+            self.exit(ExitCode.INTERRUPTED)
         elif not isinstance(self.screen, QuitScreen):
-            running = sum(1 for job in self.state.jobs.values() if not job.terminal)
-            self.push_screen(QuitScreen(running, self.state.run_id), self._quit_answered)
+            self.push_screen(QuitScreen(self._unfinished(), self.state.run_id), self._quit_answered)
+
+    def _unfinished(self) -> int:
+        return sum(1 for job in self.state.jobs.values() if not job.terminal)
 
     def _quit_answered(self, detach: bool | None) -> None:
         if detach:
-            self.exit(EXIT_INTERRUPTED)
+            self.exit(ExitCode.INTERRUPTED)
 
 
 class _HeldLogs(logging.Handler):
@@ -341,10 +347,10 @@ def run_tui(
         try:
             app.run()
         except KeyboardInterrupt:  # a SIGINT from outside (`kill -INT`, `docker stop`)
-            return EXIT_INTERRUPTED
+            return ExitCode.INTERRUPTED
     if app.error is not None:
         raise app.error
     if not state.done:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     print(summary_table(state), flush=True)
     return exit_code(state)

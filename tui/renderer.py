@@ -27,7 +27,7 @@ class MessageTarget(Protocol):
 
 
 class TuiRenderer:
-    """Satisfies `orchestrator.run.Renderer`; posts to `target` (the app)."""
+    """Satisfies `orchestrator.renderer.Renderer`; posts to `target` (the app)."""
 
     class Started(Message):
         """The run began: its state now changes as events come in."""

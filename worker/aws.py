@@ -8,12 +8,20 @@ sandbox) says where its emulator is through `endpoint_url` and gives throw-away 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
+from aiobotocore.retries.standard import (
+    AioRetryHandler,
+    AioRetryPolicy,
+    AioStandardRetryConditions,
+)
+from botocore.retries.quota import RetryQuota
+from botocore.retries.standard import ExponentialBackoff, RetryEventAdapter, RetryQuotaChecker
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
@@ -21,19 +29,93 @@ if TYPE_CHECKING:
     from types_aiobotocore_lambda import LambdaClient
     from types_aiobotocore_sqs import SQSClient
 
-__all__ = ["AwsAccess", "retry_config"]
+__all__ = ["AwsAccess", "few_attempts_when_unreachable", "retry_config"]
+
+log = logging.getLogger(__name__)
 
 # ECS throttles per account and region (RegisterTaskDefinition: 20 burst then 1/s), shared
 # by every parallel worker: the standard mode's backoff with room for many attempts rides
 # the bucket out instead of failing the job.
 MAX_ATTEMPTS = 12  # including the first (botocore's `max_attempts` counts retries only)
+# An endpoint that does not answer is no bucket to ride out, and a person is waiting: a few
+# seconds in all (botocore's defaults, 60 s timeouts and the 12 attempts, make it minutes).
+CONNECT_TIMEOUT_S = 1.5  # a TCP connect to AWS takes well under a second, with one lost SYN resent
+READ_TIMEOUT_S = 10.0  # our calls are answered within seconds; a silent one is retried (below)
+UNREACHABLE_ATTEMPTS = 3  # including the first
+UNREACHABLE_BACKOFF_S = 0.5
 
 
 def retry_config(max_attempts: int = MAX_ATTEMPTS, max_pool_connections: int = 50) -> AioConfig:
     return AioConfig(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
     )
+
+
+class _Conditions(AioStandardRetryConditions):
+    """The standard conditions, except that an unreachable endpoint gets few attempts, the first
+    silent one (a timeout) said on stderr."""
+
+    def __init__(self, max_attempts: int) -> None:
+        super().__init__(max_attempts=max_attempts)
+        self._said = False
+
+    async def is_retryable(self, context: Any) -> bool:  # type: ignore[override]  # async in aiobotocore
+        caught = context.caught_exception
+        if not isinstance(caught, _unreachable()):
+            return bool(await super().is_retryable(context))
+        if context.attempt_number >= UNREACHABLE_ATTEMPTS:
+            return False
+        if isinstance(caught, _timeouts()) and not self._said:
+            self._said = True
+            log.warning(
+                "no answer from %s (%s); retrying, %d attempts in all",
+                getattr(caught, "kwargs", {}).get("endpoint_url", "AWS"),
+                type(caught).__name__,
+                UNREACHABLE_ATTEMPTS,
+            )
+        return True
+
+
+class _Backoff(ExponentialBackoff):
+    def delay_amount(self, context: Any) -> float:
+        if isinstance(context.caught_exception, _unreachable()):
+            return UNREACHABLE_BACKOFF_S
+        return float(super().delay_amount(context))
+
+
+def _unreachable() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+    from botocore.exceptions import ReadTimeoutError
+
+    return (BotocoreConnectionError, ReadTimeoutError)  # ConnectTimeout and EndpointConnection too
+
+
+def _timeouts() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    return (ConnectTimeoutError, ReadTimeoutError)
+
+
+def few_attempts_when_unreachable(client: Any) -> None:
+    """Swap `client`'s standard retry handler for ours (`_Conditions`, `_Backoff`)."""
+    retries = client.meta.config.retries or {}
+    name = client.meta.service_model.service_id.hyphenize()
+    quota = RetryQuotaChecker(RetryQuota())
+    client.meta.events.register(f"after-call.{name}", quota.release_retry_quota)
+    handler = AioRetryHandler(
+        retry_policy=AioRetryPolicy(
+            retry_checker=_Conditions(retries.get("total_max_attempts", MAX_ATTEMPTS)),
+            retry_backoff=_Backoff(),
+        ),
+        retry_event_adapter=RetryEventAdapter(),
+        retry_quota=quota,  # type: ignore[arg-type]  # the stubs say RetryQuota; aiobotocore passes this
+    )
+    unique_id = f"retry-config-{name}"  # the id aiobotocore registered its handler with
+    client.meta.events.unregister(f"needs-retry.{name}", unique_id=unique_id)
+    client.meta.events.register(f"needs-retry.{name}", handler.needs_retry, unique_id=unique_id)
 
 
 @dataclass(frozen=True)
@@ -44,19 +126,31 @@ class AwsAccess:
     endpoint_url: str | None = None
     static_credentials: tuple[str, str] | None = None  # (key id, secret): the sandbox's only
 
-    @asynccontextmanager
-    async def client(self, service: str, region: str | None) -> AsyncIterator[Any]:
-        """An aioboto3 client of `service` with our retry settings (typed by the wrappers)."""
+    def _session(self, region: str | None) -> Any:
         import aioboto3  # deferred: `--help` and the pure modules must not pay for it
 
         key_id, secret = self.static_credentials or (None, None)
-        session = aioboto3.Session(
+        return aioboto3.Session(
             profile_name=self.profile,
             region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
         )
+
+    async def check_credentials(self) -> None:
+        """botocore's NoCredentialsError unless the standard chain finds credentials. Calls no AWS
+        API: for a command that would otherwise find out job by job, in its workers."""
+        from botocore.exceptions import NoCredentialsError
+
+        if await self._session(None).get_credentials() is None:
+            raise NoCredentialsError()
+
+    @asynccontextmanager
+    async def client(self, service: str, region: str | None) -> AsyncIterator[Any]:
+        """An aioboto3 client of `service` with our retry settings (typed by the wrappers)."""
+        session = self._session(region)
         async with session.client(service, config=retry_config(), endpoint_url=self.endpoint_url) as client:
+            few_attempts_when_unreachable(client)
             yield client
 
     def ecs(self, region: str | None) -> AbstractAsyncContextManager[ECSClient]:
