@@ -16,7 +16,6 @@ for nothing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -185,11 +184,6 @@ class RedisServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-    @staticmethod
-    def url_from_env() -> str | None:
-        """`REDIS_URL` when the user points at a Redis of their own (empty counts as unset)."""
-        return os.environ.get("REDIS_URL") or None
 
 
 def _announcement(url: str, run_id: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
 from worker.contract import ContainerChange, EventDetails, Phase, WorkerEvent
 from worker.target import Target
@@ -196,6 +197,6 @@ def _results(job: JobState) -> list[TargetResult]:
     ]
 
 
-def exit_code(state: RunState) -> int:
-    """0 when every target succeeded or already ran its image, else 1."""
-    return 0 if all(job.phase in OK_PHASES for job in state.jobs.values()) else 1
+def exit_code(state: RunState) -> ExitCode:
+    """OK when every target succeeded or already ran its image, else FAILED."""
+    return ExitCode.OK if all(job.phase in OK_PHASES for job in state.jobs.values()) else ExitCode.FAILED

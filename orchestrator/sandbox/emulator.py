@@ -175,6 +175,7 @@ def _caller(environ: dict[str, Any]) -> tuple[str, str]:
     auth = str(environ.get("HTTP_AUTHORIZATION", ""))
     parts = auth.partition("Credential=")[2].split(",", 1)[0].split("/")
     access_key, region = (parts[0], parts[2]) if len(parts) >= 3 else ("", "us-east-1")
+    # moto's own rule, read the way moto reads it: the test bed attributes requests as moto does.
     account = os.environ.get("MOTO_ACCOUNT_ID") or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
     return str(account or get_account_id_from(access_key)), region
 
