@@ -104,13 +104,12 @@ def deploy(args: argparse.Namespace) -> int:
     executor = args.executor or settings.executor
     if executor == "lambda" and not args.dry_run:
         _lambda_settings(args, settings)  # a bad ECS_FANOUT_LAMBDA_* is refused before any set-up
-    if args.skip_preflight and not (args.sandbox or args.dry_run):
-        _check_credentials(args.profile or settings.profile)  # preflight would have found out
+    if executor == "lambda" and not args.dry_run:
+        _refuse_profiles(spec, args.spec)
     return _execute(
         args,
         spec=spec,
         settings=settings,
-        planned=_plan(args, spec, run_id, region),
         run_id=run_id,
         region=region,
         profile=args.profile or settings.profile,
@@ -143,17 +142,50 @@ def _max_parallel(args: argparse.Namespace, spec: Spec, settings: Settings) -> i
     return settings.max_parallel or spec.max_parallel
 
 
-def _plan(args: argparse.Namespace, spec: Spec, run_id: str, region: str | None) -> list[PlannedJob]:
+def _plan(
+    args: argparse.Namespace, spec: Spec, run_id: str, region: str | None, aws: AwsAccess
+) -> list[PlannedJob]:
+    """The accounts of the spec's ways in (each role assumed once: exit 2 if one cannot be),
+    then the jobs: `--region` wins over the spec's regions, `region` (the environment's) fills in."""
     from orchestrator.durations import parse_duration
+    from orchestrator.errors import SpecError
+    from orchestrator.identity import identify
     from orchestrator.plan import plan_jobs
+    from orchestrator.spec_access import conflicting_access
 
     try:
         timeout_s = parse_duration(args.timeout) if args.timeout else None
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
+    accounts = identify(spec, args.spec, aws, run_id, args.region, region)
+    conflicts = conflicting_access(enumerate(spec.deploy, 1), spec, spec.region, accounts)
+    if conflicts:
+        raise SpecError(args.spec, conflicts)
     return plan_jobs(
-        spec, run_id, timeout_s=timeout_s, rollback=False if args.no_rollback else None, region=region
+        spec,
+        run_id,
+        timeout_s=timeout_s,
+        rollback=False if args.no_rollback else None,
+        region=args.region,
+        default_region=region,
+        accounts=accounts,
     )
+
+
+def _refuse_profiles(spec: Spec, spec_path: str) -> None:
+    """The lambda executor's workers run on AWS: a profile of this machine cannot reach them."""
+    from orchestrator.errors import SpecError
+    from orchestrator.spec_access import access_of
+
+    lines = [
+        f"{where}: profile {access.profile!r} with the lambda executor: profiles exist only on this "
+        "machine; give role_arn"
+        for where, access in [("top level", spec.own_access)]
+        + [(f"entry {i} ({e.label})", access_of(e, spec)) for i, e in enumerate(spec.deploy, 1)]
+        if access is not None and access.profile is not None
+    ]
+    if lines:
+        raise SpecError(spec_path, lines)
 
 
 def _lambda_settings(args: argparse.Namespace, settings: Settings) -> LambdaSettings:
@@ -162,15 +194,6 @@ def _lambda_settings(args: argparse.Namespace, settings: Settings) -> LambdaSett
     return lambda_settings.model_copy(
         update={"ephemeral_queue": args.ephemeral_queue or lambda_settings.ephemeral_queue}
     )
-
-
-def _check_credentials(profile: str | None) -> None:
-    """No credentials: one line now, rather than a failed job per service from the workers."""
-    import anyio
-
-    from worker.aws import AwsAccess
-
-    anyio.run(AwsAccess(profile=profile).check_credentials)
 
 
 def _dry_run(args: argparse.Namespace, planned: list[PlannedJob], aws: AwsAccess) -> int:
@@ -218,7 +241,6 @@ def _execute(
     *,
     spec: Spec,
     settings: Settings,
-    planned: list[PlannedJob],
     run_id: str,
     region: str | None,
     profile: str | None,
@@ -246,6 +268,7 @@ def _execute(
 
             endpoints = Endpoints(AwsAccess(profile=profile), settings.redis_url or None, region)
         redis_url, region, aws = endpoints.redis_url, endpoints.region, endpoints.aws
+        planned = _plan(args, spec, run_id, region, aws)
         if args.dry_run:
             return _dry_run(args, planned, aws)
         allowed_registries = settings.allowed_registries

@@ -26,7 +26,9 @@ from botocore.exceptions import ClientError
 
 from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
+from worker.access import CALLER, Access
 from worker.aws import AwsAccess
+from worker.credentials import Clients
 from worker.images import parse_image
 from worker.target import Target
 from worker.taskdef import build_registration, current_images, revision_diff
@@ -41,31 +43,6 @@ MAX_PARALLEL_READS = 10
 
 
 ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
-
-
-class _Clients:
-    """ECS and ECR clients per region, made when first needed and closed with `stack`."""
-
-    def __init__(self, stack: AsyncExitStack, aws: AwsAccess) -> None:
-        self._stack = stack
-        self._aws = aws
-        self._made: dict[tuple[str, str | None], Any] = {}
-        self._lock = anyio.Lock()
-
-    async def _get(self, service: str, region: str | None) -> Any:
-        async with self._lock:
-            if (service, region) not in self._made:
-                client = await self._stack.enter_async_context(self._aws.client(service, region))
-                self._made[service, region] = client
-            return self._made[service, region]
-
-    async def ecs(self, region: str | None) -> ECSClient:
-        client: ECSClient = await self._get("ecs", region)
-        return client
-
-    async def ecr(self, region: str) -> ECRClient:
-        client: ECRClient = await self._get("ecr", region)
-        return client
 
 
 @dataclass
@@ -102,14 +79,14 @@ class ServiceView:
         return all(t.fine for t in self.targets)
 
 
-async def ecr_digest(clients: _Clients, image: str) -> tuple[str, bool] | None:
+async def ecr_digest(clients: Clients, image: str, access: Access = CALLER) -> tuple[str, bool] | None:
     """What ECR (in the registry's own region) says of `image`'s tag: (digest, True) or
     (problem, False); None for an image not hosted in ECR."""
     ref = parse_image(image)
     host = ECR_HOST.match(ref.registry or "")
     if host is None or ref.tag is None:
         return None
-    ecr = await clients.ecr(host["region"])
+    ecr: ECRClient = await clients.get("ecr", host["region"], access)
     try:
         described = await ecr.describe_images(
             registryId=host["account"], repositoryName=ref.repository, imageIds=[{"imageTag": ref.tag}]
@@ -120,12 +97,12 @@ async def ecr_digest(clients: _Clients, image: str) -> tuple[str, bool] | None:
     return described["imageDetails"][0].get("imageDigest", "?"), True
 
 
-async def _describe_job(clients: _Clients, planned: PlannedJob, full: bool) -> ServiceView:
+async def _describe_job(clients: Clients, planned: PlannedJob, full: bool) -> ServiceView:
     """The service's containers now and after a deploy; with `full` (`plan`) the ECR digests
     and the revision diff too."""
     target = planned.job.target
     view = ServiceView(target, [TargetView(c.container, c.image) for c in planned.job.changes])
-    ecs = await clients.ecs(target.region)
+    ecs: ECSClient = await clients.get("ecs", target.region, planned.job.access)
     try:
         response = await ecs.describe_services(cluster=target.cluster, services=[target.service])
         services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
@@ -141,7 +118,7 @@ async def _describe_job(clients: _Clients, planned: PlannedJob, full: bool) -> S
         one.current_image = images.get(one.container)
         if one.current_image is None:
             one.problem = f"no such container in {view.revision} (has: {', '.join(images)})"
-        if full and (digest := await ecr_digest(clients, one.new_image)) is not None:
+        if full and (digest := await ecr_digest(clients, one.new_image, planned.job.access)) is not None:
             one.ecr, one.ecr_problem = (digest[0], None) if digest[1] else (None, digest[0])
     if full and view.fine:
         todo = {t.container: t.new_image for t in view.targets if not t.unchanged}
@@ -163,7 +140,7 @@ async def describe_plan(
     results: dict[int, ServiceView] = {}
     limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
     async with AsyncExitStack() as stack:
-        clients = _Clients(stack, aws)
+        clients = Clients(stack, aws, planned[0].job.run_id if planned else "dry-run")
 
         async def one(index: int, job: PlannedJob) -> None:
             async with limit:
@@ -199,7 +176,12 @@ def plain_lines(view: ServiceView) -> list[str]:
 
 def json_objects(view: ServiceView, *, full: bool) -> list[dict[str, Any]]:
     """A `target` object per container; with `full` (`plan`) a `service` object with the diff."""
-    where = {"cluster": view.target.cluster, "service": view.target.service, "region": view.target.region}
+    where = {
+        "account": view.target.account,
+        "region": view.target.region,
+        "cluster": view.target.cluster,
+        "service": view.target.service,
+    }
     objects: list[dict[str, Any]] = []
     for one in view.targets:
         target: dict[str, Any] = where | {

@@ -16,10 +16,11 @@ import anyio
 from anyio.from_thread import start_blocking_portal
 from redis.asyncio import Redis
 
+from worker.access import Access
 from worker.aws import AwsAccess
 from worker.contract import DeployJob
+from worker.credentials import Clients
 from worker.engine import Deployer
-from worker.target import Target
 
 __all__ = ["LocalExecutor"]
 
@@ -76,13 +77,15 @@ class LocalExecutor:
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
             async with AsyncExitStack() as stack:
-                deployers = _Deployers(stack, self._aws, redis, self._allowed_registries)
+                run_id = jobs[0].run_id if jobs else "local"
+                clients = Clients(stack, self._aws, run_id)
+                deployers = _Deployers(clients, redis, self._allowed_registries)
 
                 async def run_one(job: DeployJob) -> None:
                     async with limit:
                         on_start(job)
                         try:
-                            await (await deployers.get(job.target)).run(job)
+                            await (await deployers.get(job)).run(job)
                         except Exception as exc:  # a crash must end the job visibly, not kill the run
                             log.exception("worker for %s crashed", job.target)
                             on_failed(job, f"worker crashed: {exc!r}")
@@ -96,25 +99,24 @@ class LocalExecutor:
 
 
 class _Deployers:
-    """One deployer (one ECS client) per account and region, made when a job first needs it."""
+    """One deployer (one ECS client, the job's access) per account and region, made when a job
+    first needs it; its throttling budget is that account's and region's."""
 
-    def __init__(
-        self, stack: AsyncExitStack, aws: AwsAccess, redis: Redis, allowed_registries: Sequence[str]
-    ) -> None:
-        self._stack = stack
-        self._aws = aws
+    def __init__(self, clients: Clients, redis: Redis, allowed_registries: Sequence[str]) -> None:
+        self._clients = clients
         self._redis = redis
         self._allowed_registries = allowed_registries
-        self._made: dict[str, Deployer] = {}
+        self._made: dict[tuple[str, Access], Deployer] = {}
         self._lock = anyio.Lock()
 
-    async def get(self, target: Target) -> Deployer:
+    async def get(self, job: DeployJob) -> Deployer:
+        target = job.target
         async with self._lock:
-            deployer = self._made.get(target.scope)
+            deployer = self._made.get((target.scope, job.access))
             if deployer is None:
-                ecs = await self._stack.enter_async_context(self._aws.ecs(target.region))
-                deployer = self._made[target.scope] = Deployer.on_redis(
-                    ecs, self._redis, region=target.region, allowed_registries=self._allowed_registries
+                ecs = await self._clients.get("ecs", target.region, job.access)
+                deployer = self._made[target.scope, job.access] = Deployer.on_redis(
+                    ecs, self._redis, scope=target.scope, allowed_registries=self._allowed_registries
                 )
             return deployer
 

@@ -16,6 +16,7 @@ import hashlib
 import math
 import secrets
 import string
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.errors import ConfigError
 from orchestrator.spec import DeployEntry, Spec
+from orchestrator.spec_access import access_of, region_of
+from worker.access import Access
 from worker.contract import ContainerChange, DeployJob, JobOptions
 from worker.target import Target
 
@@ -75,36 +78,51 @@ def plan_jobs(
     timeout_s: float | None = None,
     rollback: bool | None = None,
     region: str | None = None,
+    default_region: str | None = None,
+    accounts: Mapping[Access, str] | None = None,
     wait: bool = True,
 ) -> list[PlannedJob]:
     """One job per target of `spec`, in the order the spec first names them.
 
     `timeout_s`, `rollback` and `region`, when given, win over the spec (defaults and
-    per-entry overrides alike). `wait` False (`--no-wait`): a job whose service another run is
-    deploying fails at once, changing nothing, instead of waiting for that run to finish it.
-    Raises ConfigError for a run id that cannot make job ids or a non-positive timeout.
+    per-entry overrides alike); `default_region` (the environment's) is for entries the spec
+    gives none. `accounts` says which account each way in reaches (`orchestrator.identity`);
+    without it only a role's account is known. `wait` False (`--no-wait`): a job whose service
+    another run is deploying fails at once, changing nothing, instead of waiting for that run
+    to finish it. Raises ConfigError for a run id that cannot make job ids or a non-positive
+    timeout.
     """
     _check_run_id(run_id)
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, got {timeout_s!r}")
-    services: dict[str, tuple[Target, list[DeployEntry]]] = {}  # by key: an ARN and a name agree
+    # by key and way in: an ARN and a name agree; two ways into one account the spec refused
+    services: dict[tuple[str, Access], tuple[Target, Access, list[DeployEntry]]] = {}
     for entry in spec.deploy:
-        target = Target(cluster=entry.cluster, service=entry.service, region=region or spec.region)
-        services.setdefault(target.key, (target, []))[1].append(entry)
+        access = access_of(entry, spec)
+        account = accounts[access] if accounts is not None else access.account
+        target = Target(
+            cluster=entry.cluster,
+            service=entry.service,
+            region=region or region_of(entry, spec.region) or default_region,
+            account=account,
+        )
+        services.setdefault((target.key, access), (target, access, []))[2].append(entry)
     options: dict[tuple[float | None, bool | None], JobOptions] = {}  # one per distinct override
     planned: list[PlannedJob] = []
-    for target, entries in services.values():
+    for target, access, entries in services.values():
         overrides = (
             next((e.timeout for e in entries if e.timeout is not None), None),
             next((e.rollback for e in entries if e.rollback is not None), None),
         )
         if overrides not in options:
             options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait)
-        planned.append(_planned(run_id, target, entries, options[overrides]))
+        planned.append(_planned(run_id, target, access, entries, options[overrides]))
     return planned
 
 
-def _planned(run_id: str, target: Target, entries: list[DeployEntry], options: JobOptions) -> PlannedJob:
+def _planned(
+    run_id: str, target: Target, access: Access, entries: list[DeployEntry], options: JobOptions
+) -> PlannedJob:
     images: dict[str, str] = {}
     for entry in entries:  # the spec refused one container with two images: keep the first
         images.setdefault(entry.container, entry.reference)
@@ -112,6 +130,7 @@ def _planned(run_id: str, target: Target, entries: list[DeployEntry], options: J
         run_id=run_id,
         job_id=_job_id(run_id, target),  # the run id was checked once, in plan_jobs
         target=target,
+        access=access,
         changes=tuple(ContainerChange(container=name, image=image) for name, image in images.items()),
         options=options,
     )

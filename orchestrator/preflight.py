@@ -26,9 +26,11 @@ from orchestrator.boundary import client_error_fix
 from orchestrator.dryrun import ECR_HOST
 from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob
+from worker.access import Access
 from worker.aws import AwsAccess
 from worker.aws_errors import error_message
 from worker.contract import ContainerChange
+from worker.credentials import Clients
 from worker.ecs_calls import controller_problem
 from worker.images import ImageRef, parse_image
 from worker.registries import refused_images, registry_of
@@ -75,9 +77,9 @@ def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
 class _Checker:
     """What ECS says of the targets of one account and region (and ECR of their images)."""
 
-    def __init__(self, ecs: ECSClient, ecr: dict[str, ECRClient]) -> None:
+    def __init__(self, ecs: ECSClient, ecr: dict[tuple[Access, str], ECRClient]) -> None:
         self._ecs = ecs
-        self._ecr = ecr  # per region: an image's ECR client is the one of its registry's region
+        self._ecr = ecr  # per way in and region: an image's registry's account and region
         self._limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
         self.clusters: dict[str, str] = {}  # cluster -> problem ("" when fine)
         self.services: dict[Target, dict[str, Any] | str] = {}  # service or problem
@@ -123,11 +125,11 @@ class _Checker:
                 return
         self.containers[arn] = set(current_images(described["taskDefinition"]))
 
-    async def ecr_image(self, image: str, ref: ImageRef, account: str, region: str) -> None:
+    async def ecr_image(self, image: str, ref: ImageRef, account: str, region: str, access: Access) -> None:
         image_id: Any = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag}
         async with self._limit:
             try:
-                described = await self._ecr[region].describe_images(
+                described = await self._ecr[access, region].describe_images(
                     registryId=account, repositoryName=ref.repository, imageIds=[image_id]
                 )
             except ClientError as exc:
@@ -161,10 +163,26 @@ class _Checker:
         return digest[1:] if digest.startswith("!") else None
 
 
+EcrLocation = tuple[ImageRef, str, str, Access]  # reference, registry account and region, way in
+
+
 def _ecr_location(image: str) -> tuple[ImageRef, str, str] | None:
     ref = parse_image(image)
     host = ECR_HOST.match(ref.registry or "")
     return None if host is None else (ref, host["account"], host["region"])
+
+
+def ecr_locations(jobs: Sequence[PlannedJob]) -> dict[str, EcrLocation]:
+    """Where each ECR image is checked: in its registry's own account and region, through the way
+    in the plan has for that account (cross-account pulls are common), else its target's."""
+    into = {p.target.account: p.job.access for p in reversed(jobs) if p.target.account}  # first wins
+    found: dict[str, EcrLocation] = {}
+    for p in jobs:
+        for change in p.job.changes:
+            location = _ecr_location(change.image)
+            if location is not None and change.image not in found:
+                found[change.image] = (*location, into.get(location[1], p.job.access))
+    return found
 
 
 def _pinned(job: PlannedJob, digests: dict[str, str]) -> PlannedJob:
@@ -176,9 +194,7 @@ def _pinned(job: PlannedJob, digests: dict[str, str]) -> PlannedJob:
     return job.model_copy(update={"job": job.job.model_copy(update={"changes": changes})})
 
 
-async def _check(
-    checker: _Checker, targets: Sequence[Target], in_ecr: dict[str, tuple[ImageRef, str, str]]
-) -> _Checker:
+async def _check(checker: _Checker, targets: Sequence[Target], in_ecr: dict[str, EcrLocation]) -> _Checker:
     """Clusters first (a missing one fails DescribeServices as a whole), then services (10 a
     call) and ECR images side by side, then the task definitions the services run."""
     by_cluster: dict[str, list[Target]] = {}
@@ -199,21 +215,24 @@ async def _check(
 
 
 async def _check_scopes(
-    aws: AwsAccess, jobs: Sequence[PlannedJob], in_ecr: dict[str, tuple[ImageRef, str, str]]
+    aws: AwsAccess, jobs: Sequence[PlannedJob], in_ecr: dict[str, EcrLocation]
 ) -> dict[str, _Checker]:
-    """One checker per account and region, side by side; ECR read once, in the first."""
-    by_scope: dict[str, list[Target]] = {}
+    """One checker per account and region (with that account's way in), side by side; ECR read
+    once, in the first."""
+    by_scope: dict[str, tuple[Access, list[Target]]] = {}
     for p in jobs:
-        by_scope.setdefault(p.target.scope, []).append(p.target)
+        by_scope.setdefault(p.target.scope, (p.job.access, []))[1].append(p.target)
     checkers: dict[str, _Checker] = {}
+    run_id = jobs[0].job.run_id if jobs else "preflight"
     async with AsyncExitStack() as stack:
+        clients = Clients(stack, aws, run_id)
         ecr = {
-            ecr_region: await stack.enter_async_context(aws.ecr(ecr_region))
-            for ecr_region in {location[2] for location in in_ecr.values()}
+            (access, region): await clients.get("ecr", region, access)
+            for access, region in {(location[3], location[2]) for location in in_ecr.values()}
         }
         async with anyio.create_task_group() as tg:
-            for index, (scope, targets) in enumerate(by_scope.items()):
-                ecs = await stack.enter_async_context(aws.ecs(targets[0].region))
+            for index, (scope, (access, targets)) in enumerate(by_scope.items()):
+                ecs = await clients.get("ecs", targets[0].region, access)
                 checkers[scope] = _Checker(ecs, ecr)
                 tg.start_soon(_check, checkers[scope], targets, in_ecr if index == 0 else {})
     return checkers
@@ -228,9 +247,7 @@ async def preflight(
 ) -> PreflightResult:
     """Check every target; the plan (pinned when asked) and every problem found."""
     jobs = [p for p in planned if p.job.changes]  # a revert's revision existed when it was recorded
-    in_ecr = {
-        image: location for p in jobs for c in p.job.changes if (location := _ecr_location(image := c.image))
-    }
+    in_ecr = ecr_locations(jobs)
     try:
         checkers = await _check_scopes(aws, jobs, in_ecr)
     except* (ClientError, BotoCoreError) as failures:

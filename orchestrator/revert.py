@@ -33,6 +33,7 @@ def _revert(planned: PlannedJob, previous: str, run_id: str, region: str | None)
             run_id=run_id,
             job_id=job_id_for(run_id, target),
             target=target,
+            access=job.access,  # the same way into the same account as the run that changed it
             revision=previous,
             # Never "roll back the rollback": a failed revert is reported as it is.
             options=job.options.model_copy(update={"rollback": False}),

@@ -50,7 +50,9 @@ from pydantic_core import ErrorDetails
 from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.regions import check_region
+from orchestrator.spec_access import Reach, access_conflicts, access_of, region_of
 from orchestrator.spec_files import read_spec_data
+from worker.access import Access
 from worker.images import ImageRefError, compose_image, parse_image
 
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
@@ -86,8 +88,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Defaults(_Model):
-    """The top-level settings; every field has a default."""
+class Defaults(_Model, Reach):
+    """The top-level settings; every field has a default. `Reach`: role_arn, external_id, profile."""
 
     region: Region | None = None
     timeout: Seconds = 900.0
@@ -109,8 +111,9 @@ class Defaults(_Model):
         return self
 
 
-class DeployEntry(_Model):
-    """One container of one service and the image it must run."""
+class DeployEntry(_Model, Reach):
+    """One container of one service and the image it must run; `region` and the `Reach` fields
+    (role_arn, external_id, profile) override the top level's (orchestrator.spec_access)."""
 
     cluster: Name
     service: Name
@@ -120,6 +123,7 @@ class DeployEntry(_Model):
     digest: str | None = None
     timeout: Seconds | None = None
     rollback: bool | None = None
+    region: Region | None = None
 
     @model_validator(mode="after")
     def _valid_reference(self) -> Self:
@@ -172,7 +176,7 @@ class Spec(Defaults):
 
     @model_validator(mode="after")
     def _consistent_entries(self) -> Self:
-        problems = _cross_entry_problems(list(enumerate(self.deploy, 1)))
+        problems = _cross_entry_problems(list(enumerate(self.deploy, 1)), self, self.region)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -180,7 +184,7 @@ class Spec(Defaults):
 
 _ENTRY_KEYS = tuple(DeployEntry.model_fields)
 _TOP_KEYS = (*Defaults.model_fields, "deploy")
-_OVERRIDES = ("timeout", "rollback")
+_OVERRIDES = ("timeout", "rollback")  # a region or a way in makes another service: no conflict
 _SELF_EXPLAINED = frozenset({"image"})  # their messages name the field and the value
 _KINDS: dict[type, str] = {
     str: "a string",
@@ -242,7 +246,8 @@ def _validate(data: object, path: str) -> Spec:
         except ValidationError as error:
             label = f"entry {index} ({_raw_label(raw)})"
             problems += (f"{label}: {_describe(e, _ENTRY_KEYS)}" for e in error.errors())
-    problems += _cross_entry_problems(entries)
+    reach = defaults or Reach()
+    problems += _cross_entry_problems(entries, reach, defaults.region if defaults else None)
     if problems or defaults is None:
         raise SpecError(path, problems)
     try:
@@ -286,14 +291,21 @@ def _last_part(name_or_arn: str) -> str:
     return name_or_arn.rsplit("/", 1)[-1]
 
 
-def _cross_entry_problems(entries: Sequence[tuple[int, DeployEntry]]) -> list[str]:
-    """Conflicts between entries: one container with two images, one service with two overrides."""
-    problems: list[str] = []
-    images: dict[tuple[str, str, str], tuple[int, str]] = {}
-    overrides: dict[tuple[str, str, str], tuple[int, DeployEntry]] = {}  # (cluster, service, name)
+def _cross_entry_problems(
+    entries: Sequence[tuple[int, DeployEntry]], top: Reach, top_region: str | None
+) -> list[str]:
+    """Conflicts between entries: one container with two images, one service with two overrides
+    or two ways in. Entries in two regions, or reached two ways, are two services."""
+    problems: list[str] = access_conflicts(entries, top, top_region)
+    Where = tuple[str | None, Access]
+    images: dict[tuple[Where, str, str, str], tuple[int, str]] = {}
+    overrides: dict[
+        tuple[Where, str, str, str], tuple[int, DeployEntry]
+    ] = {}  # (where, cluster, service, name)
     for index, entry in entries:  # one pass, dictionaries only: linear in the number of entries
         reference = entry.reference
-        first = images.setdefault(entry.container_id, (index, reference))
+        where = (region_of(entry, top_region), access_of(entry, top))
+        first = images.setdefault((where, *entry.container_id), (index, reference))
         if first[1] != reference:
             problems.append(
                 f"entry {index} ({entry.label}): image {reference!r} conflicts with entry {first[0]}, "
@@ -303,13 +315,13 @@ def _cross_entry_problems(entries: Sequence[tuple[int, DeployEntry]]) -> list[st
             value = getattr(entry, name)
             if value is None:
                 continue
-            slot = (*entry.container_id[:2], name)
+            slot = (where, *entry.container_id[:2], name)
             earlier_index, earlier = overrides.setdefault(slot, (index, entry))
             if getattr(earlier, name) != value:
                 problems.append(
                     f"entry {index} ({entry.label}): {name} = {_show(value)} conflicts with entry "
                     f"{earlier_index} ({earlier.label}), which sets {_show(getattr(earlier, name))} "
-                    f"for the same service {slot[0]}/{slot[1]}"
+                    f"for the same service {slot[1]}/{slot[2]}"
                 )
     return problems
 

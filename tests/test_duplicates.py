@@ -63,7 +63,7 @@ def make_job(service: str, image: str = NEW, **options: Any) -> DeployJob:
     return DeployJob(
         run_id=RUN_ID,
         job_id=f"{RUN_ID}:{service}",
-        target=Target(cluster=CLUSTER, service=service, region=REGION),
+        target=Target(cluster=CLUSTER, service=service, scope=f"-/{REGION}"),
         changes=(ContainerChange(container="app", image=image),),
         options=FAST.model_copy(update=options),
     )
@@ -213,7 +213,7 @@ class TripleDelivery:
         on_failed: Callable[[DeployJob, str], None],
     ) -> None:
         async with AwsAccess().ecs(REGION) as ecs:
-            deployer = Deployer.on_redis(ecs, self._redis, region=REGION)
+            deployer = Deployer.on_redis(ecs, self._redis, scope=f"-/{REGION}")
 
             async def deliver(job: DeployJob) -> None:
                 self.outcomes.setdefault(job.job_id, []).append(await deployer.run(job))
@@ -276,7 +276,7 @@ async def test_deliveries_one_after_another_are_all_told_the_job_ended(
     seed(aws, "api")
     job = make_job("api")
     async with AwsAccess().ecs(REGION) as ecs:
-        deployer = Deployer.on_redis(ecs, redis, region=REGION)  # the default lease: 60 s at least
+        deployer = Deployer.on_redis(ecs, redis, scope=f"-/{REGION}")  # the default lease: 60 s at least
         outcomes = [await deployer.run(job) for _ in range(3)]
     assert outcomes == [Phase.SUCCEEDED] * 3
     assert not await redis.exists(job_lease(job.run_id, job.job_id)), "a duplicate left the lease held"
@@ -358,7 +358,7 @@ async def test_error_before_update_service_says_nothing_was_changed(aws: AwsEmul
     before = service_task_definition(aws, "api")
     aws.inject_fault("DescribeTaskDefinition", 403)  # not retried: AccessDeniedException
     async with AwsAccess().ecs(REGION) as ecs:
-        assert await Deployer.on_redis(ecs, redis, region=REGION).run(make_job("api")) is Phase.FAILED
+        assert await Deployer.on_redis(ecs, redis, scope=f"-/{REGION}").run(make_job("api")) is Phase.FAILED
     assert not aws.pending_faults(), "the fault was never reached: the test proves nothing"
     message = await last_message(redis)
     assert "AccessDeniedException" in message and "nothing was changed" in message, message
@@ -386,7 +386,7 @@ async def test_no_credentials_says_how_to_give_them_and_that_nothing_was_changed
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     requests_before = aws.request_counts()
     async with AwsAccess().ecs(REGION) as ecs:
-        assert await Deployer.on_redis(ecs, redis, region=REGION).run(make_job("api")) is Phase.FAILED
+        assert await Deployer.on_redis(ecs, redis, scope=f"-/{REGION}").run(make_job("api")) is Phase.FAILED
     assert aws.request_counts() == requests_before, "a request reached AWS: credentials were found"
     message = await last_message(redis)
     assert "Unable to locate credentials" in message and "nothing was changed" in message, message

@@ -111,7 +111,7 @@ async def test_success_deregisters_old_revisions_but_not_the_rollback_target(
         )
     deploy = job(keep_revisions=2)
     async with AwsAccess().ecs(REGION) as ecs_api:
-        assert await Deployer.on_redis(ecs_api, redis, region=REGION).run(deploy) is Phase.SUCCEEDED
+        assert await Deployer.on_redis(ecs_api, redis, scope=f"-/{REGION}").run(deploy) is Phase.SUCCEEDED
 
     # api:5 is live; the newest two are 5 and 4; api:1 is what a rollback would put back.
     assert active_revisions(aws, "api") == [1, 4, 5]
@@ -123,7 +123,7 @@ async def test_success_deregisters_old_revisions_but_not_the_rollback_target(
 async def test_no_revision_is_deregistered_unless_asked(aws: AwsEmulator, redis: Redis) -> None:
     seed(aws)
     async with AwsAccess().ecs(REGION) as ecs_api:
-        assert await Deployer.on_redis(ecs_api, redis, region=REGION).run(job()) is Phase.SUCCEEDED
+        assert await Deployer.on_redis(ecs_api, redis, scope=f"-/{REGION}").run(job()) is Phase.SUCCEEDED
     assert active_revisions(aws, "api") == [1, 2]
     assert aws.request_counts().get("DeregisterTaskDefinition") is None
 

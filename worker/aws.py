@@ -20,8 +20,11 @@ from aiobotocore.retries.standard import (
     AioRetryPolicy,
     AioStandardRetryConditions,
 )
+from botocore.credentials import CredentialProvider
 from botocore.retries.quota import RetryQuota
 from botocore.retries.standard import ExponentialBackoff, RetryEventAdapter, RetryQuotaChecker
+
+from worker.access import Access
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
@@ -118,6 +121,20 @@ def few_attempts_when_unreachable(client: Any) -> None:
     client.meta.events.register(f"needs-retry.{name}", handler.needs_retry, unique_id=unique_id)
 
 
+class _Given(CredentialProvider):
+    """A credential provider that hands over credentials already made (an assumed role's)."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "ecs-fanout"
+
+    def __init__(self, credentials: Any) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    async def load(self) -> Any:
+        return self._credentials
+
+
 @dataclass(frozen=True)
 class AwsAccess:
     """The credential chain's profile and, for a test bed, an endpoint and throw-away keys."""
@@ -126,12 +143,23 @@ class AwsAccess:
     endpoint_url: str | None = None
     static_credentials: tuple[str, str] | None = None  # (key id, secret): the sandbox's only
 
-    def _session(self, region: str | None) -> Any:
+    def _session(self, region: str | None, access: Access | None = None, credentials: Any = None) -> Any:
+        """A session with the caller's credentials, `access`'s profile, or `credentials` (an
+        assumed role's, refreshable: `worker.credentials`)."""
         import aioboto3  # deferred: `--help` and the pure modules must not pay for it
 
-        key_id, secret = self.static_credentials or (None, None)
+        profile = access.profile if access is not None and access.profile else self.profile
+        if credentials is not None:
+            from aiobotocore.credentials import AioCredentialResolver
+            from aiobotocore.session import AioSession
+
+            core = AioSession()
+            core.register_component("credential_provider", AioCredentialResolver([_Given(credentials)]))
+            return aioboto3.Session(botocore_session=core, region_name=region)
+        own_keys = self.static_credentials if not (access and access.profile) else None
+        key_id, secret = own_keys or (None, None)
         return aioboto3.Session(
-            profile_name=self.profile,
+            profile_name=profile,
             region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
@@ -146,9 +174,12 @@ class AwsAccess:
             raise NoCredentialsError()
 
     @asynccontextmanager
-    async def client(self, service: str, region: str | None) -> AsyncIterator[Any]:
-        """An aioboto3 client of `service` with our retry settings (typed by the wrappers)."""
-        session = self._session(region)
+    async def client(
+        self, service: str, region: str | None, access: Access | None = None, credentials: Any = None
+    ) -> AsyncIterator[Any]:
+        """An aioboto3 client of `service` with our retry settings (typed by the wrappers): with
+        the caller's credentials, `access`'s profile, or the `credentials` given (a role's)."""
+        session = self._session(region, access, credentials)
         async with session.client(service, config=retry_config(), endpoint_url=self.endpoint_url) as client:
             few_attempts_when_unreachable(client)
             yield client

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from worker.access import CALLER, Access
 from worker.target import Target
 
 __all__ = [
@@ -94,6 +95,8 @@ class DeployJob(_Strict):
     run_id: str = Field(min_length=1)
     job_id: str = Field(min_length=1)
     target: Target
+    # How to reach the target's account: a role to assume (never credentials), or the caller's.
+    access: Access = CALLER
     changes: tuple[ContainerChange, ...] = ()
     # A revert: put the service on exactly this existing revision (`changes` stay empty).
     revision: str | None = None

@@ -74,15 +74,16 @@ class Deployer:
 
     @classmethod
     def on_redis(
-        cls, ecs: ECSClient, redis: Redis, *, region: str | None, allowed_registries: Sequence[str] = ()
+        cls, ecs: ECSClient, redis: Redis, *, scope: str, allowed_registries: Sequence[str] = ()
     ) -> Deployer:
-        """A deployer whose ledger, events and throttling budget (ECS's buckets for `region`)
-        all live in `redis`: how the local executor and the Lambda handler make theirs."""
+        """A deployer whose ledger, events and throttling budget (ECS's buckets of `scope`, a
+        `Target.scope`: one account and region) all live in `redis`: how the local executor and
+        the Lambda handler make theirs."""
         return cls(
             ecs,
             JobLedger(redis),
             EventPublisher(redis),
-            budget=ApiBudget(redis, region or "default", ECS_BUCKETS),
+            budget=ApiBudget(redis, scope, ECS_BUCKETS),
             allowed_registries=allowed_registries,
         )
 

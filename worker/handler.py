@@ -23,8 +23,10 @@ import anyio
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from worker.access import Access
 from worker.aws import AwsAccess
 from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
+from worker.credentials import Clients
 from worker.engine import Deployer
 from worker.publisher import EventPublisher, connect_redis
 from worker.settings import WorkerSettings
@@ -140,7 +142,8 @@ class _Batch:
         self._stack = AsyncExitStack()
         self._lock = anyio.Lock()
         self._redis: Redis | None = None
-        self._deployers: dict[str | None, Deployer] = {}
+        self._deployers: dict[tuple[str, Access], Deployer] = {}
+        self._clients: Clients | None = None
         self._sqs: dict[str, SQSClient] = {}
         self._urls: dict[str, str] = {}  # queue ARN -> URL
         self._dlqs: dict[str, str | None] = {}  # source queue ARN -> DLQ URL
@@ -165,7 +168,7 @@ class _Batch:
         if time.time() >= self.hand_over_at:  # no time left even to start: pass it on untouched
             await self._continue(record, job)
             return
-        deployer = await self._deployer(job.target.region or self._settings.region)
+        deployer = await self._deployer(job)
         phase = await deployer.run(job, hand_over_at=self.hand_over_at)
         log.info("record %s: job %s %s", record["messageId"], job.job_id, phase or "owned elsewhere")
         if phase is Phase.HANDED_OVER:
@@ -219,14 +222,22 @@ class _Batch:
             self._redis = connect_redis(url)
         return self._redis
 
-    async def _deployer(self, region: str | None) -> Deployer:
+    async def _deployer(self, job: DeployJob) -> Deployer:
+        """One deployer per account and region (and access): the job's role, assumed here with
+        the function's own credentials and refreshed while the batch runs."""
+        region = job.target.region or self._settings.region
+        scope = job.target.model_copy(update={"region": region}).scope
         async with self._lock:
-            deployer = self._deployers.get(region)
+            deployer = self._deployers.get((scope, job.access))
             if deployer is None:
-                redis = self._redis_client()
-                ecs = await self._stack.enter_async_context(self._aws.ecs(region))
-                deployer = self._deployers[region] = Deployer.on_redis(
-                    ecs, redis, region=region, allowed_registries=self._settings.allowed_registries
+                if self._clients is None:
+                    self._clients = Clients(self._stack, self._aws, job.run_id)
+                ecs = await self._clients.get("ecs", region, job.access)
+                deployer = self._deployers[scope, job.access] = Deployer.on_redis(
+                    ecs,
+                    self._redis_client(),
+                    scope=scope,
+                    allowed_registries=self._settings.allowed_registries,
                 )
             return deployer
 

@@ -24,12 +24,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
+from moto.core.utils import utcnow
 from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from orchestrator.sandbox.simulator import RolloutScenario, RolloutSimulator
+from orchestrator.sandbox.sts_hooks import RULES, install_sts_hooks
 
 __all__ = ["DEFAULT_ECS_BUCKETS", "AwsEmulator", "sandbox_aws_env"]
 
@@ -124,6 +126,14 @@ class _Middleware:
         action, json_protocol = _action(environ)
         if action is None:
             return self.app(environ, start_response)
+        if RULES.expired(_access_key(environ), utcnow()):  # AWS refuses an expired session
+            return _error(
+                start_response,
+                400,
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+                json_protocol,
+            )
         with self._lock:
             self._counts[action] += 1
             faults = self._faults.get(action)
@@ -167,6 +177,11 @@ def _action(environ: dict[str, Any]) -> tuple[str | None, bool]:
         if "Action" in form:
             return form["Action"][0], False
     return None, False  # REST APIs (Lambda, S3) and moto's own API: not counted
+
+
+def _access_key(environ: dict[str, Any]) -> str:
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    return auth.partition("Credential=")[2].split("/", 1)[0]
 
 
 def _caller(environ: dict[str, Any]) -> tuple[str, str]:
@@ -250,6 +265,7 @@ class AwsEmulator:
         if self._server is not None:
             return self
         self.simulator.install()
+        install_sts_hooks()
         # make_server binds at once (port 0 = a free port), so the URL is valid when we return
         self._server = make_server(
             self._host, self._port, self._middleware, threaded=True, request_handler=_QuietHandler
@@ -282,6 +298,7 @@ class AwsEmulator:
         The scenario stays: `set_scenario` changes it.
         """
         moto_api_backend.reset()
+        RULES.reset()
         self._middleware.reset()
         self._middleware.configure(*self._throttle_config)
         if self._server is not None:
@@ -289,6 +306,15 @@ class AwsEmulator:
 
     def set_scenario(self, scenario: RolloutScenario) -> None:
         self.simulator.scenario = scenario
+
+    def set_role_sessions(self, seconds: int | None) -> None:
+        """Assumed-role credentials last at most `seconds` (None: as asked, an hour by default);
+        expired ones are refused with ExpiredTokenException, as AWS does."""
+        RULES.session_s = seconds
+
+    def assumed_roles(self) -> list[str]:
+        """The role ARN of every AssumeRole answered since the last reset, in order."""
+        return RULES.assumed()
 
     def set_throttling(self, enabled: bool, buckets: Mapping[str, tuple[float, float]] | None = None) -> None:
         """Switch ECS throttling on or off; `buckets` (action -> (burst, rate)) replaces the table."""

@@ -17,9 +17,49 @@ from typing import Any
 
 from botocore.session import Session, get_session
 
-__all__ = ["SeededService", "seed_images", "seed_services"]
+__all__ = ["SeededService", "client_options", "seed_images", "seed_role", "seed_services"]
 
 SeededService = tuple[str, str, Mapping[str, str]]  # (cluster, service, {container: image})
+TRUST_ANY_ACCOUNT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+)
+
+
+def client_options(
+    endpoint_url: str, region: str, role_arn: str | None = None, session: Session | None = None
+) -> dict[str, Any]:
+    """Client arguments for the emulator: throw-away keys, or `role_arn`'s assumed credentials
+    (the emulator then keeps what the client creates in the role's account)."""
+    options: dict[str, Any] = {
+        "endpoint_url": endpoint_url,
+        "region_name": region,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    if role_arn is None:
+        return options
+    sts: Any = (session or get_session()).create_client("sts", **options)
+    given = sts.assume_role(RoleArn=role_arn, RoleSessionName="ecs-fanout-seed")["Credentials"]
+    return options | {
+        "aws_access_key_id": given["AccessKeyId"],
+        "aws_secret_access_key": given["SecretAccessKey"],
+        "aws_session_token": given["SessionToken"],
+    }
+
+
+def seed_role(endpoint_url: str, account: str, name: str, session: Session | None = None) -> str:
+    """Create role `name` in `account`'s IAM (anyone may assume it); its ARN."""
+    iam: Any = (session or get_session()).create_client("iam", **client_options(endpoint_url, "us-east-1"))
+
+    def in_account(request: Any, **_: Any) -> None:
+        request.headers["x-moto-account-id"] = account  # moto's way to act as another account
+
+    iam.meta.events.register("before-sign.iam.*", in_account)
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_ANY_ACCOUNT)["Role"]
+    return str(role["Arn"])
 
 
 def seed_services(
@@ -29,19 +69,15 @@ def seed_services(
     circuit_breaker: bool = True,
     desired_count: int = 2,
     session: Session | None = None,
+    role_arn: str | None = None,
 ) -> list[str]:
     """Create every cluster and service (family = service name); return the services' ARNs.
 
-    Pass a `session` to reuse its loaded service models (a fresh one takes a few 100 ms).
+    Pass a `session` to reuse its loaded service models (a fresh one takes a few 100 ms), and
+    `role_arn` to create them in that role's account.
     """
     session = session or get_session()
-    options: dict[str, Any] = {
-        "endpoint_url": endpoint_url,
-        "region_name": region,
-        "aws_access_key_id": "testing",
-        "aws_secret_access_key": "testing",
-    }
-    ecs: Any = session.create_client("ecs", **options)
+    ecs: Any = session.create_client("ecs", **client_options(endpoint_url, region, role_arn, session))
     clusters: set[str] = set()
     arns: list[str] = []
     for cluster, service, containers in services:
@@ -79,20 +115,18 @@ def seed_services(
 
 
 def seed_images(
-    endpoint_url: str, region: str, images: Sequence[str], session: Session | None = None
+    endpoint_url: str,
+    region: str,
+    images: Sequence[str],
+    session: Session | None = None,
+    role_arn: str | None = None,
 ) -> None:
     """Push a (synthetic) manifest for every image hosted in ECR (by tag, or by the digest it is
     pinned to), so that ECR answers for it as for a pushed image; images elsewhere are left alone."""
     from worker.images import parse_image
 
     session = session or get_session()
-    ecr: Any = session.create_client(
-        "ecr",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    ecr: Any = session.create_client("ecr", **client_options(endpoint_url, region, role_arn, session))
     for image in dict.fromkeys(images):  # once each: ECR refuses the same image twice
         ref = parse_image(image)
         if ".dkr.ecr." not in (ref.registry or ""):

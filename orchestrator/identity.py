@@ -1,0 +1,124 @@
+"""Which account each way in reaches, before anything is planned.
+
+A role's account is in its ARN, but a role that cannot be assumed must refuse the run before
+anything changes, so every role is assumed once here (read-only: AssumeRole changes nothing).
+A profile's account, and the caller's, only STS knows: `GetCallerIdentity`. Every distinct way
+in is asked once, all of them side by side. A role that cannot be assumed or a profile that
+does not resolve is one line naming it and AWS's answer (`IdentityError`, exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import Spec
+from orchestrator.spec_access import access_of, region_of
+from worker.access import Access, session_name
+from worker.aws import AwsAccess
+from worker.aws_errors import error_message
+from worker.credentials import STS_REGION, assume_role
+
+__all__ = ["IdentityError", "accesses_of", "identify", "refusal_line", "resolve_accounts"]
+
+
+class IdentityError(SpecError):
+    """Ways in that do not work: roles that cannot be assumed, profiles that do not resolve."""
+
+
+def accesses_of(
+    spec: Spec, region: str | None = None, default_region: str | None = None
+) -> dict[Access, str]:
+    """Every distinct way in the spec's entries use, in the order they first appear, with the
+    region of its first entry (`region` wins, `default_region` fills in) for STS to answer in.
+    No region at all is botocore's NoRegionError, which the CLI's boundary explains."""
+    from botocore.exceptions import NoRegionError
+
+    found: dict[Access, str] = {}
+    for entry in spec.deploy:
+        access = access_of(entry, spec)
+        if access not in found:
+            where = region or region_of(entry, spec.region) or default_region
+            if where is None:
+                raise NoRegionError()
+            found[access] = where
+    return found
+
+
+def refusal_line(access: Access, reason: str) -> str:
+    """What is said of a way in that does not work."""
+    if access.role_arn is not None:
+        return f"role {access.role_arn} cannot be assumed: {reason}"
+    if access.profile is not None:
+        return f"profile {access.profile!r} does not resolve: {reason}"
+    return f"the caller's credentials do not work: {reason}"
+
+
+async def _account(aws: AwsAccess, access: Access, name: str, region: str) -> str:
+    if access.role_arn is not None:
+        await assume_role(aws, access, name, region)  # the check: the metadata is dropped
+        account = access.account
+        assert account is not None
+        return account
+    async with aws.client("sts", region, access) as sts:
+        answer = await sts.get_caller_identity()
+    return str(answer["Account"])
+
+
+async def resolve_accounts(
+    aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str
+) -> tuple[dict[Access, str], list[str]]:
+    """(account per way in, a refusal line per way in that does not work), asking STS once per
+    way in (in the region given with it), side by side. No credentials at all is raised as
+    botocore's NoCredentialsError."""
+    accounts: dict[Access, str] = {}
+    refusals: dict[Access, str] = {}
+    name = session_name(run_id)
+    wanted = list(accesses)
+
+    async def one(access: Access) -> None:
+        try:
+            accounts[access] = await _account(aws, access, name, accesses[access] or STS_REGION)
+        except NoCredentialsError:
+            if access.profile is None:
+                raise  # nothing to assume with: the CLI's boundary says how to give credentials
+            refusals[access] = refusal_line(access, "the profile has no credentials")
+        except ClientError as exc:
+            refusals[access] = refusal_line(access, error_message(exc))
+        except BotoCoreError as exc:  # a missing profile, a broken config
+            if access.profile is None and access.role_arn is None:
+                raise
+            refusals[access] = refusal_line(access, str(exc))
+
+    async with anyio.create_task_group() as tg:
+        for access in wanted:
+            tg.start_soon(one, access)
+    return accounts, [refusals[access] for access in wanted if access in refusals]
+
+
+def identify(
+    spec: Spec,
+    spec_path: str,
+    aws: AwsAccess,
+    run_id: str,
+    region: str | None = None,
+    default_region: str | None = None,
+) -> Mapping[Access, str]:
+    """The account of every way in of `spec`; IdentityError (exit 2, nothing changed) if any fails."""
+    accounts, refusals = _run(aws, accesses_of(spec, region, default_region), run_id)
+    if refusals:
+        raise IdentityError(spec_path, [*refusals, "nothing was changed"])
+    return accounts
+
+
+def _run(aws: AwsAccess, accesses: Mapping[Access, str], run_id: str) -> tuple[dict[Access, str], list[str]]:
+    try:
+        return anyio.run(resolve_accounts, aws, accesses, run_id)
+    except BaseExceptionGroup as group:  # one task's NoCredentialsError: raise it as itself
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
