@@ -1,6 +1,12 @@
 """Headless renderers: `--json` (NDJSON for CI) and `--plain` (lines for pipes and logs).
 
 Both write results to stdout only; logs go to stderr through `logging`.
+
+A run may span several accounts and regions. Its targets are grouped by *scope* (account,
+region): `scopes` gives the groups in the order the plan first names them, and `scope_line`
+the line that heads a group (`111111111111 · eu-west-1 — 5 services: 3 succeeded, 1 in
+progress, 1 failed`), here in the summary table and in the live view alike. A run in one
+scope is shown as before: no group lines, targets by name alone.
 """
 
 from __future__ import annotations
@@ -8,12 +14,80 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from orchestrator.state import JobState, RunState
+from orchestrator.state import OK_PHASES, JobState, RunState, TargetResult
 from worker.contract import Phase, WorkerEvent
+from worker.target import Target
 
-__all__ = ["JsonRenderer", "PlainRenderer", "shorten", "summary_table"]
+__all__ = [
+    "STATUS_WORDS",
+    "JsonRenderer",
+    "PlainRenderer",
+    "Scope",
+    "scope_label",
+    "scope_line",
+    "scopes",
+    "shorten",
+    "status_counts",
+    "summary_table",
+]
+
+Scope = tuple[str | None, str | None]  # (account, region); None: the caller's, the run's
+
+
+def _scope(target: Target | TargetResult) -> Scope:
+    return (target.account, target.region)
+
+
+def scopes(state: RunState) -> dict[Scope, list[JobState]]:
+    """The run's jobs grouped by (account, region), groups in the order the plan first names them."""
+    groups: dict[Scope, list[JobState]] = {}
+    for job in state.jobs.values():
+        groups.setdefault(_scope(job.target), []).append(job)
+    return groups
+
+
+def scope_label(scope: Scope) -> str:
+    """`111111111111 · eu-west-1`; the caller's account or the run's region where not known."""
+    account, region = scope
+    return f"{account or 'caller account'} · {region or 'default region'}"
+
+
+# The words a group's counts are given in, in the order they are listed, each with the style
+# group (tui.view.phase_group's names) the live view paints it in.
+STATUS_WORDS = (
+    ("succeeded", "ok"),
+    ("skipped", "ok"),
+    ("in progress", "active"),
+    ("queued", "queued"),
+    ("failed", "failed"),
+)
+
+
+def _status_word(phase: Phase) -> str:
+    if phase in OK_PHASES:
+        return phase.value
+    if phase.terminal:
+        return "failed"  # failed, rolled back, timed out, lost: what makes the exit code 1
+    return "queued" if phase is Phase.QUEUED else "in progress"
+
+
+def status_counts(phases: Iterable[Phase]) -> list[tuple[str, int]]:
+    """(word, count) for each word of STATUS_WORDS with a count, in that order."""
+    counts: dict[str, int] = {}
+    for phase in phases:
+        word = _status_word(phase)
+        counts[word] = counts.get(word, 0) + 1
+    return [(word, counts[word]) for word, _ in STATUS_WORDS if word in counts]
+
+
+def scope_line(scope: Scope, phases: Sequence[Phase]) -> str:
+    """`111111111111 · eu-west-1 — 5 services: 3 succeeded, 1 in progress, 1 failed`."""
+    counts = ", ".join(f"{n} {word}" for word, n in status_counts(phases))
+    noun = "service" if len(phases) == 1 else "services"
+    return f"{scope_label(scope)} — {len(phases)} {noun}: {counts}"
 
 
 _TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revision"}
@@ -22,9 +96,11 @@ _TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revis
 class JsonRenderer:
     """One JSON object per line, each with a `type`; the last one is the summary."""
 
-    def __init__(self, out: TextIO | None = None, *, spec_path: str = "") -> None:
+    def __init__(self, out: TextIO | None = None, *, spec_path: str = "", caller: str | None = None) -> None:
+        """`caller`: who runs it (STS GetCallerIdentity's ARN or account), on the `run` line."""
         self._out = out or sys.stdout
         self._spec_path = spec_path
+        self._caller = caller
         self._run_id = ""
 
     def _write(self, obj: dict[str, Any]) -> None:
@@ -36,7 +112,15 @@ class JsonRenderer:
         targets = [
             {**r.model_dump(include=_TARGET_FIELDS), "image": r.planned_image} for r in state.results()
         ]
-        self._write({"type": "run", "run_id": state.run_id, "spec": self._spec_path, "targets": targets})
+        self._write(
+            {
+                "type": "run",
+                "run_id": state.run_id,
+                "spec": self._spec_path,
+                "caller": self._caller,
+                "targets": targets,
+            }
+        )
 
     def setup_changed(self, step: str, status: str, message: str) -> None:
         self._write(
@@ -86,42 +170,64 @@ def shorten(text: str, width: int) -> str:
 
 def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
     """A row per target in at most `width` columns: long targets and images are shortened in
-    the middle, a long message is cut (the event lines above and --json have it whole)."""
-    rows = [
-        (
-            "/".join(part for part in (r.cluster, r.service, r.container) if part),
-            r.status.value,
-            r.image or (f"revision {r.revision}" if r.revision else r.planned_image or ""),
-            r.message,
-        )
-        for r in state.results()
-    ]
+    the middle, a long message is cut (the event lines above and --json have it whole).
+
+    A run over several accounts or regions lists its rows under a line per (account, region)
+    with that group's counts, the rows indented by two."""
+    results = state.results()
+    grouped: dict[Scope, list[TargetResult]] = {}
+    for result in results:
+        grouped.setdefault(_scope(result), []).append(result)
+    indent = "  " if len(grouped) > 1 else ""
     header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    rows = {id(r): _row(r) for r in results}
+    widths = [max(len(row[i]) for row in [header, *rows.values()]) for i in range(3)]
     widths[0], widths[2] = min(widths[0], TARGET_MAX), min(widths[2], IMAGE_MAX)
-    message_width = width - sum(widths) - 2 * len(widths)
-    lines = [
-        "  ".join(shorten(cell, w).ljust(w) for cell, w in zip(row[:3], widths, strict=True))
-        + "  "
-        + (row[3] if len(row[3]) <= message_width else row[3][: message_width - 3] + "...")
-        for row in [header, *rows]
-    ]
+    message_width = width - len(indent) - sum(widths) - 2 * len(widths)
+
+    def line(row: tuple[str, str, str, str]) -> str:
+        message = row[3] if len(row[3]) <= message_width else row[3][: message_width - 3] + "..."
+        cells = "  ".join(shorten(cell, w).ljust(w) for cell, w in zip(row[:3], widths, strict=True))
+        return (indent + cells + "  " + message).rstrip()
+
+    lines = [line(header)]
+    jobs = scopes(state)
+    for scope, group in grouped.items():
+        if indent:
+            lines.append(scope_line(scope, [job.phase for job in jobs[scope]]))
+        lines += (line(rows[id(r)]) for r in group)
     counts = ", ".join(f"{n} {phase.value}" for phase, n in sorted(state.counts().items()))
-    return "\n".join([*(line.rstrip() for line in lines), f"run {state.run_id}: {counts}"])
+    return "\n".join([*lines, f"run {state.run_id}: {counts}"])
+
+
+def _row(r: TargetResult) -> tuple[str, str, str, str]:
+    return (
+        "/".join(part for part in (r.cluster, r.service, r.container) if part),
+        r.status.value,
+        r.image or (f"revision {r.revision}" if r.revision else r.planned_image or ""),
+        r.message,
+    )
 
 
 class PlainRenderer:
-    """A line per state change, then a summary table."""
+    """A line per state change, then a summary table. A run over several accounts or regions
+    names each target with its scope: `111111111111/eu-west-1 payments/api`."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, *, caller: str | None = None) -> None:
         self._out = out or sys.stdout
+        self._caller = caller
+        self._scoped = False
 
     def _line(self, text: str) -> None:
         self._out.write(text + "\n")
         self._out.flush()
 
     def started(self, state: RunState) -> None:
-        self._line(f"run {state.run_id}: {len(state.jobs)} services")
+        groups = scopes(state)
+        self._scoped = len(groups) > 1
+        where = f" in {len(groups)} account/region groups" if self._scoped else ""
+        who = f" as {self._caller}" if self._caller else ""
+        self._line(f"run {state.run_id}: {len(state.jobs)} services{where}{who}")
 
     def setup_changed(self, step: str, status: str, message: str) -> None:
         self._line(f"{time.strftime('%H:%M:%S')} {'[' + step + ']':<40} {status:<12} {message}")
@@ -130,7 +236,8 @@ class PlainRenderer:
         if event is not None and event.phase is Phase.DUPLICATE:
             return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
-        self._line(f"{stamp} {job.name:<40} {job.phase.value:<12} {job.message}")
+        name = f"{job.target.scope} {job.name}" if self._scoped else job.name
+        self._line(f"{stamp} {name:<40} {job.phase.value:<12} {job.message}")
 
     def finished(self, state: RunState) -> None:
         self._line(summary_table(state))

@@ -28,11 +28,17 @@ ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 SnapCompare = Callable[..., bool]
 
 
-def planned(cluster: str, service: str, *containers: tuple[str, str]) -> PlannedJob:
+def planned(
+    cluster: str,
+    service: str,
+    *containers: tuple[str, str],
+    account: str | None = None,
+    region: str | None = None,
+) -> PlannedJob:
     job = DeployJob(
         run_id=RUN_ID,
-        job_id=f"{RUN_ID}:{cluster}-{service}",
-        target=Target(cluster=cluster, service=service),
+        job_id=f"{RUN_ID}:{account}-{region}-{cluster}-{service}",
+        target=Target(account=account, region=region, cluster=cluster, service=service),
         changes=tuple(ContainerChange(container=c, image=i) for c, i in containers),
     )
     return PlannedJob(job=job)
@@ -51,6 +57,26 @@ PLAN = [
     planned("storefront", "cart", ("app", f"{ECR}/cart:1.0.0")),
     planned("internal", "reports", ("worker", "registry.example.com:5000/team/reports/worker:2026.11.29")),
 ]
+# The same six services over two accounts and two regions: three groups.
+GROUPS = (
+    ("111111111111", "us-east-1"),
+    ("111111111111", "us-east-1"),
+    ("111111111111", "us-east-1"),
+    ("222222222222", "eu-west-1"),
+    ("222222222222", "eu-west-1"),
+    ("111111111111", "eu-west-1"),
+)
+GROUPED_PLAN = [
+    planned(
+        p.job.target.cluster,
+        p.job.target.service,
+        *((c.container, c.image) for c in p.job.changes),
+        account=account,
+        region=region,
+    )
+    for p, (account, region) in zip(PLAN, GROUPS, strict=True)
+]
+CALLER = "arn:aws:sts::111111111111:assumed-role/ci-deployer/ci"
 SETUP = [
     ("lambda", "done", "ecs-fanout-worker up to date (code unchanged)"),
     ("queue", "done", "ecs-fanout-jobs.fifo with dead-letter queue ready"),
@@ -65,8 +91,8 @@ def arn(service: str, revision: int) -> str:
 class Job:
     """Writes one job's events, numbering them as a worker would."""
 
-    def __init__(self, index: int) -> None:
-        self.job = PLAN[index].job
+    def __init__(self, index: int, plan: list[PlannedJob] = PLAN) -> None:
+        self.job = plan[index].job
         self.seq = 0
 
     def event(self, at: float, phase: Phase, message: str, **details: Any) -> WorkerEvent:
@@ -100,8 +126,8 @@ class Job:
         )
 
 
-def running_events() -> list[WorkerEvent]:
-    api, ledger, fraud, web, cart = (Job(i) for i in range(5))
+def running_events(plan: list[PlannedJob] = PLAN) -> list[WorkerEvent]:
+    api, ledger, fraud, web, cart = (Job(i, plan) for i in range(5))
     events = [*api.forward(0.2, 2, 3), *ledger.forward(0.3, 2, 2), *fraud.forward(0.4, 0, 2, failed=2)]
     events += [*list(web.forward(1.0, 0, 4))[:3]]
     events += [
@@ -122,8 +148,8 @@ def running_events() -> list[WorkerEvent]:
     return events
 
 
-def finished_events() -> list[WorkerEvent]:
-    api, _, fraud, web, _, reports = (Job(i) for i in range(6))
+def finished_events(plan: list[PlannedJob] = PLAN) -> list[WorkerEvent]:
+    api, _, fraud, web, _, reports = (Job(i, plan) for i in range(6))
     for job, count in ((api, 4), (fraud, 4), (web, 3)):
         job.seq = count  # carry on after the running screen's events
     revs = {
@@ -131,7 +157,7 @@ def finished_events() -> list[WorkerEvent]:
         "task_definition_arn": arn("fraud-scorer", 2),
     }
     return [
-        *running_events(),
+        *running_events(plan),
         api.event(14.0, Phase.SUCCEEDED, "3/3 running api:2", running=3, desired=3),
         fraud.event(
             12.0,
@@ -154,10 +180,14 @@ def finished_events() -> list[WorkerEvent]:
 
 
 def synthetic_app(
-    events: list[WorkerEvent], *, finish: bool
+    events: list[WorkerEvent],
+    *,
+    finish: bool,
+    plan: list[PlannedJob] = PLAN,
+    caller: str | None = None,
 ) -> tuple[FanoutApp, Callable[[Pilot[Any]], Any]]:
     """An app fed `events` through its TuiRenderer, and the `run_before` that waits for them."""
-    state = RunState.from_plan(RUN_ID, PLAN)
+    state = RunState.from_plan(RUN_ID, plan)
     fed = asyncio.Event()  # bound to the app's loop when first awaited
 
     async def runner(renderer: Renderer) -> None:
@@ -173,7 +203,7 @@ def synthetic_app(
         fed.set()
         await anyio.sleep_forever()
 
-    app = FanoutApp(state, runner, spec_path="specs/demo.toml", clock=lambda: NOW)
+    app = FanoutApp(state, runner, spec_path="specs/demo.toml", clock=lambda: NOW, caller=caller)
 
     async def settle(pilot: Pilot[Any]) -> None:
         with anyio.fail_after(10):
@@ -199,3 +229,16 @@ def test_snapshot_finished(snap_compare: SnapCompare) -> None:
 def test_snapshot_failures_only_then_event_log(snap_compare: SnapCompare) -> None:
     app, settle = synthetic_app(finished_events(), finish=True)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle, press=["f", "down", "enter"])
+
+
+def test_snapshot_grouped_by_account_and_region(snap_compare: SnapCompare) -> None:
+    """Two accounts, two regions: three groups, each under a header with its own counts, and
+    the caller in the run's header."""
+    app, settle = synthetic_app(running_events(GROUPED_PLAN), finish=False, plan=GROUPED_PLAN, caller=CALLER)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_grouped_run_finished_failures_only(snap_compare: SnapCompare) -> None:
+    """`f` over groups: only the failed panes, under the headers of the groups that have one."""
+    app, settle = synthetic_app(finished_events(GROUPED_PLAN), finish=True, plan=GROUPED_PLAN, caller=CALLER)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle, press=["f"])

@@ -8,6 +8,9 @@ own asyncio loop, so the run core and the widgets share one thread and one state
 Repaints are coalesced: the renderer marks jobs dirty, and `flush` repaints just those panes,
 at once after a quiet spell (leading edge) and then at most every `FLUSH_INTERVAL_S`. A pane
 off screen only notes that it is stale; it repaints when it scrolls into view.
+
+Panes are grouped by account and region (`tui.group.PaneGroup`), each group under a header
+with its counts; a run in one account and region has one group and shows no group header.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from textual.geometry import Region
 from textual.widgets import Footer, Input
 
 from orchestrator.exits import ExitCode
-from orchestrator.render import summary_table
+from orchestrator.render import scopes, summary_table
 from orchestrator.renderer import Renderer
 from orchestrator.state import RunState, exit_code
+from tui.group import PaneGroup
 from tui.header import RunHeader, RunSummary
 from tui.pane import Clock, JobPane, PaneStyles, SetupPane
 from tui.renderer import TuiRenderer
@@ -70,9 +74,11 @@ class FanoutApp(App[int]):
         clock: Clock = time.time,
         exit_on_done: bool = False,
         confirm_quit: bool = True,
+        caller: str | None = None,
     ) -> None:
         """`clock` drives every elapsed time shown (tests fix it); `confirm_quit=False` for
-        `attach`, where quitting stops only the viewer."""
+        `attach`, where quitting stops only the viewer; `caller`: who runs it (an account id or
+        ARN, from STS GetCallerIdentity), shown in the header when known."""
         super().__init__()
         self.state = state
         self.renderer = TuiRenderer(self)
@@ -83,11 +89,22 @@ class FanoutApp(App[int]):
         self.name_filter = ""
         self._runner = runner
         self._spec_path = spec_path
+        self._caller = caller
         self._clock = clock
         self._exit_on_done = exit_on_done
         self._confirm_quit = confirm_quit
         self._pane_styles = PaneStyles()
-        self._panes = {job_id: JobPane(job, clock, self._pane_styles) for job_id, job in state.jobs.items()}
+        grouped = scopes(state)
+        self._groups: list[PaneGroup] = []
+        self._panes: dict[str, JobPane] = {}  # in the order shown: group by group
+        self._group_of: dict[str, PaneGroup] = {}
+        for scope, jobs in grouped.items():
+            panes = [JobPane(job, clock, self._pane_styles) for job in jobs]
+            group = PaneGroup(scope, panes, single=len(grouped) == 1)
+            self._groups.append(group)
+            for pane in panes:
+                self._panes[pane.job.job_id] = pane
+                self._group_of[pane.job.job_id] = group
         self._restyle: dict[str, None] = {}  # panes whose phase group moved, oldest first
         self._setup: dict[str, SetupPane] = {}
         self._started_at: float | None = None
@@ -103,14 +120,20 @@ class FanoutApp(App[int]):
 
     @property
     def panes(self) -> list[JobPane]:
+        """Every job pane, in the order shown (group by group)."""
         return list(self._panes.values())
+
+    @property
+    def groups(self) -> list[PaneGroup]:
+        """One per account and region, in the order the plan first names them."""
+        return list(self._groups)
 
     def compose(self) -> ComposeResult:
         yield self._pane_styles
-        yield RunHeader(self.state.run_id, self._spec_path)
+        yield RunHeader(self.state.run_id, self._spec_path, self._caller)
         yield Horizontal(id="setup")
         with VerticalScroll(id="panes", can_focus=False):
-            yield from self._panes.values()
+            yield from self._groups
         yield Input(placeholder="filter panes by name (enter: keep, escape: clear)", id="filter")
         yield RunSummary()
         yield Footer()
@@ -172,16 +195,28 @@ class FanoutApp(App[int]):
         self._last_flush = time.monotonic()
         dirty = self.renderer.take_dirty()
         viewport = self._scroll.region
+        counted: dict[int, PaneGroup] = {}
         for job_id in dirty:
             pane = self._panes.get(job_id)
-            if pane is not None and pane.sync(self._on_screen(pane, viewport)):
+            if pane is None:
+                continue
+            group = self._group_of[job_id]
+            counted[id(group)] = group
+            if pane.sync(self._on_screen(pane, viewport)):
                 self._restyle[job_id] = None
+        for group in counted.values():
+            group.jobs_changed()
         # A replay can move 200 panes to a new phase group at once: past the budget, next frame.
         deadline = time.perf_counter() + RESTYLE_BUDGET_S
+        shown: dict[int, PaneGroup] = {}
         while self._restyle and time.perf_counter() < deadline:
             job_id = next(iter(self._restyle))
             del self._restyle[job_id]
             self._apply_view(self._panes[job_id])
+            group = self._group_of[job_id]
+            shown[id(group)] = group
+        for group in shown.values():  # failures only: a group's first failure shows the group
+            group.update_shown()
         if not dirty:
             return
         self._refresh_header()
@@ -246,6 +281,8 @@ class FanoutApp(App[int]):
         with self.batch_update():
             for pane in self._panes.values():
                 self._apply_view(pane)
+            for group in self._groups:
+                group.update_shown()
         self._refresh_header()
         focused = self.focused
         if isinstance(focused, JobPane) and not focused.display:  # keep `enter` meaningful
@@ -336,13 +373,22 @@ def run_tui(
     spec_path: str = "",
     exit_on_done: bool = False,
     confirm_quit: bool = True,
+    caller: str | None = None,
 ) -> int:
     """Run the app until the user quits; the run's exit code, or 130 when left unfinished.
 
     Re-raises what the runner raised (a Redis that cannot be reached, ...), once the
-    terminal is restored. The summary table is printed after, for the scrollback.
+    terminal is restored. The summary table is printed after, for the scrollback. `caller`:
+    who runs it (STS GetCallerIdentity's account or ARN), shown in the header.
     """
-    app = FanoutApp(state, runner, spec_path=spec_path, exit_on_done=exit_on_done, confirm_quit=confirm_quit)
+    app = FanoutApp(
+        state,
+        runner,
+        spec_path=spec_path,
+        exit_on_done=exit_on_done,
+        confirm_quit=confirm_quit,
+        caller=caller,
+    )
     with _logs_held():
         try:
             app.run()

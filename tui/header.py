@@ -1,4 +1,4 @@
-"""The run's header (id, spec, elapsed time, counts per state) and its end-of-run summary.
+"""The run's header (id, spec, caller, elapsed time, counts per state) and its end-of-run summary.
 
 Both repaint only when what they show changed: the header is asked to update on every flush
 and every clock tick, which must cost nothing when nothing moved.
@@ -13,6 +13,7 @@ from textual.widget import Widget
 from orchestrator.state import RunState
 from tui.view import OK_PHASES, phase_group, phase_icon, short_arns
 from worker.contract import Phase
+from worker.target import Target
 
 __all__ = ["RunHeader", "RunSummary"]
 
@@ -32,7 +33,7 @@ def _counts_parts(widget: Widget, counts: dict[Phase, int], prefix: str) -> list
 
 
 class RunHeader(Widget):
-    """`ecs-fanout  run <id>  spec <file>  elapsed 0:42` and a count per state."""
+    """`ecs-fanout  run <id>  spec <file>  elapsed 0:42`, a count per state and the caller."""
 
     COMPONENT_CLASSES = {
         "header--title",
@@ -45,10 +46,12 @@ class RunHeader(Widget):
         "header--note",
     }
 
-    def __init__(self, run_id: str, spec_path: str) -> None:
+    def __init__(self, run_id: str, spec_path: str, caller: str | None = None) -> None:
+        """`caller`: who runs it (an account id or ARN); not shown when not known."""
         super().__init__()
         self._run_id = run_id
         self._spec = spec_path or "—"
+        self._caller = caller
         self._shown: tuple[tuple[tuple[Phase, int], ...], str, bool, str] = ((), "", False, "")
 
     def show(self, counts: dict[Phase, int], elapsed: str, finished: bool, note: str = "") -> None:
@@ -74,6 +77,8 @@ class RunHeader(Widget):
         if note:
             first += [("  showing ", label), (note, style("header--note"))]
         counts = _counts_parts(self, dict(counts_items), "header") or [("waiting for the run", label)]
+        if self._caller:  # who deploys: the account (or role) the run's own credentials act as
+            counts += [("  caller ", label), (self._caller, value)]
         return Content.assemble(*first, "\n", *counts)
 
 
@@ -110,8 +115,17 @@ class RunSummary(Widget):
             *_counts_parts(self, self._state.counts(), "summary"),
         ]
         troubled = [r for r in results if r.status not in OK_PHASES]
+        scoped = len({(r.account, r.region) for r in results}) > 1  # name the account and region
         for result in troubled[:SUMMARY_LINES]:
-            target = f"{result.cluster}/{result.service}/{result.container}"
+            target = "/".join(part for part in (result.cluster, result.service, result.container) if part)
+            if scoped:
+                where = Target(
+                    account=result.account,
+                    region=result.region,
+                    cluster=result.cluster,
+                    service=result.service,
+                )
+                target = f"{where.scope} {target}"
             parts += [
                 "\n",
                 (f"{phase_icon(result.status)} {target} {result.status.value}: ", style("summary--failed")),

@@ -125,7 +125,8 @@ class JobPane(Widget, can_focus=True):
         self._subtitle = ""
         lines = job.image_lines()
         self._container_width = max(len(container) for container, _ in lines)
-        names = [job.target.cluster, job.target.service, job.name]
+        target = job.target
+        names = [target.cluster, target.service, job.name, target.account or "", target.region or ""]
         names += [f"{job.name}/{container}" for container, _ in lines] + [image for _, image in lines]
         self.search_text = "\n".join(names).lower()  # what `/` matches against
 
