@@ -1,0 +1,164 @@
+"""Many accounts and regions in one run, over the real emulator (moto keeps resources per account
+for calls made with `sts.assume_role` credentials of that account's role).
+
+The fleet: the same cluster and service names (`prod/api`) in three accounts (two others and
+the caller's own, each through its role `deployer`) and two regions, one of the six on a bad
+image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from orchestrator.sandbox import AwsEmulator, RolloutScenario
+from orchestrator.sandbox.seed import client_options, seed_role, seed_services
+from tests.cli import run_cli
+
+CALLER = "123456789012"  # moto's default account: the caller's own
+OTHERS = ("111111111111", "222222222222")
+REGIONS = ("us-east-1", "eu-west-1")
+OLD = "registry.example.com/api:1.0.0"
+BAD = ("222222222222", "eu-west-1")
+READS = ("Describe", "List", "Get", "AssumeRole")
+
+
+def role(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/deployer"
+
+
+def tag(account: str, region: str) -> str:
+    return "bad-1" if (account, region) == BAD else f"2.0.0-{account}-{region}"
+
+
+def ecs_of(endpoint: str, account: str, region: str) -> Any:
+    return boto3.client("ecs", **client_options(endpoint, region, role(account)))
+
+
+def write_spec(path: Path, places: list[tuple[str, str]], top: str = "") -> Path:
+    lines = [top, 'poll_interval = "100ms"', 'timeout = "60s"', 'heartbeat = "10s"']
+    for account, region in places:
+        lines += [
+            "[[deploy]]",
+            'cluster = "prod"',
+            'service = "api"',
+            'container = "app"',
+            'image = "registry.example.com/api"',
+            f'tag = "{tag(account, region)}"',
+            f'region = "{region}"',
+            f'role_arn = "{role(account)}"',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def fleet_6(aws: AwsEmulator) -> Iterator[list[tuple[str, str]]]:
+    """prod/api in 3 accounts x 2 regions, each account with its role `deployer`."""
+    places = [(account, region) for account in (*OTHERS, CALLER) for region in REGIONS]
+    for account in (*OTHERS, CALLER):
+        seed_role(aws.endpoint_url, account, "deployer")
+    for account, region in places:
+        seed_services(aws.endpoint_url, region, [("prod", "api", {"app": OLD})], role_arn=role(account))
+    yield places
+
+
+def writes(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {
+        action: count - before.get(action, 0)
+        for action, count in after.items()
+        if count > before.get(action, 0) and not action.startswith(READS)
+    }
+
+
+def test_six_targets_in_three_accounts_and_two_regions_each_end_right_in_its_own_place(
+    aws: AwsEmulator, fleet_6: list[tuple[str, str]], redis_url: str, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path / "spec.toml", fleet_6)
+    result = run_cli(str(spec), "--json", redis_url=redis_url)
+    assert result.returncode == 1, result.stderr  # the bad one fails the run
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    results = {(r["account"], r["region"]): r for r in objects[-1]["results"]}
+    assert set(results) == set(fleet_6)  # six targets, though they share cluster and service names
+    for place, one in results.items():
+        expected = "rolled_back" if place == BAD else "succeeded"
+        assert one["status"] == expected, one
+        assert (one["cluster"], one["service"]) == ("prod", "api")
+    for account, region in fleet_6:
+        ecs = ecs_of(aws.endpoint_url, account, region)
+        arns = ecs.list_task_definitions(familyPrefix="api")["taskDefinitionArns"]
+        assert len(arns) == 2, (account, region, arns)  # the seeded one and ours: no one else's
+        assert all(f":{region}:{account}:" in arn for arn in arns)
+        newest = ecs.describe_task_definition(taskDefinition=arns[-1])["taskDefinition"]
+        assert (
+            newest["containerDefinitions"][0]["image"] == f"registry.example.com/api:{tag(account, region)}"
+        )
+        running = ecs.describe_services(cluster="prod", services=["api"])["services"][0]["taskDefinition"]
+        assert running == (arns[0] if (account, region) == BAD else arns[-1])
+
+
+def test_a_role_that_cannot_be_assumed_refuses_the_run_before_anything_changes(
+    aws: AwsEmulator, fleet_6: list[tuple[str, str]], redis_url: str, tmp_path: Path
+) -> None:
+    stranger = "333333333333"  # IAM there has no role `deployer`
+    spec = write_spec(tmp_path / "spec.toml", [*fleet_6[:2], (stranger, "us-east-1")])
+    before = aws.request_counts()
+    result = run_cli(str(spec), "--json", redis_url=redis_url)
+    assert result.returncode == 2, result.stderr
+    assert f"role {role(stranger)} cannot be assumed: AccessDenied" in result.stderr
+    assert str(spec) in result.stderr and "nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert writes(before, aws.request_counts()) == {}
+    assert result.stdout == ""
+
+
+def test_credentials_that_expire_mid_run_are_refreshed_and_the_run_succeeds(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    account, region = OTHERS[0], "us-east-1"
+    seed_role(aws.endpoint_url, account, "deployer")
+    seed_services(aws.endpoint_url, region, [("prod", "api", {"app": OLD})], role_arn=role(account))
+    aws.set_role_sessions(3)  # assumed credentials last 3 s; the emulator refuses them after
+    aws.set_scenario(RolloutScenario(rollout_s=8.0))
+    spec = write_spec(tmp_path / "spec.toml", [(account, region)])
+    assumed_before = aws.assumed_roles().count(role(account))  # the seeding's own
+    result = run_cli(str(spec), "--json", redis_url=redis_url)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert [r["status"] for r in summary["results"]] == ["succeeded"]
+    assert "ExpiredToken" not in result.stderr
+    # Identity, preflight and the executor assume the role once each; the 8 s rollout outlives
+    # 3 s credentials, so the executor's were assumed again (more than once) while it followed.
+    assert aws.assumed_roles().count(role(account)) - assumed_before >= 5
+
+
+def test_expired_credentials_are_refused_by_the_emulator(aws: AwsEmulator) -> None:
+    """The test bed's side of the above: without a refresh, a run longer than a session fails."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    seed_role(aws.endpoint_url, OTHERS[0], "deployer")
+    aws.set_role_sessions(1)
+    ecs = ecs_of(aws.endpoint_url, OTHERS[0], "us-east-1")
+    ecs.list_clusters()
+    time.sleep(1.2)
+    with pytest.raises(ClientError, match="ExpiredTokenException"):
+        ecs.list_clusters()
+
+
+def test_the_lambda_executor_refuses_a_profile(redis_url: str, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'profile = "staging"\n[[deploy]]\ncluster = "prod"\nservice = "api"\ncontainer = "app"\n'
+        'image = "registry.example.com/api"\ntag = "2"\n'
+    )
+    result = run_cli(str(spec), "--executor", "lambda", redis_url=redis_url)
+    assert result.returncode == 2, result.stderr
+    assert "profiles exist only on this machine; give role_arn" in result.stderr
+    assert "entry 1 (prod/api/app)" in result.stderr
