@@ -204,6 +204,12 @@ def iam_policy_command(argv: Sequence[str]) -> int:
         "--task-role-arn", action="append", default=[], help="task/execution roles the services use (repeat)"
     )
     parser.add_argument("--vpc", action="store_true", default=None, help="the worker runs in a VPC")
+    parser.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="a spec whose role_arn values to allow assuming; adds `target_roles`: each role's trust "
+        "policy and the permissions it needs in its account",
+    )
     args = parser.parse_args(argv)
     lam = load_settings().lambda_settings()
     common = {
@@ -218,5 +224,32 @@ def iam_policy_command(argv: Sequence[str]) -> int:
         "caller": caller_policy(**common, worker_role_arn=worker_role_arn),
         "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=vpc),
     }
+    if args.spec:
+        policies |= _with_roles(policies, args.spec, worker_role_arn, args.account, args.task_role_arn)
     print(json.dumps(policies, indent=2))
     return ExitCode.OK
+
+
+def _with_roles(
+    policies: dict[str, Policy], spec_path: str, worker_role_arn: str, account: str, task_role_arns: list[str]
+) -> dict[str, Any]:
+    """The caller's and the worker's policies allowed to assume exactly the spec's roles, and
+    what each of those roles needs (`orchestrator.iam_roles`)."""
+    from orchestrator.iam_roles import assume_statement, role_permissions, role_trust, target_roles
+    from orchestrator.identity import accesses_of
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_path)  # SpecError: exit 2
+    roles = target_roles(accesses_of(spec, default_region="-"))
+    if not roles:
+        return {}
+    principals = [worker_role_arn] + ([f"arn:aws:iam::{account}:root"] if account != "*" else [])
+    updated: dict[str, Any] = {}
+    for name in ("caller", "worker"):
+        policy = policies[name]
+        updated[name] = policy | {"Statement": [*policy["Statement"], assume_statement(list(roles))]}
+    updated["target_roles"] = {
+        arn: {"trust": role_trust(principals, ids), "permissions": role_permissions(arn, task_role_arns)}
+        for arn, ids in roles.items()
+    }
+    return updated

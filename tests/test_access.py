@@ -287,3 +287,47 @@ def test_ecr_images_are_checked_through_their_registrys_account() -> None:
     found = ecr_locations(plan_jobs(spec, RUN))
     assert found[f"{registry_a}:2"][1:] == ("111111111111", "eu-west-1", Access(role_arn=ROLE_A))
     assert found[f"{registry_c}:2"][1:] == ("333333333333", "us-east-1", Access(role_arn=ROLE_B))
+
+
+def test_iam_policy_with_a_spec_allows_assuming_exactly_its_roles(tmp_path: Path) -> None:
+    from tests.cli import run_cli
+
+    path = tmp_path / "spec.json"
+    entries = [
+        entry(role_arn=ROLE_A, external_id="ext-1"),
+        entry(service="web", role_arn=ROLE_B),
+        entry(service="db"),
+    ]
+    path.write_text(json.dumps({"region": "eu-west-1", "deploy": entries}))
+    worker = "arn:aws:iam::999999999999:role/ecs-fanout-worker"
+    result = run_cli(
+        "iam-policy",
+        "--spec",
+        str(path),
+        "--account",
+        "999999999999",
+        "--worker-role-arn",
+        worker,
+        redis_url="",
+    )
+    assert result.returncode == 0, result.stderr
+    policies = json.loads(result.stdout)
+    for name in ("caller", "worker"):
+        assumes = [s for s in policies[name]["Statement"] if s["Action"] == "sts:AssumeRole"]
+        assert [s["Resource"] for s in assumes] == [[ROLE_A, ROLE_B]], name
+    roles = policies["target_roles"]
+    assert list(roles) == [ROLE_A, ROLE_B]
+    trust = roles[ROLE_A]["trust"]["Statement"][0]
+    assert trust["Principal"]["AWS"] == [worker, "arn:aws:iam::999999999999:root"]
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": ["ext-1"]}}
+    assert "Condition" not in roles[ROLE_B]["trust"]["Statement"][0]
+    assert {"ecs:UpdateService", "ecs:RegisterTaskDefinition", "ecs:DescribeClusters"} <= {
+        action
+        for s in roles[ROLE_B]["permissions"]["Statement"]
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert all(
+        "222222222222" in s["Resource"]
+        for s in roles[ROLE_B]["permissions"]["Statement"]
+        if s["Sid"] == "DeployServices"
+    )

@@ -247,7 +247,8 @@ async def test_plain_and_json_name_the_account_and_region(
         service = name.split("/")[1]
         assert scope == "/".join(where[service]) and name == f"prod/{service}", line
     # The summary table: a line per group with its counts, its rows under it, indented.
-    start = next(i for i, line in enumerate(lines) if line.startswith("TARGET"))
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("TARGET")), None)
+    assert start is not None, lines
     table = lines[start:]
     assert len(table) == 11, table
     assert table[1] == f"{A} · {EAST} — 3 services: 3 succeeded"

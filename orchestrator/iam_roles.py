@@ -1,0 +1,102 @@
+"""`iam-policy --spec`: the roles a spec deploys through. Pure.
+
+For every `role_arn` of a spec: the statement that lets the caller and the worker assume
+exactly those roles, and per role the trust policy it needs (the worker role and the caller's
+account as principals, with the spec's external id as a condition) and the permissions it needs
+in its own account: what preflight, the dry run and the worker call there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from worker.access import Access
+
+__all__ = ["assume_statement", "role_permissions", "role_trust", "target_roles"]
+
+Policy = dict[str, Any]
+
+
+def target_roles(accesses: Iterable[Access]) -> dict[str, list[str]]:
+    """Role ARN -> the external ids the spec gives it (none: empty), in the spec's order."""
+    roles: dict[str, list[str]] = {}
+    for access in accesses:
+        if access.role_arn is not None:
+            ids = roles.setdefault(access.role_arn, [])
+            if access.external_id is not None and access.external_id not in ids:
+                ids.append(access.external_id)
+    return roles
+
+
+def assume_statement(role_arns: Sequence[str]) -> dict[str, Any]:
+    """sts:AssumeRole on exactly these roles (for the caller's and the worker's policies)."""
+    return {
+        "Sid": "AssumeTargetAccountRoles",
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Resource": list(role_arns),
+    }
+
+
+def role_trust(principals: Sequence[str], external_ids: Sequence[str]) -> Policy:
+    """Who may assume a target-account role: the worker role and the caller's account."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": list(principals)},
+        "Action": "sts:AssumeRole",
+    }
+    if external_ids:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": list(external_ids)}}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
+    """What a target-account role needs: read for preflight and `plan`, deploy for the worker."""
+    partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
+
+    def arn(service: str, resource: str) -> str:
+        return f"arn:{partition}:{service}:*:{account}:{resource}"
+
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadForPreflightAndPlan",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeClusters", "ecr:DescribeImages"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "DeployServices",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+                "Resource": arn("ecs", "service/*/*"),
+            },
+            {
+                "Sid": "RegisterRevisions",
+                "Effect": "Allow",
+                "Action": [
+                    "ecs:DescribeTaskDefinition",
+                    "ecs:RegisterTaskDefinition",
+                    "ecs:ListTaskDefinitions",
+                    "ecs:DeregisterTaskDefinition",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "KeepTaskDefinitionTags",
+                "Effect": "Allow",
+                "Action": "ecs:TagResource",
+                "Resource": arn("ecs", "task-definition/*"),
+                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+            },
+            {
+                "Sid": "PassTaskRolesToEcs",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": list(task_role_arns) or [f"arn:{partition}:iam::{account}:role/*"],
+                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            },
+        ],
+    }
