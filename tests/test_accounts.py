@@ -162,3 +162,50 @@ def test_the_lambda_executor_refuses_a_profile(redis_url: str, tmp_path: Path) -
     assert result.returncode == 2, result.stderr
     assert "profiles exist only on this machine; give role_arn" in result.stderr
     assert "entry 1 (prod/api/app)" in result.stderr
+
+
+def running_revision(endpoint: str, account: str, region: str) -> str:
+    ecs = ecs_of(endpoint, account, region)
+    arn = ecs.describe_services(cluster="prod", services=["api"])["services"][0]["taskDefinition"]
+    return str(arn).rsplit("/", 1)[-1]
+
+
+@pytest.fixture
+def two_accounts(aws: AwsEmulator) -> list[tuple[str, str]]:
+    """prod/api in two accounts, in two regions: the same names, two targets."""
+    places = [(OTHERS[0], "us-east-1"), (OTHERS[1], "us-west-2")]
+    for account, region in places:
+        seed_role(aws.endpoint_url, account, "deployer")
+        seed_services(aws.endpoint_url, region, [("prod", "api", {"app": OLD})], role_arn=role(account))
+    return places
+
+
+def test_rollback_puts_back_services_in_each_account_and_region(
+    aws: AwsEmulator, two_accounts: list[tuple[str, str]], redis_url: str, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path / "spec.toml", two_accounts)
+    deployed = run_cli(str(spec), "--json", redis_url=redis_url)
+    assert deployed.returncode == 0, deployed.stderr
+    assert [running_revision(aws.endpoint_url, *place) for place in two_accounts] == ["api:2", "api:2"]
+    run_id = json.loads(deployed.stdout.splitlines()[0])["run_id"]
+    reverted = run_cli("rollback", run_id, "--json", redis_url=redis_url)
+    assert reverted.returncode == 0, reverted.stderr
+    results = json.loads(reverted.stdout.splitlines()[-1])["results"]
+    assert sorted((r["account"], r["region"], r["status"]) for r in results) == sorted(
+        (account, region, "succeeded") for account, region in two_accounts
+    )
+    assert [running_revision(aws.endpoint_url, *place) for place in two_accounts] == ["api:1", "api:1"]
+
+
+def test_all_or_nothing_puts_back_the_other_accounts_services(
+    aws: AwsEmulator, two_accounts: list[tuple[str, str]], redis_url: str, tmp_path: Path
+) -> None:
+    good, bad = two_accounts
+    spec = write_spec(tmp_path / "spec.toml", two_accounts)
+    text = spec.read_text().replace(f'tag = "{tag(*bad)}"', 'tag = "bad-2"')
+    spec.write_text(text)
+    result = run_cli(str(spec), "--all-or-nothing", "--json", redis_url=redis_url)
+    assert result.returncode == 1, result.stderr
+    assert "--all-or-nothing" in result.stderr
+    assert running_revision(aws.endpoint_url, *good) == "api:1"  # put back, in its own account
+    assert running_revision(aws.endpoint_url, *bad) == "api:1"  # rolled back by ECS's circuit breaker

@@ -25,6 +25,7 @@ from tests.fleet import run_planned
 from tests.test_tui_app import SIZE, FanOut, focus_framed
 from tui import FanoutApp
 from tui.group import PaneGroup
+from tui.header import RunHeader
 from tui.screens import EventLogScreen
 from worker.contract import Phase
 
@@ -81,7 +82,7 @@ def header_text(group: PaneGroup) -> str:
     return group.header.render().plain
 
 
-def expected_header(account: str, region: str, jobs: list[JobState]) -> str:
+def expected_header(account: str | None, region: str | None, jobs: list[JobState]) -> str:
     """What a group's header must say for these jobs, counted here independently of the app."""
     words = Counter(
         j.phase.value
@@ -114,7 +115,7 @@ async def test_each_group_has_a_header_whose_counts_follow_its_jobs(
         assert all(g.header.display for g in groups)
         # The panes are shown group by group: the app's order is the groups' order.
         assert [p.job.target.service for p in app.panes] == [s for *_, ss in PLACES for s in ss]
-        assert "caller " + CALLER in app.screen.query_one("RunHeader").render().plain
+        assert "caller " + CALLER in app.query_one(RunHeader).render().plain
 
         with anyio.fail_after(60):
             while True:
@@ -123,7 +124,7 @@ async def test_each_group_has_a_header_whose_counts_follow_its_jobs(
                 for group in groups:
                     text = header_text(group)
                     jobs = [p.job for p in group.panes]
-                    assert text == expected_header(*group.scope, jobs)  # type: ignore[arg-type]
+                    assert text == expected_header(*group.scope, jobs)
                     history = shown.setdefault(group.scope, [])
                     if not history or history[-1] != text:
                         history.append(text)
@@ -247,8 +248,8 @@ async def test_plain_and_json_name_the_account_and_region(
         service = name.split("/")[1]
         assert scope == "/".join(where[service]) and name == f"prod/{service}", line
     # The summary table: a line per group with its counts, its rows under it, indented.
-    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("TARGET")), None)
-    assert start is not None, lines
+    start = next((i for i, line in enumerate(lines) if line.startswith("  TARGET  ")), None)
+    assert start is not None, lines  # the column header, over the indented rows
     table = lines[start:]
     assert len(table) == 11, table
     assert table[1] == f"{A} · {EAST} — 3 services: 3 succeeded"
