@@ -15,10 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.sandbox.seed import client_options, seed_role, seed_services
 from tests.cli import run_cli
+from worker.keys import job_hash
 
 CALLER = "123456789012"  # moto's default account: the caller's own
 OTHERS = ("111111111111", "222222222222")
@@ -209,3 +211,53 @@ def test_all_or_nothing_puts_back_the_other_accounts_services(
     assert "--all-or-nothing" in result.stderr
     assert running_revision(aws.endpoint_url, *good) == "api:1"  # put back, in its own account
     assert running_revision(aws.endpoint_url, *bad) == "api:1"  # rolled back by ECS's circuit breaker
+
+
+def test_the_lambda_worker_assumes_the_jobs_role_and_deploys_in_that_account(
+    aws: AwsEmulator, redis_url: str
+) -> None:
+    """The lambda executor's path: the job carries only the role; the handler, with the function's
+    own credentials, assumes it and deploys there, not in the function's account."""
+    from worker.access import Access
+    from worker.aws import AwsAccess
+    from worker.contract import ContainerChange, DeployJob, JobOptions, Phase
+    from worker.handler import make_handler
+    from worker.settings import WorkerSettings
+    from worker.target import Target
+
+    account, region = OTHERS[0], "us-east-1"
+    seed_role(aws.endpoint_url, account, "deployer")
+    seed_services(aws.endpoint_url, region, [("prod", "api", {"app": OLD})], role_arn=role(account))
+    seed_services(aws.endpoint_url, region, [("prod", "api", {"app": OLD})])  # the same names, at home
+    job = DeployJob(
+        run_id="20261129T120000Z-lambda",
+        job_id="20261129T120000Z-lambda:1",
+        target=Target(account=account, region=region, cluster="prod", service="api"),
+        access=Access(role_arn=role(account)),
+        changes=(ContainerChange(container="app", image="registry.example.com/api:2.0.0"),),
+        options=JobOptions(timeout_s=30, poll_min_s=0.1, poll_max_s=0.3, heartbeat_s=3),
+    )
+    assert "Secret" not in job.model_dump_json()
+    handle = make_handler(
+        WorkerSettings(redis_url=redis_url, region=region),
+        AwsAccess(endpoint_url=aws.endpoint_url, static_credentials=("testing", "testing")),
+    )
+    record = {
+        "messageId": "m-1",
+        "body": job.model_dump_json(),
+        "attributes": {"MessageGroupId": job.target.key},
+        "eventSourceARN": f"arn:aws:sqs:{region}:{CALLER}:jobs.fifo",
+    }
+    assert handle({"Records": [record]}, None) == {"batchItemFailures": []}
+    assert role(account) in aws.assumed_roles()
+    assert running_revision(aws.endpoint_url, account, region) == "api:2"
+    home = boto3.client("ecs", **client_options(aws.endpoint_url, region))
+    assert home.describe_services(cluster="prod", services=["api"])["services"][0]["taskDefinition"].endswith(
+        "api:1"
+    )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        phase = client.hget(job_hash(job.run_id, job.job_id), "terminal")
+    finally:
+        client.close()
+    assert phase == Phase.SUCCEEDED.value.encode()
