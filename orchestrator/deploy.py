@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from orchestrator.settings import LambdaSettings, Settings
     from orchestrator.spec import Spec
     from worker.aws import AwsAccess
+    from worker.target import Target
 
 __all__ = ["DEPLOY_DEFAULTS", "deploy", "plan_command"]
 
@@ -225,7 +226,13 @@ def _preflight(
             pin_digests=spec.pin_digests,
         )
     )
-    raise_problems(result, spec_path, lambda t, container: spec.entry_name(t.cluster, t.service, container))
+    several = len({p.target.scope for p in planned}) > 1  # then say where: names repeat across accounts
+
+    def entry_of(target: Target, container: str) -> str:
+        entry = spec.entry_name(target.cluster, target.service, container)
+        return f"{entry} in {target.scope}" if several else entry
+
+    raise_problems(result, spec_path, entry_of)
     log.info(
         "preflight: %d services on %d clusters, %d ECR images checked in %.2fs",
         result.services,

@@ -7,7 +7,7 @@ describe_* calls are made.
 
 Output: plain lines (a line per target; with `plan`, a service's revision diff once, under a
 heading naming the service), or with `--json` one object per line: `target` per container
-(cluster, service, region, container, current_image, new_image, unchanged, fine, problem; `plan`
+(account, region, cluster, service, container, current_image, new_image, unchanged, fine, problem; `plan`
 adds ecr_digest), `service` per service with `plan` (revision, diff, fine), then `summary`.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,14 +79,17 @@ class ServiceView:
         return all(t.fine for t in self.targets)
 
 
-async def ecr_digest(clients: Clients, image: str, access: Access = CALLER) -> tuple[str, bool] | None:
-    """What ECR (in the registry's own region) says of `image`'s tag: (digest, True) or
-    (problem, False); None for an image not hosted in ECR."""
+async def ecr_digest(
+    clients: Clients, image: str, access: Access = CALLER, into: Mapping[str, Access] | None = None
+) -> tuple[str, bool] | None:
+    """What ECR (in the registry's own account and region) says of `image`'s tag: (digest, True)
+    or (problem, False); None for an image not hosted in ECR. Asked through `into`'s way into
+    the registry's account when it has one, else through `access` (the target's)."""
     ref = parse_image(image)
     host = ECR_HOST.match(ref.registry or "")
     if host is None or ref.tag is None:
         return None
-    ecr: ECRClient = await clients.get("ecr", host["region"], access)
+    ecr: ECRClient = await clients.get("ecr", host["region"], (into or {}).get(host["account"], access))
     try:
         described = await ecr.describe_images(
             registryId=host["account"], repositoryName=ref.repository, imageIds=[{"imageTag": ref.tag}]
@@ -97,7 +100,9 @@ async def ecr_digest(clients: Clients, image: str, access: Access = CALLER) -> t
     return described["imageDetails"][0].get("imageDigest", "?"), True
 
 
-async def _describe_job(clients: Clients, planned: PlannedJob, full: bool) -> ServiceView:
+async def _describe_job(
+    clients: Clients, planned: PlannedJob, full: bool, into: Mapping[str, Access]
+) -> ServiceView:
     """The service's containers now and after a deploy; with `full` (`plan`) the ECR digests
     and the revision diff too."""
     target = planned.job.target
@@ -118,7 +123,10 @@ async def _describe_job(clients: Clients, planned: PlannedJob, full: bool) -> Se
         one.current_image = images.get(one.container)
         if one.current_image is None:
             one.problem = f"no such container in {view.revision} (has: {', '.join(images)})"
-        if full and (digest := await ecr_digest(clients, one.new_image, planned.job.access)) is not None:
+        if (
+            full
+            and (digest := await ecr_digest(clients, one.new_image, planned.job.access, into)) is not None
+        ):
             one.ecr, one.ecr_problem = (digest[0], None) if digest[1] else (None, digest[0])
     if full and view.fine:
         todo = {t.container: t.new_image for t in view.targets if not t.unchanged}
@@ -141,10 +149,12 @@ async def describe_plan(
     limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
     async with AsyncExitStack() as stack:
         clients = Clients(stack, aws, planned[0].job.run_id if planned else "dry-run")
+        # the plan's way into each account, for images in another account's ECR
+        into = {p.target.account: p.job.access for p in reversed(planned) if p.target.account}
 
         async def one(index: int, job: PlannedJob) -> None:
             async with limit:
-                results[index] = await _describe_job(clients, job, full)
+                results[index] = await _describe_job(clients, job, full, into)
 
         async with anyio.create_task_group() as tg:
             for index, job in enumerate(planned):

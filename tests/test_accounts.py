@@ -42,16 +42,22 @@ def ecs_of(endpoint: str, account: str, region: str) -> Any:
     return boto3.client("ecs", **client_options(endpoint, region, role(account)))
 
 
-def write_spec(path: Path, places: list[tuple[str, str]], top: str = "") -> Path:
-    lines = [top, 'poll_interval = "100ms"', 'timeout = "60s"', 'heartbeat = "10s"']
+def write_spec(
+    path: Path,
+    places: list[tuple[str, str]],
+    image: str = "registry.example.com/api",
+    fixed_tag: str | None = None,
+) -> Path:
+    """prod/api/app in each (account, region), through the account's role `deployer`."""
+    lines = ['poll_interval = "100ms"', 'timeout = "60s"', 'heartbeat = "10s"']
     for account, region in places:
         lines += [
             "[[deploy]]",
             'cluster = "prod"',
             'service = "api"',
             'container = "app"',
-            'image = "registry.example.com/api"',
-            f'tag = "{tag(account, region)}"',
+            f'image = "{image}"',
+            f'tag = "{fixed_tag or tag(account, region)}"',
             f'region = "{region}"',
             f'role_arn = "{role(account)}"',
         ]
@@ -261,3 +267,27 @@ def test_the_lambda_worker_assumes_the_jobs_role_and_deploys_in_that_account(
     finally:
         client.close()
     assert phase == Phase.SUCCEEDED.value.encode()
+
+
+def test_preflight_reads_ecr_in_the_registrys_account_and_names_where_a_service_is_missing(
+    aws: AwsEmulator, two_accounts: list[tuple[str, str]], redis_url: str, tmp_path: Path
+) -> None:
+    from orchestrator.sandbox import seed_images
+
+    home = OTHERS[0]  # the registry's account: B's service pulls across accounts
+    image = f"{home}.dkr.ecr.us-east-1.amazonaws.com/api"
+    seed_images(aws.endpoint_url, "us-east-1", [f"{image}:2.0.0"], role_arn=role(home))
+    spec = write_spec(tmp_path / "spec.toml", two_accounts, image, "2.0.0")
+    planned = run_cli("plan", str(spec), "--json", redis_url=redis_url)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    targets = [json.loads(line) for line in planned.stdout.splitlines() if '"target"' in line]
+    assert sorted((t["account"], t["region"]) for t in targets) == sorted(two_accounts)
+    assert all(t["ecr_digest"] and t["ecr_digest"].startswith("sha256:") for t in targets), targets
+
+    missing = (home, "eu-west-1")  # the role works, but no prod/api there
+    spec = write_spec(tmp_path / "spec.toml", [*two_accounts, missing], image, "2.0.0")
+    before = aws.request_counts()
+    refused = run_cli(str(spec), "--json", redis_url=redis_url)
+    assert refused.returncode == 2, refused.stderr
+    assert f"in {home}/eu-west-1: cluster 'prod' not found" in refused.stderr
+    assert writes(before, aws.request_counts()) == {}

@@ -198,7 +198,7 @@ def test_dry_run_shows_current_and_new_images_and_changes_nothing(
     assert result.returncode == 0, result.stderr
     assert f"cluster-0/svc00/app: {REPO}/svc00:{SEEDED_TAG} -> {REPO}/svc00:2.0.0" in result.stdout
     assert f"cluster-0/svc00/proxy: {REPO}/proxy:{SEEDED_TAG} -> {REPO}/proxy:1.1.0" in result.stdout
-    writes = {k for k in aws.request_counts() if not k.startswith(("Describe", "List"))}
+    writes = {k for k in aws.request_counts() if not k.startswith(("Describe", "List", "Get"))}
     assert writes <= set(before), "dry run wrote to AWS"
     assert aws.request_counts().get("RegisterTaskDefinition") == before.get("RegisterTaskDefinition")
 
@@ -348,6 +348,7 @@ def test_dry_run_and_plan_speak_json_when_asked(aws: AwsEmulator, redis_url: str
     assert [o["type"] for o in objects] == ["target", "target", "target", "summary"]
     assert objects[0] | {"region": None} == {
         "type": "target",
+        "account": "123456789012",  # the caller's, as STS tells it
         "cluster": "cluster-0",
         "service": "svc00",
         "region": None,
