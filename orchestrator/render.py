@@ -209,6 +209,9 @@ def _row(r: TargetResult) -> tuple[str, str, str, str]:
     )
 
 
+NAME_WIDTH, NAME_WIDTH_MAX = 40, 72  # the target column of a state-change line: wider for scopes
+
+
 class PlainRenderer:
     """A line per state change, then a summary table. A run over several accounts or regions
     names each target with its scope: `111111111111/eu-west-1 payments/api`."""
@@ -217,6 +220,7 @@ class PlainRenderer:
         self._out = out or sys.stdout
         self._caller = caller
         self._scoped = False
+        self._width = NAME_WIDTH
 
     def _line(self, text: str) -> None:
         self._out.write(text + "\n")
@@ -225,6 +229,8 @@ class PlainRenderer:
     def started(self, state: RunState) -> None:
         groups = scopes(state)
         self._scoped = len(groups) > 1
+        names = (self._name(job) for job in state.jobs.values())
+        self._width = max(NAME_WIDTH, min(NAME_WIDTH_MAX, max(map(len, names), default=0)))
         where = f" in {len(groups)} account/region groups" if self._scoped else ""
         who = f" as {self._caller}" if self._caller else ""
         self._line(f"run {state.run_id}: {len(state.jobs)} services{where}{who}")
@@ -236,8 +242,10 @@ class PlainRenderer:
         if event is not None and event.phase is Phase.DUPLICATE:
             return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
-        name = f"{job.target.scope} {job.name}" if self._scoped else job.name
-        self._line(f"{stamp} {name:<40} {job.phase.value:<12} {job.message}")
+        self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}")
+
+    def _name(self, job: JobState) -> str:
+        return f"{job.target.scope} {job.name}" if self._scoped else job.name
 
     def finished(self, state: RunState) -> None:
         self._line(summary_table(state))

@@ -63,7 +63,7 @@ def make_job(service: str, image: str = NEW, **options: Any) -> DeployJob:
     return DeployJob(
         run_id=RUN_ID,
         job_id=f"{RUN_ID}:{service}",
-        target=Target(cluster=CLUSTER, service=service, scope=f"-/{REGION}"),
+        target=Target(cluster=CLUSTER, service=service, region=REGION),
         changes=(ContainerChange(container="app", image=image),),
         options=FAST.model_copy(update=options),
     )

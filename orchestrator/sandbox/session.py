@@ -2,7 +2,12 @@
 
 Starts the emulator (moto + rollout simulator, ECS throttling emulated) and seeds every cluster
 and service the spec names, running an older image of each named container plus a log-router
-sidecar that the spec does not touch. It hands the product one `Endpoints`: the emulator's
+sidecar that the spec does not touch. A spec over several accounts and regions is seeded where
+its entries point: each `role_arn` is created in its account's IAM (anyone there may assume it),
+and each account's clusters, services and ECR images are created in their region with that
+role's assumed credentials, so that moto keeps them in that account, as AWS would. Entries with
+no role (or a profile, which the sandbox cannot have) live in the caller's account, moto's
+default. It hands the product one `Endpoints`: the emulator's
 endpoint with throw-away credentials, the region, and two hooks that play Lambda for the lambda
 executor. It writes no environment variable: the run takes the real code path, pointed at the
 emulator through that seam only. Events go through `REDIS_URL` or the run's private Redis
@@ -12,27 +17,38 @@ emulator through that seam only. Events go through `REDIS_URL` or the run's priv
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import boto3
+from botocore.session import get_session
 from moto.backends import get_backend
 
 from orchestrator.endpoints import Endpoints
 from orchestrator.job_queue import JobQueue
 from orchestrator.sandbox.emulator import AwsEmulator
 from orchestrator.sandbox.esm import EventSourceMappingEmulator
-from orchestrator.sandbox.seed import SeededService, seed_images, seed_services
+from orchestrator.sandbox.seed import SeededService, seed_images, seed_role, seed_services
 from orchestrator.sandbox.simulator import RolloutScenario
 from orchestrator.settings import LambdaSettings
-from orchestrator.spec import Spec
+from orchestrator.spec import DeployEntry, Spec
+from orchestrator.spec_access import access_of, region_of
+from worker.access import role_account
 from worker.aws import AwsAccess
 from worker.handler import make_handler
 from worker.images import parse_image
 from worker.settings import WorkerSettings
 
-__all__ = ["SANDBOX_CREDENTIALS", "SANDBOX_SCENARIO", "SEEDED_TAG", "sandbox_services", "start_sandbox"]
+__all__ = [
+    "SANDBOX_CREDENTIALS",
+    "SANDBOX_SCENARIO",
+    "SEEDED_TAG",
+    "Place",
+    "sandbox_places",
+    "sandbox_services",
+    "start_sandbox",
+]
 
 # A few seconds per rollout, and any image tagged "broken..." fails its health checks.
 SANDBOX_SCENARIO = RolloutScenario(rollout_s=4.0, failure_s=3.0, bad_images=("*:broken*",))
@@ -106,14 +122,48 @@ class _SandboxLambda:
 
 
 def sandbox_services(spec: Spec) -> list[SeededService]:
-    """What to seed: each named container on `SEEDED_TAG` of its repository, plus a sidecar."""
+    """What to seed: each named container on `SEEDED_TAG` of its repository, plus a sidecar
+    (all entries, wherever they live: `sandbox_places` splits them by account and region)."""
+    return _services(spec.deploy)
+
+
+def _services(entries: Sequence[DeployEntry]) -> list[SeededService]:
     services: dict[tuple[str, str], dict[str, str]] = {}
-    for entry in spec.deploy:
+    for entry in entries:
         containers = services.setdefault((entry.cluster, entry.service), {})
         containers[entry.container] = f"{parse_image(entry.reference).name}:{SEEDED_TAG}"
     for containers in services.values():
         containers.setdefault(*SIDECAR)
     return [(cluster, service, containers) for (cluster, service), containers in services.items()]
+
+
+Place = tuple[str | None, str]  # (the role that reaches the account, None: the caller's; region)
+
+
+def sandbox_places(spec: Spec, region: str) -> dict[Place, list[SeededService]]:
+    """What to seed where: the spec's services per (role, region), in the spec's order; `region`
+    for entries (and a spec) that name none."""
+    entries: dict[Place, list[DeployEntry]] = {}
+    for entry in spec.deploy:
+        place = (access_of(entry, spec).role_arn, region_of(entry, spec.region) or region)
+        entries.setdefault(place, []).append(entry)
+    return {place: _services(group) for place, group in entries.items()}
+
+
+def _image_places(spec: Spec, places: Mapping[Place, Sequence[SeededService]]) -> dict[Place, list[str]]:
+    """Every image to push, where its ECR registry is: the account in its host (reached through
+    the spec's role for that account, else as the caller), the region in its host."""
+    roles = {role_account(role): role for role, _ in places if role is not None}
+    images = [e.reference for e in spec.deploy]
+    images += [image for services in places.values() for _, _, c in services for image in c.values()]
+    where: dict[Place, list[str]] = {}
+    for image in dict.fromkeys(images):
+        registry = parse_image(image).registry or ""
+        if ".dkr.ecr." not in registry:
+            continue  # not in ECR: nothing to push
+        account, _, _, region = registry.split(".")[:4]
+        where.setdefault((roles.get(account), region), []).append(image)
+    return where
 
 
 @contextmanager
@@ -123,13 +173,15 @@ def start_sandbox(
     """The emulator, seeded for `spec`, as the run's `Endpoints` (`redis_url` is passed through)."""
     with ExitStack() as stack:
         emulator = stack.enter_context(AwsEmulator(scenario))
-        services = sandbox_services(spec)
-        seed_services(emulator.endpoint_url, region, services)
-        seed_images(
-            emulator.endpoint_url,
-            region,
-            [entry.reference for entry in spec.deploy] + [i for _, _, c in services for i in c.values()],
-        )
+        endpoint = emulator.endpoint_url
+        places = sandbox_places(spec, region)
+        for arn in dict.fromkeys(arn for arn, _ in places if arn is not None):
+            seed_role(endpoint, role_account(arn), arn.rsplit("/", 1)[-1])
+        session = get_session()  # one set of loaded service models for all the clients below
+        for (role, where), services in places.items():
+            seed_services(endpoint, where, services, session=session, role_arn=role)
+        for (role, where), images in _image_places(spec, places).items():
+            seed_images(endpoint, where, images, session=session, role_arn=role)
         # Throttle from here on, with full buckets: seeding is not part of the deploy.
         emulator.set_throttling(True)
         lambda_ = _SandboxLambda(emulator.endpoint_url, region, stack)
