@@ -6,6 +6,9 @@ Scenarios: N services (default 1, 10, 20, 50, 200; `--quick`: 1, 10) deployed by
 - `serial`: the local executor with `--max-parallel 1`,
 - `ecs-deploy`: fabfuel's `ecs deploy CLUSTER SERVICE --image app IMAGE` looped over the services,
   up to N = `--peer-max-n` (default 20); bigger N print "not run", nothing is extrapolated.
+With `--accounts-n N`: N services in one account, the same N split over two accounts, and N/2
+in one account, each reached through an assumed role (`local` executor, throttling on); alone
+(without `--n` or `--quick`) it runs only those three.
 Plus `pack.py` cold and warm, the bytes the lambda executor uploads, start-up times, and with
 `--rss-1000` the orchestrator's peak RSS at N = 1000. Progress goes to stderr.
 """
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--esm-concurrency",
         type=int,
         help="pollers of the emulated event-source mapping (default: the mapping's MaximumConcurrency, 20)",
+    )
+    parser.add_argument(
+        "--accounts-n",
+        type=int,
+        metavar="N",
+        help="also N services in one account vs N split over two (and N/2 in one), local executor",
     )
     parser.add_argument("--no-pack", action="store_true", help="skip pack.py and code-upload measurements")
     parser.add_argument("--no-cold-pack", action="store_true", help="skip the cold pack (it runs pip)")

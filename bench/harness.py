@@ -22,7 +22,7 @@ from bench import fanout, peer
 from bench.emulator_client import Emulator
 from bench.measure import Proc, Spawner
 from bench.progress import log
-from bench.results import Row
+from bench.results import Row, lower_bound_s
 from bench.scenario import REGION, lambda_role, seed_scenario, service_names, write_spec
 from orchestrator.sandbox import RedisServer, sandbox_aws_env
 from worker.budget import budget_key
@@ -116,12 +116,15 @@ class Harness:
         seed_scenario(self.em, spec_path, self._session)
 
     def prepare(
-        self, name: str, n: int, spec_name: str, **defaults: Any
+        self, name: str, n: int, spec_name: str, *, accounts: int = 0, **defaults: Any
     ) -> tuple[list[tuple[str, str]], Path]:
         """`n` services of scenario `name`, their spec (`spec_name` in the work dir, with the
-        harness's spec defaults and `defaults`), seeded."""
+        harness's spec defaults and `defaults`; over `accounts` accounts through their roles, or
+        in the caller's with 0), seeded."""
         services = service_names(name, n)
-        spec_path = write_spec(self.workdir / spec_name, services, **self.spec_defaults, **defaults)
+        spec_path = write_spec(
+            self.workdir / spec_name, services, accounts=accounts, **self.spec_defaults, **defaults
+        )
         self.seed(spec_path)
         return services, spec_path
 
@@ -160,14 +163,19 @@ class Harness:
         timeout_s: float | None = None,
         label: str | None = None,
         throttling: bool = True,
+        accounts: int = 0,
     ) -> Row:
-        """Seed `n` services, deploy them with `tool`, and measure."""
+        """Seed `n` services, deploy them with `tool`, and measure. `accounts` >= 1: the services
+        are spread over that many accounts, each reached through its role."""
         name = label or tool
         row = Row.start(n, name, self.rollout_s)
+        if accounts:
+            row.accounts = accounts
+            row.lower_bound_s = lower_bound_s(n, self.rollout_s, accounts)
         # Without emulated throttling the account has no buckets to pace against: the shared
         # budget would pace 1,000 registrations at ECS's 1/s all the same.
         budget = {} if throttling else {"api_budget": False}
-        services, spec_path = self.prepare(name, n, f"{name}-n{n}.json", **budget)
+        services, spec_path = self.prepare(name, n, f"{name}-n{n}.json", accounts=accounts, **budget)
         if not throttling:
             self.em.throttling(False)
             row.lower_bound_s = self.rollout_s  # no bucket to wait for

@@ -16,9 +16,11 @@ __all__ = ["Row", "find_row", "lower_bound_s", "percentile", "speedup"]
 REGISTER_BURST, REGISTER_RATE = 20, 1.0  # ECS's RegisterTaskDefinition bucket
 
 
-def lower_bound_s(n: int, rollout_s: float) -> float:
-    """One rollout plus what ECS's RegisterTaskDefinition bucket needs for `n` registrations."""
-    return rollout_s + max(0, n - REGISTER_BURST) / REGISTER_RATE
+def lower_bound_s(n: int, rollout_s: float, accounts: int = 1) -> float:
+    """One rollout plus what ECS's RegisterTaskDefinition bucket needs for `n` registrations;
+    over several accounts, each with a bucket of its own, what the fullest account needs."""
+    per_account = -(-n // max(1, accounts))
+    return rollout_s + max(0, per_account - REGISTER_BURST) / REGISTER_RATE
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -51,6 +53,7 @@ class Row:
     throttled: dict[str, int] = field(default_factory=dict)
     load_before: float | None = None
     throttling: bool = True
+    accounts: int = 1  # the accounts the N services are spread over (each its own ECS buckets)
     note: str = ""
     stderr_tail: str = ""
 

@@ -25,7 +25,7 @@ from bench.peer import peer_version
 from bench.results import Row
 from bench.targets import targets
 
-__all__ = ["FULL_NS", "QUICK_NS", "run", "workdir"]
+__all__ = ["FULL_NS", "QUICK_NS", "accounts_rows", "run", "workdir"]
 
 FULL_NS = (1, 10, 20, 50, 200)
 QUICK_NS = (1, 10)
@@ -51,9 +51,21 @@ def _size_limits(args: argparse.Namespace) -> dict[str, tuple[str, int]]:
     return {"ecs-deploy": ("--peer-max-n", args.peer_max_n), "serial": ("--serial-max-n", args.serial_max_n)}
 
 
+def accounts_rows(harness: Harness, n: int) -> list[Row]:
+    """Accounts scale: `n` services in one account, the same `n` split over two accounts, and
+    `n / 2` in one account (what each of the two carries), all through assumed roles, all with
+    the local executor under ECS's emulated throttling (a bucket per account and region)."""
+    return [
+        harness.scenario("local", n, label="local-1acct", accounts=1),
+        harness.scenario("local", n, label="local-2acct", accounts=2),
+        harness.scenario("local", n // 2, label="local-1acct", accounts=1),
+    ]
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     """Run what `args` (of `bench.__main__.build_parser`) asks for: (the report, its rows)."""
-    ns = args.n or (QUICK_NS if args.quick else FULL_NS)
+    # `--accounts-n` alone runs the accounts rows only; with `--n` or `--quick`, those too.
+    ns = args.n or (QUICK_NS if args.quick else () if args.accounts_n else FULL_NS)
     tools: tuple[str, ...] = args.tools
     defaults: dict[str, Any] = {}
     if args.poll_interval:
@@ -66,6 +78,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         "tools": list(tools),
         "spec_defaults": defaults,
         "esm_concurrency": args.esm_concurrency or "the mapping's MaximumConcurrency (20)",
+        "accounts_n": args.accounts_n,
         "started": _now(),
     }
     if "ecs-deploy" in tools:
@@ -91,6 +104,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
                     rows.append(Row.start(n, tool, args.rollout_s, note=f"not run: N > {flag} {limit}"))
                     continue
                 rows.append(harness.scenario(tool, n))
+        if args.accounts_n:
+            rows += accounts_rows(harness, args.accounts_n)
         if args.rss_1000:
             for tool in args.rss_tools:
                 rows.append(harness.scenario(tool, 1000, label=f"{tool}-rss", throttling=False))

@@ -6,6 +6,11 @@ creates the services (running tag 1.0.0, plus a sidecar) and pushes their images
 throttling off, since seeding is not what is measured, then switches the throttling buckets on
 again full, as an account that was idle would have them. The lambda executor's IAM role is
 part of that world too.
+
+A scenario may spread its services over several accounts (`accounts`): service i lives in
+account `ACCOUNTS[i % accounts]`, reached through that account's role `BENCH_ROLE`, with its
+image in that account's ECR; the seeding (`orchestrator.sandbox.session.seed_spec`) creates the
+roles and puts each service and image in its account, as `--sandbox` does.
 """
 
 from __future__ import annotations
@@ -18,16 +23,18 @@ from typing import Any
 from botocore.session import Session
 
 from bench.emulator_client import Emulator
-from orchestrator.sandbox import seed_images, seed_services
-from orchestrator.sandbox.session import sandbox_services
+from orchestrator.sandbox.session import seed_spec
 from orchestrator.spec import load_spec
 
 __all__ = [
+    "ACCOUNTS",
+    "BENCH_ROLE",
     "NEW_TAG",
     "REGION",
     "REPO",
     "TOOLS",
     "lambda_role",
+    "role_arn",
     "seed_scenario",
     "service_names",
     "write_spec",
@@ -38,6 +45,12 @@ REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NEW_TAG = "2.0.0"
 LAMBDA_ROLE = "ecs-fanout-bench-worker"
 TOOLS = ("local", "lambda", "serial", "ecs-deploy")
+ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444")  # not moto's default
+BENCH_ROLE = "ecs-fanout-bench-deployer"
+
+
+def role_arn(account: str) -> str:
+    return f"arn:aws:iam::{account}:role/{BENCH_ROLE}"
 
 
 def service_names(name: str, n: int) -> list[tuple[str, str]]:
@@ -46,23 +59,33 @@ def service_names(name: str, n: int) -> list[tuple[str, str]]:
     return [(cluster, f"{name}-n{n}-svc{i:04d}") for i in range(n)]
 
 
-def write_spec(path: Path, services: Sequence[tuple[str, str]], **defaults: Any) -> Path:
-    entries = [
-        {"cluster": c, "service": s, "container": "app", "image": f"{REPO}/{s}", "tag": NEW_TAG}
-        for c, s in services
-    ]
+def write_spec(
+    path: Path, services: Sequence[tuple[str, str]], *, accounts: int = 0, **defaults: Any
+) -> Path:
+    """The spec of `services`; with `accounts` >= 1, spread over that many accounts (in turn),
+    each entry with its account's role and an image in its account's ECR."""
+    assert 0 <= accounts <= len(ACCOUNTS), f"at most {len(ACCOUNTS)} accounts"
+    entries = []
+    for i, (cluster, service) in enumerate(services):
+        entry = {"cluster": cluster, "service": service, "container": "app", "tag": NEW_TAG}
+        if accounts:
+            account = ACCOUNTS[i % accounts]
+            entry |= {
+                "image": f"{account}.dkr.ecr.{REGION}.amazonaws.com/{service}",
+                "role_arn": role_arn(account),
+            }
+        else:
+            entry["image"] = f"{REPO}/{service}"
+        entries.append(entry)
     path.write_text(json.dumps({"region": REGION, **defaults, "deploy": entries}, indent=1) + "\n")
     return path
 
 
 def seed_scenario(emulator: Emulator, spec_path: Path, session: Session) -> None:
-    """Create the spec's services and push its images (old and new) with throttling off."""
-    spec = load_spec(spec_path)
-    services = sandbox_services(spec)
+    """Create the spec's roles and services and push its images (old and new), each in its
+    account, with throttling off."""
     emulator.throttling(False)
-    seed_services(emulator.endpoint_url, REGION, services, session=session)
-    images = [entry.reference for entry in spec.deploy] + [i for _, _, c in services for i in c.values()]
-    seed_images(emulator.endpoint_url, REGION, images, session=session)
+    seed_spec(emulator.endpoint_url, load_spec(spec_path), REGION, session)
     emulator.throttling(True)  # full buckets, as for an account that was idle
 
 

@@ -20,6 +20,7 @@ TARGET_LATENCY_P99_MS = 5.0
 TARGET_WARM_PACK_S = 1.0
 TARGET_HELP_S = 0.3
 TARGET_RSS_1000_MB = 150.0
+TARGET_TWO_ACCOUNTS = 1.25  # N over two accounts, against N/2 in one
 
 Target = tuple[str, str, str]  # (target, measured, verdict)
 
@@ -92,6 +93,20 @@ def _rss_1000(rows: Sequence[Row], tool: str) -> Target:
     return target, fmt(rss, ".0f", " MB"), verdict(ok)
 
 
+def _two_accounts(report: dict[str, Any], rows: Sequence[Row]) -> Target:
+    """Two accounts have two ECS buckets: N split over them takes about what N/2 take in one."""
+    n = report.get("accounts_n") or 0
+    split, half = find_row(rows, n, "local-2acct"), find_row(rows, n // 2, "local-1acct")
+    one = find_row(rows, n, "local-1acct")
+    target = f"N over two accounts within {TARGET_TWO_ACCOUNTS:g}x of N/2 in one (local, throttled)"
+    if split is None or half is None or split.wall_s is None or half.wall_s is None:
+        return target, "not run", verdict(None)
+    ratio = split.wall_s / half.wall_s
+    measured = f"{ratio:.2f}x ({split.wall_s:.1f}s / {half.wall_s:.1f}s"
+    measured += f"; N in one account {one.wall_s:.1f}s)" if one is not None and one.wall_s else ")"
+    return target, measured, verdict(ratio <= TARGET_TWO_ACCOUNTS and split.note == "")
+
+
 def targets(report: dict[str, Any], rows: Sequence[Row]) -> list[Target]:
     """(target, measured, verdict) lines."""
     executors = ("local", "lambda")
@@ -102,4 +117,5 @@ def targets(report: dict[str, Any], rows: Sequence[Row]) -> list[Target]:
         _pack_and_upload(report),
         *_startup(report),
         *(_rss_1000(rows, tool) for tool in executors),
+        _two_accounts(report, rows),
     ]

@@ -22,7 +22,8 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import boto3
-from botocore.session import get_session
+from botocore.exceptions import ClientError
+from botocore.session import Session, get_session
 from moto.backends import get_backend
 
 from orchestrator.endpoints import Endpoints
@@ -47,6 +48,7 @@ __all__ = [
     "Place",
     "sandbox_places",
     "sandbox_services",
+    "seed_spec",
     "start_sandbox",
 ]
 
@@ -166,6 +168,23 @@ def _image_places(spec: Spec, places: Mapping[Place, Sequence[SeededService]]) -
     return where
 
 
+def seed_spec(endpoint_url: str, spec: Spec, region: str, session: Session | None = None) -> None:
+    """Seed `spec`'s world at the emulator: each role in its account's IAM (kept if it exists),
+    each account's services and ECR images in their region, through that account's role."""
+    places = sandbox_places(spec, region)
+    session = session or get_session()  # one set of loaded service models for every client
+    for arn in dict.fromkeys(arn for arn, _ in places if arn is not None):
+        try:
+            seed_role(endpoint_url, role_account(arn), arn.rsplit("/", 1)[-1], session)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+                raise
+    for (role, where), services in places.items():
+        seed_services(endpoint_url, where, services, session=session, role_arn=role)
+    for (role, where), images in _image_places(spec, places).items():
+        seed_images(endpoint_url, where, images, session=session, role_arn=role)
+
+
 @contextmanager
 def start_sandbox(
     spec: Spec, region: str, *, redis_url: str | None = None, scenario: RolloutScenario = SANDBOX_SCENARIO
@@ -173,15 +192,7 @@ def start_sandbox(
     """The emulator, seeded for `spec`, as the run's `Endpoints` (`redis_url` is passed through)."""
     with ExitStack() as stack:
         emulator = stack.enter_context(AwsEmulator(scenario))
-        endpoint = emulator.endpoint_url
-        places = sandbox_places(spec, region)
-        for arn in dict.fromkeys(arn for arn, _ in places if arn is not None):
-            seed_role(endpoint, role_account(arn), arn.rsplit("/", 1)[-1])
-        session = get_session()  # one set of loaded service models for all the clients below
-        for (role, where), services in places.items():
-            seed_services(endpoint, where, services, session=session, role_arn=role)
-        for (role, where), images in _image_places(spec, places).items():
-            seed_images(endpoint, where, images, session=session, role_arn=role)
+        seed_spec(emulator.endpoint_url, spec, region)
         # Throttle from here on, with full buckets: seeding is not part of the deploy.
         emulator.set_throttling(True)
         lambda_ = _SandboxLambda(emulator.endpoint_url, region, stack)
