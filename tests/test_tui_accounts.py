@@ -27,7 +27,8 @@ from tui import FanoutApp
 from tui.group import PaneGroup
 from tui.header import RunHeader
 from tui.screens import EventLogScreen
-from worker.contract import Phase
+from worker.contract import ContainerChange, DeployJob, Phase
+from worker.target import Target
 
 RUN_ID = "accounts-run"
 CALLER = "arn:aws:iam::123456789012:user/ci"
@@ -259,3 +260,32 @@ async def test_plain_and_json_name_the_account_and_region(
     assert [row.split()[0] for row in rows] == [f"prod/s{i}/app" for i in range(6)]
     assert all(row.startswith("  prod/") for row in rows)
     assert table[10].startswith(f"run {RUN_ID}: ")
+
+
+def test_a_run_in_one_account_and_region_prints_as_before() -> None:
+    """No scope before names, no group lines in the table: one place says nothing new."""
+    targets = [Target(account=A, region=EAST, cluster="prod", service=f"s{i}") for i in range(2)]
+    planned = [
+        PlannedJob(
+            job=DeployJob(
+                run_id=RUN_ID,
+                job_id=f"{RUN_ID}:{t.service}",
+                target=t,
+                changes=(ContainerChange(container="app", image="registry.example.com/app:2.0.0"),),
+            )
+        )
+        for t in targets
+    ]
+    state = RunState.from_plan(RUN_ID, planned)
+    out = io.StringIO()
+    plain = PlainRenderer(out)
+    plain.started(state)
+    job = state.jobs[f"{RUN_ID}:s0"]
+    plain.changed(job, None)
+    plain.finished(state)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"run {RUN_ID}: 2 services"
+    assert lines[1].split()[1:3] == ["prod/s0", "queued"]
+    assert lines[2].startswith("TARGET  ")
+    assert [line.split()[0] for line in lines[3:5]] == ["prod/s0/app", "prod/s1/app"]
+    assert len(lines) == 6 and lines[5].startswith(f"run {RUN_ID}: ")

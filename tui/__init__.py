@@ -22,8 +22,13 @@ Design notes:
   of a synthetic run are stable.
 - Styles live in one file, `app.tcss`; widgets only set CSS classes and component classes.
 
-Modules: `app` (the App, `run_tui`), `renderer`, `pane` (job and set-up panes), `header`
-(header and summary), `screens` (event log, quit question), `view` (pure pane state).
+- Grouped by account and region: a run over several shows its panes under a header per
+  (account, region) with that group's counts (`group.PaneGroup`); a run in one shows none. The
+  header names the caller when the CLI knows it.
+
+Modules: `app` (the App, `run_tui`), `renderer`, `pane` (job and set-up panes), `group` (the
+panes of one account and region), `header` (header and summary), `screens` (event log, quit
+question), `view` (pure pane state).
 Nothing outside this package imports it except the CLI's session and `attach`, lazily, so
 that `--json` and `--help` never pay for importing Textual.
 """
