@@ -56,6 +56,8 @@ DEPLOY_DEFAULTS: dict[str, Any] = {
     "region": None,
     "profile": None,
     "verbose": False,
+    "debug_aws": False,
+    "no_wait": False,
 }
 
 log = logging.getLogger("ecs-fanout")
@@ -74,7 +76,8 @@ def plan_command(argv: Sequence[str]) -> int:
                 ExitCode.OK: "every target can be deployed",
                 ExitCode.FAILED: "some cannot (each line says why)",
                 ExitCode.CONFIG: "bad input or configuration",
-                ExitCode.INTERRUPTED: "interrupted",
+                ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP)",
+                ExitCode.TERMINATED: "terminated (SIGTERM)",
             }
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -86,7 +89,7 @@ def plan_command(argv: Sequence[str]) -> int:
     add_verbose_option(parser)
     parser.set_defaults(**(DEPLOY_DEFAULTS | {"dry_run": True, "diff": True}))
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.debug_aws)
     return deploy(args)
 
 
@@ -152,7 +155,12 @@ def _plan(args: argparse.Namespace, spec: Spec, run_id: str, region: str | None)
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
     return plan_jobs(
-        spec, run_id, timeout_s=timeout_s, rollback=False if args.no_rollback else None, region=region
+        spec,
+        run_id,
+        timeout_s=timeout_s,
+        rollback=False if args.no_rollback else None,
+        region=region,
+        wait=not args.no_wait,
     )
 
 
@@ -277,6 +285,7 @@ def _execute(
                 heartbeat_s=spec.heartbeat,
                 executor_factory=factory,
                 queued_window_s=queued_window_s,
+                remote_workers=executor == "lambda",
             )
 
         code = session(planned, run_id)
