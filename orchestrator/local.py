@@ -2,7 +2,9 @@
 
 Jobs run concurrently up to a limit, each through `worker.engine.Deployer`, exactly as a
 Lambda worker would run them; their events go through Redis like a Lambda's do, so the run
-core cannot tell the two executors apart.
+core cannot tell the two executors apart. A worker that crashes cannot report its end: its
+job is ended here, with ECS's word on what its deployment became (`Deployer.report_crash`: a
+rollout ECS completed is `succeeded`, never `failed`), or `failed` when even that fails.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ class LocalExecutor:
         max_parallel: int,
         aws: AwsAccess,
         allowed_registries: Sequence[str] = (),
+        deployer: type[Deployer] = Deployer,
     ) -> None:
         self._redis = redis
         self._max_parallel = max_parallel
         self._aws = aws
         self._allowed_registries = allowed_registries
+        self._deployer = deployer  # the workers' class (a test bed may make them crash)
 
     async def prepare(self) -> None:
         """Nothing to set up: the workers are this process."""
@@ -76,16 +80,18 @@ class LocalExecutor:
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
             async with AsyncExitStack() as stack:
-                deployers = _Deployers(stack, self._aws, redis, self._allowed_registries)
+                deployers = _Deployers(stack, self._aws, redis, self._allowed_registries, self._deployer)
 
                 async def run_one(job: DeployJob) -> None:
                     async with limit:
                         on_start(job)
+                        deployer: Deployer | None = None
                         try:
-                            await (await deployers.get(job.target)).run(job)
+                            deployer = await deployers.get(job.target)
+                            await deployer.run(job)
                         except Exception as exc:  # a crash must end the job visibly, not kill the run
                             log.exception("worker for %s crashed", job.target)
-                            on_failed(job, f"worker crashed: {exc!r}")
+                            await _report_crash(deployer, job, exc, on_failed)
 
                 async with anyio.create_task_group() as tg:
                     for job in jobs:
@@ -95,16 +101,36 @@ class LocalExecutor:
                 await redis.aclose()
 
 
+async def _report_crash(
+    deployer: Deployer | None, job: DeployJob, exc: Exception, on_failed: Callable[[DeployJob, str], None]
+) -> None:
+    """End a crashed worker's job with ECS's word on it; `failed` if ECS or Redis cannot say."""
+    if deployer is None:  # no worker was ever made for it: nothing reached ECS
+        on_failed(job, f"worker crashed: {exc!r}")
+        return
+    try:
+        await deployer.report_crash(job, exc)
+    except Exception:
+        log.exception("the crash of the worker for %s could not be checked with ECS", job.target)
+        on_failed(job, f"worker crashed: {exc!r}")
+
+
 class _Deployers:
     """One deployer (one ECS client) per account and region, made when a job first needs it."""
 
     def __init__(
-        self, stack: AsyncExitStack, aws: AwsAccess, redis: Redis, allowed_registries: Sequence[str]
+        self,
+        stack: AsyncExitStack,
+        aws: AwsAccess,
+        redis: Redis,
+        allowed_registries: Sequence[str],
+        deployer: type[Deployer] = Deployer,
     ) -> None:
         self._stack = stack
         self._aws = aws
         self._redis = redis
         self._allowed_registries = allowed_registries
+        self._deployer = deployer
         self._made: dict[str, Deployer] = {}
         self._lock = anyio.Lock()
 
@@ -113,7 +139,7 @@ class _Deployers:
             deployer = self._made.get(target.scope)
             if deployer is None:
                 ecs = await self._stack.enter_async_context(self._aws.ecs(target.region))
-                deployer = self._made[target.scope] = Deployer.on_redis(
+                deployer = self._made[target.scope] = self._deployer.on_redis(
                     ecs, self._redis, region=target.region, allowed_registries=self._allowed_registries
                 )
             return deployer

@@ -82,6 +82,10 @@ class JobOptions(_Strict):
     keep_revisions: int | None = Field(
         default=None, ge=1, description="After a success, deregister older revisions beyond this many."
     )
+    wait_for_target: bool = Field(
+        default=True,
+        description="Wait while another run deploys the same service; False: fail at once, nothing changed.",
+    )
 
 
 class DeployJob(_Strict):
