@@ -25,13 +25,16 @@ def attach_command(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="ecs-fanout attach",
         description="Follow a run from another terminal: its events replayed from its start, then "
-        "live, to its end. Reads the run's Redis (REDIS_URL) only; stopping it never stops the run.",
+        "live, to its end. Reads the run's Redis (REDIS_URL) only; stopping it never stops the run. "
+        "If the run's orchestrator is gone (killed), jobs silent for the run's heartbeat are judged "
+        "lost here, so the command ends with the run's summary all the same.",
         epilog=exit_codes_epilog(
             {
                 ExitCode.OK: "the run ended, every target succeeded (as the run's own)",
                 ExitCode.FAILED: "the run ended otherwise (as the run's own)",
                 ExitCode.CONFIG: "unknown run id, or no Redis",
                 ExitCode.INTERRUPTED: "stopped following (the run goes on)",
+                ExitCode.TERMINATED: "stopped following by SIGTERM (the run goes on)",
             }
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,7 +44,7 @@ def attach_command(argv: Sequence[str]) -> int:
     parser.add_argument("--exit-on-done", action="store_true", help="live view: exit when the run ends")
     add_verbose_option(parser)
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.debug_aws)
 
     from orchestrator.attach import attach
     from orchestrator.settings import load_settings

@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator.errors import AwsAccessError, ConfigError, FanoutError, RedisUnavailable
 from orchestrator.exits import ExitCode
+from orchestrator.stop_signals import stop_code, stop_reason
 
 __all__ = ["Failure", "aws_problem", "client_error_fix", "explain", "run_command"]
 
@@ -71,8 +72,8 @@ def explain(exc: BaseException) -> Failure | None:
         return next((f for f in known if f.quiet), known[0])  # a closed stdout wins: print nothing
     if isinstance(exc, BrokenPipeError):
         return Failure("", ExitCode.FAILED, quiet=True)
-    if isinstance(exc, KeyboardInterrupt):
-        return Failure(f"{PREFIX}interrupted", ExitCode.INTERRUPTED)
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM/SIGHUP (`stop_signals`)
+        return Failure(f"{PREFIX}{stop_reason()}", stop_code())
     if not isinstance(exc, FanoutError):
         problem = aws_problem(exc) or _aws_refusal(exc) or _redis_problem(exc) or _settings_problem(exc)
         if problem is None:

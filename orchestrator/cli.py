@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from orchestrator import stop_signals
 from orchestrator.boundary import run_command
 from orchestrator.options import (
     EXIT_CODES_EPILOG,
@@ -44,6 +45,11 @@ SUBCOMMANDS = {
     ),
     "attach": Subcommand(
         "orchestrator.attach_command", "attach_command", "follow a run from another terminal"
+    ),
+    "status": Subcommand(
+        "orchestrator.status_command",
+        "status_command",
+        "what ECS runs now for each target of a run, and if it matches",
     ),
     "iam-policy": Subcommand(
         "orchestrator.iam", "iam_policy_command", "least-privilege IAM policies, as JSON"
@@ -104,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", metavar="DURATION", help="deadline per rollout, e.g. 15m")
     parser.add_argument("--no-rollback", action="store_true", help="leave failed rollouts as they are")
     parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once if another run is deploying the same service, instead of waiting for it",
+    )
+    parser.add_argument(
         "--all-or-nothing",
         action="store_true",
         help="if any target fails, put every service this run changed back on its previous revision",
@@ -120,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    stop_signals.install()  # SIGTERM and SIGHUP stop a command as Ctrl-C does (this process only)
     return run_command(lambda: _dispatch(args))
 
 
@@ -129,7 +141,7 @@ def _dispatch(argv: list[str]) -> int:
         command: Callable[[Sequence[str]], int] = getattr(importlib.import_module(sub.module), sub.function)
         return command(argv[1:])
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.debug_aws)
     from orchestrator.deploy import deploy
 
     return deploy(args)

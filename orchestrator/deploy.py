@@ -57,6 +57,8 @@ DEPLOY_DEFAULTS: dict[str, Any] = {
     "region": None,
     "profile": None,
     "verbose": False,
+    "debug_aws": False,
+    "no_wait": False,
 }
 
 log = logging.getLogger("ecs-fanout")
@@ -75,7 +77,8 @@ def plan_command(argv: Sequence[str]) -> int:
                 ExitCode.OK: "every target can be deployed",
                 ExitCode.FAILED: "some cannot (each line says why)",
                 ExitCode.CONFIG: "bad input or configuration",
-                ExitCode.INTERRUPTED: "interrupted",
+                ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP)",
+                ExitCode.TERMINATED: "terminated (SIGTERM)",
             }
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,7 +90,7 @@ def plan_command(argv: Sequence[str]) -> int:
     add_verbose_option(parser)
     parser.set_defaults(**(DEPLOY_DEFAULTS | {"dry_run": True, "diff": True}))
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.debug_aws)
     return deploy(args)
 
 
@@ -170,6 +173,7 @@ def _plan(
         region=args.region,
         default_region=region,
         accounts=accounts,
+        wait=not args.no_wait,
     )
 
 
@@ -307,6 +311,7 @@ def _execute(
                 heartbeat_s=spec.heartbeat,
                 executor_factory=factory,
                 queued_window_s=queued_window_s,
+                remote_workers=executor == "lambda",
             )
 
         code = session(planned, run_id)

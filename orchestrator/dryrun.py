@@ -3,7 +3,9 @@
 `--dry-run` prints the image each target runs now and the one it would get; `plan` adds the
 task-definition diff a deploy would register (only image lines should appear) and, for images
 in this account's ECR, the digest the tag resolves to. Read-only by construction: only
-describe_* calls are made.
+describe_* calls are made, in batches (`orchestrator.ecs_reads`, as preflight reads): a
+target of a cluster that does not exist costs no DescribeServices call, and 10,000 targets
+cost about a thousand calls at most, not 10,000.
 
 Output: plain lines (a line per target; with `plan`, a service's revision diff once, under a
 heading naming the service), or with `--json` one object per line: `target` per container
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from botocore.exceptions import ClientError
 
+from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
 from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
 from worker.access import CALLER, Access
@@ -35,11 +38,8 @@ from worker.taskdef import build_registration, current_images, revision_diff
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
-    from types_aiobotocore_ecs import ECSClient
 
 __all__ = ["ServiceView", "TargetView", "describe_plan", "dry_run", "ecr_digest"]
-
-MAX_PARALLEL_READS = 10
 
 
 ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
@@ -100,33 +100,47 @@ async def ecr_digest(
     return described["imageDetails"][0].get("imageDigest", "?"), True
 
 
-async def _describe_job(
-    clients: Clients, planned: PlannedJob, full: bool, into: Mapping[str, Access]
+async def _ecr_digests(
+    clients: Clients, images: Iterable[tuple[str, Access]], into: Mapping[str, Access]
+) -> dict[tuple[str, Access], tuple[str, bool] | None]:
+    """`ecr_digest` of each distinct (image, target's access), at most `MAX_PARALLEL_READS` at a time."""
+    found: dict[tuple[str, Access], tuple[str, bool] | None] = {}
+    limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
+
+    async def one(image: str, access: Access) -> None:
+        async with limit:
+            found[image, access] = await ecr_digest(clients, image, access, into)
+
+    async with anyio.create_task_group() as tg:
+        for image, access in dict.fromkeys(images):
+            tg.start_soon(one, image, access)
+    return found
+
+
+def _view(
+    reads: EcsReads,
+    planned: PlannedJob,
+    digests: Mapping[tuple[str, Access], tuple[str, bool] | None],
+    full: bool,
 ) -> ServiceView:
     """The service's containers now and after a deploy; with `full` (`plan`) the ECR digests
     and the revision diff too."""
     target = planned.job.target
     view = ServiceView(target, [TargetView(c.container, c.image) for c in planned.job.changes])
-    ecs: ECSClient = await clients.get("ecs", target.region, planned.job.access)
-    try:
-        response = await ecs.describe_services(cluster=target.cluster, services=[target.service])
-        services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
-        if not services:
-            return _refused(view, "service not found")
-        arn = services[0]["taskDefinition"]
-        described = await ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    except ClientError as exc:
-        return _refused(view, str(exc.response.get("Error", {}).get("Message", exc)))
+    service = reads.services[target]
+    if isinstance(service, str):  # its cluster's problem (no DescribeServices was made), or its own
+        return _refused(view, service)
+    arn = str(service["taskDefinition"])
+    described = reads.task_definitions[arn]
+    if isinstance(described, str):
+        return _refused(view, described)
     view.revision = arn.rsplit("/", 1)[-1]
     images = current_images(described["taskDefinition"])
     for one in view.targets:
         one.current_image = images.get(one.container)
         if one.current_image is None:
             one.problem = f"no such container in {view.revision} (has: {', '.join(images)})"
-        if (
-            full
-            and (digest := await ecr_digest(clients, one.new_image, planned.job.access, into)) is not None
-        ):
+        if full and (digest := digests.get((one.new_image, planned.job.access))) is not None:
             one.ecr, one.ecr_problem = (digest[0], None) if digest[1] else (None, digest[0])
     if full and view.fine:
         todo = {t.container: t.new_image for t in view.targets if not t.unchanged}
@@ -144,22 +158,35 @@ def _refused(view: ServiceView, problem: str) -> ServiceView:
 async def describe_plan(
     planned: Sequence[PlannedJob], aws: AwsAccess, *, full: bool = False
 ) -> list[ServiceView]:
-    """A view per service, in plan order; `full` adds diffs and ECR digests."""
-    results: dict[int, ServiceView] = {}
-    limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
+    """A view per service, in plan order; `full` adds diffs and ECR digests. ECS is read in
+    batches per account and region (`orchestrator.ecs_reads`): clusters 100 a call, services
+    10 a call, each task definition once."""
+    by_scope: dict[str, list[PlannedJob]] = {}
+    for job in planned:
+        by_scope.setdefault(job.target.scope, []).append(job)
+    reads: dict[str, EcsReads] = {}
     async with AsyncExitStack() as stack:
         clients = Clients(stack, aws, planned[0].job.run_id if planned else "dry-run")
         # the plan's way into each account, for images in another account's ECR
         into = {p.target.account: p.job.access for p in reversed(planned) if p.target.account}
 
-        async def one(index: int, job: PlannedJob) -> None:
-            async with limit:
-                results[index] = await _describe_job(clients, job, full, into)
+        async def read(scope: str, jobs: list[PlannedJob]) -> None:
+            ecs = await clients.get("ecs", jobs[0].target.region, jobs[0].job.access)
+            reads[scope] = scope_reads = EcsReads(ecs)
+            await scope_reads.read_services([p.target for p in jobs])
+            await scope_reads.read_task_definitions(scope_reads.running_arns(), tags=full)
 
         async with anyio.create_task_group() as tg:
-            for index, job in enumerate(planned):
-                tg.start_soon(one, index, job)
-    return [results[index] for index in sorted(results)]
+            for scope, jobs in by_scope.items():
+                tg.start_soon(read, scope, jobs)
+            digests = (
+                await _ecr_digests(
+                    clients, [(c.image, p.job.access) for p in planned for c in p.job.changes], into
+                )
+                if full
+                else {}
+            )
+    return [_view(reads[p.target.scope], p, digests, full) for p in planned]
 
 
 def plain_lines(view: ServiceView) -> list[str]:

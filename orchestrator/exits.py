@@ -11,4 +11,5 @@ class ExitCode(IntEnum):
     OK = 0  # every target succeeded or already ran its image
     FAILED = 1  # any other end state
     CONFIG = 2  # bad input or configuration: nothing was changed
-    INTERRUPTED = 130  # Ctrl-C (or a detach): ECS goes on with what was started
+    INTERRUPTED = 130  # Ctrl-C, SIGHUP (or a detach): ECS goes on with what was started
+    TERMINATED = 143  # SIGTERM (a CI runner's cancel, a container stop): as Ctrl-C, 128 + 15

@@ -6,12 +6,17 @@ be missed while connected. Pub/sub is at-most-once, though: whenever a subscript
 the run's stream from the last stream id we saw. Stream ids are ordered, and the publisher
 XADDs and PUBLISHes atomically, so de-duplicating by id makes replay and live feed one
 ordered sequence.
+
+When Redis goes away altogether (a crash, a restart), the feed tries again, every second at
+most, until it is back; `on_reconnect` is then awaited before the replay (the run core
+restores what a Redis that came back empty lost, and forgives the silence). A Redis restarted
+without its data hands out stream ids from its clock: they still come after the last one seen.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import anyio
@@ -28,7 +33,7 @@ __all__ = ["EventFeed", "read_stream", "stream_id_key"]
 log = logging.getLogger(__name__)
 
 REPLAY_BATCH = 1000
-RECONNECT_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+RECONNECT_BACKOFF_S = (0.1, 0.25, 0.5, 1.0)  # a Redis back is heard within a second
 
 
 def stream_id_key(stream_id: str) -> tuple[int, int]:
@@ -50,12 +55,21 @@ async def read_stream(
 class EventFeed:
     """Every event of one run, once each, in publish order, across reconnects."""
 
-    def __init__(self, redis: Redis, run_id: str, *, last_id: str = "0-0") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        run_id: str,
+        *,
+        last_id: str = "0-0",
+        on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._redis = redis
         self._run_id = run_id
         self._last = stream_id_key(last_id)
+        self._on_reconnect = on_reconnect
         self._subscribed = anyio.Event()
         self.reconnects = 0
+        self.connected = False  # subscribed, as far as we know: events published now reach us
 
     @property
     def last_id(self) -> str:
@@ -80,6 +94,12 @@ class EventFeed:
             if len(entries) < REPLAY_BATCH:
                 return
 
+    async def _reconnected(self) -> None:
+        self.reconnects += 1
+        log.info("event feed reconnected to Redis; replaying the stream after %s", self.last_id)
+        if self._on_reconnect is not None:
+            await self._on_reconnect()
+
     async def events(self) -> AsyncIterator[WorkerEvent]:
         """Yields until cancelled. Reconnects with backoff when redis-py gives up."""
         attempt = 0
@@ -91,10 +111,11 @@ class EventFeed:
                     if message["type"] == "subscribe":
                         # First subscribe, or redis-py reconnected and subscribed again:
                         # whatever was published meanwhile is in the stream.
-                        if self._subscribed.is_set():
-                            self.reconnects += 1
-                        self._subscribed.set()
                         attempt = 0
+                        self.connected = True
+                        if self._subscribed.is_set():
+                            await self._reconnected()
+                        self._subscribed.set()
                         async for event in self._replay():
                             yield event
                     elif message["type"] == "message":
@@ -102,9 +123,10 @@ class EventFeed:
                         if self._fresh(stream_id):
                             yield event
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.connected = False
                 delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
                 attempt += 1
-                log.warning("event feed lost its Redis connection (%s); reconnecting in %.1fs", exc, delay)
+                log.info("event feed lost its Redis connection (%s); reconnecting in %.1fs", exc, delay)
                 await anyio.sleep(delay)
             finally:
                 with anyio.CancelScope(shield=True):

@@ -2,7 +2,9 @@
 
 Jobs run concurrently up to a limit, each through `worker.engine.Deployer`, exactly as a
 Lambda worker would run them; their events go through Redis like a Lambda's do, so the run
-core cannot tell the two executors apart.
+core cannot tell the two executors apart. A worker that crashes cannot report its end: its
+job is ended here, with ECS's word on what its deployment became (`Deployer.report_crash`: a
+rollout ECS completed is `succeeded`, never `failed`), or `failed` when even that fails.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ class LocalExecutor:
         max_parallel: int,
         aws: AwsAccess,
         allowed_registries: Sequence[str] = (),
+        deployer: type[Deployer] = Deployer,
     ) -> None:
         self._redis = redis
         self._max_parallel = max_parallel
         self._aws = aws
         self._allowed_registries = allowed_registries
+        self._deployer = deployer  # the workers' class (a test bed may make them crash)
 
     async def prepare(self) -> None:
         """Nothing to set up: the workers are this process."""
@@ -79,16 +83,18 @@ class LocalExecutor:
             async with AsyncExitStack() as stack:
                 run_id = jobs[0].run_id if jobs else "local"
                 clients = Clients(stack, self._aws, run_id)
-                deployers = _Deployers(clients, redis, self._allowed_registries)
+                deployers = _Deployers(clients, redis, self._allowed_registries, self._deployer)
 
                 async def run_one(job: DeployJob) -> None:
                     async with limit:
                         on_start(job)
+                        deployer: Deployer | None = None
                         try:
-                            await (await deployers.get(job)).run(job)
+                            deployer = await deployers.get(job)
+                            await deployer.run(job)
                         except Exception as exc:  # a crash must end the job visibly, not kill the run
                             log.exception("worker for %s crashed", job.target)
-                            on_failed(job, f"worker crashed: {exc!r}")
+                            await _report_crash(deployer, job, exc, on_failed)
 
                 async with anyio.create_task_group() as tg:
                     for job in jobs:
@@ -98,14 +104,35 @@ class LocalExecutor:
                 await redis.aclose()
 
 
+async def _report_crash(
+    deployer: Deployer | None, job: DeployJob, exc: Exception, on_failed: Callable[[DeployJob, str], None]
+) -> None:
+    """End a crashed worker's job with ECS's word on it; `failed` if ECS or Redis cannot say."""
+    if deployer is None:  # no worker was ever made for it: nothing reached ECS
+        on_failed(job, f"worker crashed: {exc!r}")
+        return
+    try:
+        await deployer.report_crash(job, exc)
+    except Exception:
+        log.exception("the crash of the worker for %s could not be checked with ECS", job.target)
+        on_failed(job, f"worker crashed: {exc!r}")
+
+
 class _Deployers:
     """One deployer (one ECS client, the job's access) per account and region, made when a job
     first needs it; its throttling budget is that account's and region's."""
 
-    def __init__(self, clients: Clients, redis: Redis, allowed_registries: Sequence[str]) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        redis: Redis,
+        allowed_registries: Sequence[str],
+        deployer: type[Deployer] = Deployer,
+    ) -> None:
         self._clients = clients
         self._redis = redis
         self._allowed_registries = allowed_registries
+        self._deployer = deployer
         self._made: dict[tuple[str, Access], Deployer] = {}
         self._lock = anyio.Lock()
 
@@ -115,7 +142,7 @@ class _Deployers:
             deployer = self._made.get((target.scope, job.access))
             if deployer is None:
                 ecs = await self._clients.get("ecs", target.region, job.access)
-                deployer = self._made[target.scope, job.access] = Deployer.on_redis(
+                deployer = self._made[target.scope, job.access] = self._deployer.on_redis(
                     ecs, self._redis, scope=target.scope, allowed_registries=self._allowed_registries
                 )
             return deployer

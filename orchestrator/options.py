@@ -1,17 +1,18 @@
 """Parser pieces the commands share: output, AWS and logging options, and the exit-code epilog.
 
 Imported by `cli` and by each subcommand's module (which never import `cli`): cheap, stdlib
-only besides `exits`.
+only besides `exits`, `errors`, `regions` and `logs` (logging is set up in `orchestrator.logs`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from typing import TextIO
 
+from orchestrator.errors import ConfigError
 from orchestrator.exits import ExitCode
+from orchestrator.logs import configure_logging
+from orchestrator.regions import check_region
 
 __all__ = [
     "EXIT_CODES_EPILOG",
@@ -21,13 +22,15 @@ __all__ = [
     "choose_output",
     "configure_logging",
     "exit_codes_epilog",
+    "region_option",
 ]
 
 EXIT_CODE_MEANINGS = {
     ExitCode.OK: "every target succeeded or already ran its image",
     ExitCode.FAILED: "any other end state",
     ExitCode.CONFIG: "bad input or configuration: nothing was changed",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C): ECS finishes the rollouts already started",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP): ECS finishes the rollouts already started",
+    ExitCode.TERMINATED: "terminated (SIGTERM): as Ctrl-C, ECS finishes the rollouts already started",
 }
 
 
@@ -48,22 +51,30 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--plain", action="store_const", dest="output", const="plain", help="plain lines")
 
 
+def region_option(value: str) -> str:
+    """`--region`'s value, checked like the spec's and AWS_REGION's. A ConfigError, not
+    argparse's error: one line and exit 2, like every other bad input."""
+    try:
+        return check_region(value)
+    except ValueError as exc:
+        raise ConfigError(f"--region: {exc}") from exc
+
+
 def add_aws_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", help="AWS region (default: the spec's, then AWS_REGION)")
+    parser.add_argument(
+        "--region", type=region_option, help="AWS region (default: the spec's, then AWS_REGION)"
+    )
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
 
 
 def add_verbose_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
-
-
-def configure_logging(verbose: bool) -> None:
-    """Warnings (e.g. an AWS endpoint that does not answer) as `ecs-fanout: ...` lines on stderr;
-    with -v, debug logs with times and sources."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "ecs-fanout: %(message)s",
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs on stderr (secrets redacted)"
+    )
+    parser.add_argument(
+        "--debug-aws",
+        action="store_true",
+        help="the AWS SDK's wire logs too (request and response bodies, redacted)",
     )
 
 

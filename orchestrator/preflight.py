@@ -9,7 +9,8 @@ or digest, `describe_images`). With `pin_digests`, an ECR image is deployed as
 `repository@digest`, the digest its tag resolved to now: a tag moved later changes nothing.
 
 The workers check all of it again (the world may change in between); preflight only makes
-the common mistakes cheap.
+the common mistakes cheap. ECS is read in batches (`orchestrator.ecs_reads`, shared with
+`--dry-run`, `plan` and `status`): clusters 100 a call, services 10 a call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.boundary import client_error_fix
 from orchestrator.dryrun import ECR_HOST
+from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
 from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob
 from worker.access import Access
@@ -43,9 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PreflightError", "PreflightResult", "Problem", "preflight", "raise_problems"]
 
-MAX_PARALLEL_READS = 10
-SERVICES_PER_CALL = 10  # DescribeServices takes at most 10 services
-CLUSTERS_PER_CALL = 100
 ECR_NOT_FOUND = frozenset({"ImageNotFoundException", "RepositoryNotFoundException"})
 
 
@@ -70,60 +69,14 @@ class PreflightResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 class _Checker:
     """What ECS says of the targets of one account and region (and ECR of their images)."""
 
     def __init__(self, ecs: ECSClient, ecr: dict[tuple[Access, str], ECRClient]) -> None:
-        self._ecs = ecs
         self._ecr = ecr  # per way in and region: an image's registry's account and region
         self._limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
-        self.clusters: dict[str, str] = {}  # cluster -> problem ("" when fine)
-        self.services: dict[Target, dict[str, Any] | str] = {}  # service or problem
-        self.containers: dict[str, set[str] | str] = {}  # task definition -> names or problem
+        self.reads = EcsReads(ecs, self._limit)
         self.ecr: dict[str, str] = {}  # image -> digest, or "!problem"
-
-    async def clusters_exist(self, names: Sequence[str]) -> None:
-        for chunk in _chunks(names, CLUSTERS_PER_CALL):
-            response = await self._ecs.describe_clusters(clusters=list(chunk))
-            for cluster in response.get("clusters", []):
-                status = cluster.get("status", "ACTIVE")
-                problem = "" if status == "ACTIVE" else f"cluster is {status}"
-                for name in chunk:  # asked by name or ARN: the answer names both
-                    if name in (cluster.get("clusterName"), cluster.get("clusterArn")):
-                        self.clusters[name] = problem
-            for name in chunk:
-                self.clusters.setdefault(name, f"cluster {name!r} not found")
-
-    async def services_exist(self, targets: Sequence[Target]) -> None:
-        """Up to 10 services of one cluster in one DescribeServices call."""
-        cluster = targets[0].cluster
-        async with self._limit:
-            response = await self._ecs.describe_services(
-                cluster=cluster, services=[t.service for t in targets]
-            )
-        found: dict[str | None, Any] = {}
-        for described in response.get("services", []):
-            found[described.get("serviceName")] = found[described.get("serviceArn")] = described
-        for target in targets:
-            service: dict[str, Any] | None = found.get(target.service)
-            if service is None or service.get("status") != "ACTIVE":
-                status = "" if service is None else f" (it is {service.get('status')})"
-                self.services[target] = f"service {target.service!r} not found in cluster {cluster!r}{status}"
-                continue
-            self.services[target] = controller_problem(service) or dict(service)
-
-    async def task_definition(self, arn: str) -> None:
-        async with self._limit:
-            try:
-                described = await self._ecs.describe_task_definition(taskDefinition=arn)
-            except ClientError as exc:
-                self.containers[arn] = f"task definition {arn} cannot be read: {error_message(exc)}"
-                return
-        self.containers[arn] = set(current_images(described["taskDefinition"]))
 
     async def ecr_image(self, image: str, ref: ImageRef, account: str, region: str, access: Access) -> None:
         image_id: Any = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag}
@@ -144,18 +97,19 @@ class _Checker:
         self.ecr[image] = described["imageDetails"][0].get("imageDigest", "")
 
     def problem(self, target: Target, change: ContainerChange, allowed: Sequence[str]) -> str | None:
-        cluster_problem = self.clusters.get(target.cluster, "")
-        if cluster_problem:
-            return cluster_problem
-        service = self.services.get(target)
+        service = self.reads.services.get(target)
         if isinstance(service, str):
-            return service
+            return service  # its cluster's problem, or its own
         assert service is not None
-        names = self.containers.get(str(service["taskDefinition"]), set())
-        if isinstance(names, str):
-            return names
+        if (controller := controller_problem(service)) is not None:
+            return controller
+        arn = str(service["taskDefinition"])
+        described = self.reads.task_definitions.get(arn, {})
+        if isinstance(described, str):
+            return described
+        names = set(current_images(described.get("taskDefinition", {})))
         if change.container not in names:
-            revision = str(service["taskDefinition"]).rsplit("/", 1)[-1]
+            revision = arn.rsplit("/", 1)[-1]
             return f"no container {change.container!r} in {revision} (it has: {', '.join(sorted(names))})"
         if refused_images([change.image], allowed):
             return f"registry {registry_of(change.image)} is not in the allow-list ({', '.join(allowed)})"
@@ -195,22 +149,13 @@ def _pinned(job: PlannedJob, digests: dict[str, str]) -> PlannedJob:
 
 
 async def _check(checker: _Checker, targets: Sequence[Target], in_ecr: dict[str, EcrLocation]) -> _Checker:
-    """Clusters first (a missing one fails DescribeServices as a whole), then services (10 a
-    call) and ECR images side by side, then the task definitions the services run."""
-    by_cluster: dict[str, list[Target]] = {}
-    for target in targets:
-        by_cluster.setdefault(target.cluster, []).append(target)
-    await checker.clusters_exist(list(by_cluster))
+    """Clusters, then services (`EcsReads`: 100 and 10 a call) and ECR images side by side,
+    then the task definitions the services run."""
     async with anyio.create_task_group() as tg:
-        for cluster, services in by_cluster.items():
-            if not checker.clusters[cluster]:
-                for start in range(0, len(services), SERVICES_PER_CALL):
-                    tg.start_soon(checker.services_exist, services[start : start + SERVICES_PER_CALL])
+        tg.start_soon(checker.reads.read_services, targets)
         for image, location in in_ecr.items():
             tg.start_soon(checker.ecr_image, image, *location)
-    async with anyio.create_task_group() as tg:
-        for arn in {str(s["taskDefinition"]) for s in checker.services.values() if isinstance(s, dict)}:
-            tg.start_soon(checker.task_definition, arn)
+    await checker.reads.read_task_definitions(checker.reads.running_arns())
     return checker
 
 
@@ -265,8 +210,8 @@ async def preflight(
     digests = {image: d for c in checkers.values() for image, d in c.ecr.items()}
     result = PreflightResult(
         planned=list(planned),
-        clusters=sum(len(c.clusters) for c in checkers.values()),
-        services=sum(isinstance(s, dict) for c in checkers.values() for s in c.services.values()),
+        clusters=sum(len(c.reads.clusters) for c in checkers.values()),
+        services=sum(isinstance(s, dict) for c in checkers.values() for s in c.reads.services.values()),
         ecr_images=len(digests),
     )
     for p in jobs:

@@ -39,6 +39,7 @@ def rollback_command(argv: Sequence[str]) -> int:
                 ExitCode.FAILED: "some are not (the summary says which)",
                 ExitCode.CONFIG: "unknown run id, or bad configuration",
                 ExitCode.INTERRUPTED: "interrupted: ECS finishes what was started",
+                ExitCode.TERMINATED: "terminated (SIGTERM): ECS finishes what was started",
             }
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,7 +56,7 @@ def rollback_command(argv: Sequence[str]) -> int:
     add_aws_options(parser)
     add_verbose_option(parser)
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.debug_aws)
     if args.max_parallel < 1:
         raise ConfigError("--max-parallel must be at least 1")
 

@@ -3,10 +3,17 @@
 Order matters: the feed is subscribed before the first job can publish. Events are pushed by
 Redis; the only timer is the silence deadline of the quietest running job, after which that
 job is reported `lost`.
+
+Redis may go away during the run and come back. Silence counts only while we listen: no job is
+found lost while the feed is disconnected, and after it reconnects every running job gets a
+whole `heartbeat` again (its worker held its events meanwhile and publishes them now). And
+the run's plan is written back if the Redis that came back lost it, so that `attach` still
+knows the run.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -16,26 +23,23 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.feed import EventFeed
 from orchestrator.plan import PlannedJob
-from orchestrator.state import JobState, RunState
+from orchestrator.renderer import Renderer  # re-exported: its home is `orchestrator.renderer`
+from orchestrator.state import RunState
 from worker.contract import DeployJob, Phase, WorkerEvent
 from worker.keys import run_plan
 
 __all__ = ["Executor", "Renderer", "load_plan", "run_jobs", "save_plan"]
 
+log = logging.getLogger(__name__)
+
 CRASH_SEQ = 1 << 40  # beyond any seq a worker reaches: a crash report always folds in
 WORKER_GRACE_S = 5.0  # after the last terminal event, time for workers to release their leases
-
-
-class Renderer(Protocol):
-    def started(self, state: RunState) -> None: ...
-    def setup_changed(self, step: str, status: str, message: str) -> None:
-        """A set-up step of the executor (e.g. `lambda`, `queue`, `mapping`) moved on."""
-
-    def changed(self, job: JobState, event: WorkerEvent | None) -> None: ...
-    def finished(self, state: RunState) -> None: ...
 
 
 class Executor(Protocol):
@@ -56,14 +60,24 @@ PLAN_TTL_S = 7 * 24 * 3600
 _PLAN = TypeAdapter(list[PlannedJob])
 
 
-async def save_plan(redis: Redis, run_id: str, planned: Sequence[PlannedJob]) -> None:
-    await redis.set(run_plan(run_id), _PLAN.dump_json(list(planned)), ex=PLAN_TTL_S)
+async def save_plan(
+    redis: Redis, run_id: str, planned: Sequence[PlannedJob], *, if_missing: bool = False
+) -> None:
+    """Keep the run's plan for `attach` (`if_missing`: unless it is there already)."""
+    await redis.set(run_plan(run_id), _PLAN.dump_json(list(planned)), ex=PLAN_TTL_S, nx=if_missing)
 
 
 async def load_plan(redis: Redis, run_id: str) -> list[PlannedJob] | None:
     """The plan a run saved, or None when no such run is known (or it expired)."""
     raw = await redis.get(run_plan(run_id))
     return None if raw is None else _PLAN.validate_json(raw)
+
+
+def _restart_silence(state: RunState, now: float) -> None:
+    """We heard nothing while Redis was away: count every running job's silence from `now`."""
+    for job in state.jobs.values():
+        if not job.terminal and job.last_event_at is not None:
+            job.last_event_at = max(job.last_event_at, now)
 
 
 async def _pump(feed: EventFeed, send: MemoryObjectSendStream[WorkerEvent]) -> None:
@@ -78,6 +92,7 @@ async def _fold(
     renderer: Renderer,
     heartbeat_s: float,
     queued_window_s: float | None,
+    listening: Callable[[], bool],
 ) -> None:
     while not state.done:
         deadline = state.next_silence_deadline(heartbeat_s, queued_window_s)
@@ -89,6 +104,9 @@ async def _fold(
                 renderer.changed(job, event)
             continue
         now = time.time()
+        if not listening():  # Redis is away: nobody could have heard them
+            _restart_silence(state, now)
+            continue
         for job in state.silent_jobs(now, heartbeat_s, queued_window_s):
             renderer.changed(state.mark_lost(job.job_id, now), None)
 
@@ -104,7 +122,17 @@ async def run_jobs(
     queued_window_s: float | None = None,
 ) -> RunState:
     """Run every planned job to a terminal phase; `state` is updated in place as events come."""
-    feed = EventFeed(redis, state.run_id)
+
+    async def after_reconnect() -> None:
+        _restart_silence(state, time.time())
+        try:  # a Redis that came back empty lost it
+            await save_plan(redis, state.run_id, planned, if_missing=True)
+        except (RedisConnectionError, RedisTimeoutError):
+            raise  # away again: the feed reconnects and comes back here
+        except RedisError as exc:  # e.g. a read-only replica: it costs `attach`, not the run
+            log.info("could not write the run's plan back to Redis (%s)", exc)
+
+    feed = EventFeed(redis, state.run_id, on_reconnect=after_reconnect)
     send, receive = anyio.create_memory_object_stream[WorkerEvent](max_buffer_size=math.inf)
     renderer.started(state)
     await save_plan(redis, state.run_id, planned)
@@ -129,7 +157,7 @@ async def run_jobs(
         await executor.prepare()
         await feed.wait_subscribed()
         tg.start_soon(run_workers)
-        await _fold(state, receive, renderer, heartbeat_s, queued_window_s)
+        await _fold(state, receive, renderer, heartbeat_s, queued_window_s, lambda: feed.connected)
         with anyio.move_on_after(WORKER_GRACE_S):
             await workers_done.wait()
         tg.cancel_scope.cancel()

@@ -1,17 +1,21 @@
 """One run from the user's side: connect, run the core, render, and exit cleanly on Ctrl-C.
 
-On Ctrl-C the workers are cancelled, but ECS goes on rolling out what was already updated:
-we say which services those are and how to look at them, instead of a traceback. A closed
-stdout (`| head`) ends the run the same way (the boundary then exits quietly).
+On Ctrl-C (and SIGTERM or SIGHUP: `orchestrator.stop_signals`) the workers are cancelled, but
+ECS goes on rolling out what was already updated: we say which services those are and how to
+look at them, instead of a traceback, and exit 130 (143 for SIGTERM). A closed stdout
+(`| head`) ends the run the same way (the boundary then exits quietly).
 The live view (`output="tui"`) runs the very same coroutine inside the Textual app, as a
 worker on the app's loop; detaching from it is reported like Ctrl-C.
+
+While the run core runs, the run's liveness key is kept in Redis (`orchestrator.liveness`):
+if this process dies without a word, `attach` sees it go and judges the silent jobs itself.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 import anyio
 from redis.asyncio import Redis
@@ -19,12 +23,14 @@ from redis.exceptions import RedisError
 
 from orchestrator.errors import RedisUnavailable
 from orchestrator.exits import ExitCode
+from orchestrator.liveness import kept_alive
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
 from orchestrator.renderer import Renderer
 from orchestrator.run import Executor, run_jobs
 from orchestrator.state import RunState, exit_code
+from orchestrator.stop_signals import stop_code, stop_reason
 from worker.aws import AwsAccess
 from worker.publisher import connect_redis, redact_url
 
@@ -38,7 +44,9 @@ def _renderer(output: str, spec_path: str) -> Renderer:
 
 
 def interrupted_report(state: RunState, why: str = "interrupted") -> str:
-    lines = [f"ecs-fanout: {why}; run {state.run_id}"]
+    lines = [
+        f"ecs-fanout: {why}; run {state.run_id} (`ecs-fanout status {state.run_id}` shows what ECS runs)"
+    ]
     rolling = state.still_rolling()
     if rolling:
         lines.append("still rolling out on the AWS side (ECS finishes or its circuit breaker rolls back):")
@@ -86,6 +94,7 @@ def run_session(
     executor_factory: ExecutorFactory,
     queued_window_s: float | None = None,
     exit_on_done: bool = False,
+    remote_workers: bool = False,
 ) -> int:
     anyio.run(check_redis, redis_url)  # refuse before any set-up, as bad configuration
     state = RunState.from_plan(run_id, planned)
@@ -93,7 +102,17 @@ def run_session(
     async def drive(renderer: Renderer) -> None:
         redis = connect_redis(redis_url)
         try:
-            async with executor_factory(redis, renderer) as executor:
+            async with (
+                kept_alive(
+                    redis,
+                    run_id,
+                    heartbeat_s=heartbeat_s,
+                    queued_window_s=queued_window_s,
+                    remote_workers=remote_workers,
+                    finished=lambda: state.done,
+                ),
+                executor_factory(redis, renderer) as executor,
+            ):
                 await run_jobs(
                     state,
                     planned,
@@ -111,19 +130,26 @@ def run_session(
         from tui import run_tui  # Textual is imported only when the live view is used
 
         code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done)
-        if code == ExitCode.INTERRUPTED:  # the user detached while jobs ran
-            print(interrupted_report(state), file=sys.stderr)
+        if code == ExitCode.INTERRUPTED:  # the user detached while jobs ran, or a signal came
+            _say(interrupted_report(state, stop_reason()))
+            return stop_code()
         return code
     try:
         anyio.run(drive, _renderer(output, spec_path))
     except KeyboardInterrupt:
-        print(interrupted_report(state), file=sys.stderr)
-        return ExitCode.INTERRUPTED
+        _say(interrupted_report(state, stop_reason()))
+        return stop_code()
     except BaseException as exc:
         if _stdout_closed(exc):  # the run ended with it: say so, the boundary exits quietly
             print(interrupted_report(state, "stdout was closed, so the run stopped"), file=sys.stderr)
         raise
     return exit_code(state)
+
+
+def _say(text: str) -> None:
+    """The report on stderr, unless stderr is gone (SIGHUP: the terminal was closed)."""
+    with suppress(OSError):
+        print(text, file=sys.stderr, flush=True)
 
 
 def _stdout_closed(exc: BaseException) -> bool:

@@ -21,6 +21,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from orchestrator.errors import ConfigError
+from orchestrator.regions import check_region
 from worker.registries import ALLOWED_REGISTRIES_ENV, allowed_from_env
 from worker.settings import WorkerSettings
 
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
         if url is not None and not url.startswith(REDIS_SCHEMES):
             raise ValueError(f"not a Redis URL: it must start with {', '.join(REDIS_SCHEMES)}")
         return url
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, region: str | None) -> str | None:
+        # `us_east_1` would otherwise reach the first AWS call; checked as the spec's and --region are.
+        return None if region is None else check_region(region)
 
     @property
     def allowed_registries(self) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""The fault-injection suite's figures: faults injected, jobs run, events lost, duplicate registrations.
+"""The fault-injection suite's figures: faults injected, jobs run, events lost, duplicate registrations,
+and the jobs' final statuses compared with ECS's final state (how many were, how many disagreed).
 
 Each fault test measures its own figures and records them here; the totals are printed at the
 end of the pytest run (`pytest_terminal_summary` in conftest.py), e.g.
@@ -24,16 +25,29 @@ class FaultRecord:
     jobs: int
     duplicate_registrations: int
     events_lost: int | None  # None: no subscriber in this test
+    statuses_compared: int = 0  # jobs whose final status was checked against what ECS ran at the end
+    statuses_wrong: int = 0  # of those, statuses ECS contradicts (failed/lost for a completed rollout...)
 
 
 _RECORDS: list[FaultRecord] = []
 
 
 def record(
-    test: str, *, faults: int, jobs: int, duplicate_registrations: int, events_lost: int | None = None
+    test: str,
+    *,
+    faults: int,
+    jobs: int,
+    duplicate_registrations: int,
+    events_lost: int | None = None,
+    statuses_compared: int = 0,
+    statuses_wrong: int = 0,
 ) -> None:
     assert faults > 0, f"{test}: no fault was injected, the test proves nothing"
-    _RECORDS.append(FaultRecord(test, faults, jobs, duplicate_registrations, events_lost))
+    _RECORDS.append(
+        FaultRecord(
+            test, faults, jobs, duplicate_registrations, events_lost, statuses_compared, statuses_wrong
+        )
+    )
 
 
 def duplicate_registrations(families: Iterable[str], region: str, expected: int = 2) -> int:
@@ -60,12 +74,19 @@ def summary() -> list[str]:
         f"fault-injection suite: {len(_RECORDS)} tests, {sum(r.faults for r in _RECORDS)} faults injected, "
         f"{sum(r.jobs for r in _RECORDS)} jobs run, events lost {sum(measured)} "
         f"(measured in {len(measured)} tests with a subscriber), "
-        f"duplicate registrations {sum(r.duplicate_registrations for r in _RECORDS)}"
+        f"duplicate registrations {sum(r.duplicate_registrations for r in _RECORDS)}, "
+        f"statuses compared with ECS {sum(r.statuses_compared for r in _RECORDS)} "
+        f"(contradicted by ECS: {sum(r.statuses_wrong for r in _RECORDS)})"
     ]
     lines += [
         f"  {r.test}: {r.faults} faults, {r.jobs} jobs, events lost "
         f"{'-' if r.events_lost is None else r.events_lost}, "
         f"duplicate registrations {r.duplicate_registrations}"
+        + (
+            f", statuses compared with ECS {r.statuses_compared} (contradicted: {r.statuses_wrong})"
+            if r.statuses_compared
+            else ""
+        )
         for r in _RECORDS
     ]
     return lines

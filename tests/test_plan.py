@@ -212,6 +212,13 @@ def test_region_precedence(top: dict[str, Any], argument: str | None, expected: 
     assert plan_jobs(spec, RUN, region=argument)[0].target.region == expected
 
 
+@pytest.mark.parametrize(("wait", "expected"), [(None, True), (True, True), (False, False)])
+def test_no_wait_reaches_every_job(wait: bool | None, expected: bool) -> None:
+    spec = make_spec(entry(), entry(service="web", timeout="5m"))
+    planned = plan_jobs(spec, RUN) if wait is None else plan_jobs(spec, RUN, wait=wait)
+    assert [p.job.options.wait_for_target for p in planned] == [expected, expected]
+
+
 @pytest.mark.parametrize(
     ("top", "poll_min", "poll_max", "heartbeat"),
     [

@@ -15,10 +15,17 @@ second) and would either refuse the burst or allow 20 a second after it; and it 
 *reserves* a token: the bucket may go negative and the caller learns exactly how long to
 wait for its turn, one round trip per call, first come first served, with Redis's clock
 (one clock for every Lambda).
+
+While Redis is away the budget falls back to local pacing: an in-process bucket of the same
+size per action, so that a worker on its own still spaces its calls as ECS refills. Workers
+of other processes are not counted meanwhile (ECS's ThrottlingExceptions, retried, cover the
+difference); the shared buckets are used again as soon as Redis answers.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 
 import anyio
@@ -26,8 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from worker.keys import PREFIX
+from worker.redis_outage import REDIS_DOWN, Backoff
 
-__all__ = ["ECS_BUCKETS", "ApiBudget", "BucketSize", "budget_key"]
+__all__ = ["ECS_BUCKETS", "ApiBudget", "BucketSize", "LocalBuckets", "budget_key"]
+
+log = logging.getLogger(__name__)
 
 
 class BucketSize(BaseModel):
@@ -76,22 +86,60 @@ def budget_key(scope: str, action: str) -> str:
     return f"{PREFIX}:budget:{{{scope}}}:{action}"
 
 
+class LocalBuckets:
+    """The same reservation as `_RESERVE_LUA`, in this process, on this process's clock."""
+
+    def __init__(self, sizes: Mapping[str, BucketSize]) -> None:
+        self._sizes = dict(sizes)
+        self._state: dict[str, tuple[float, float]] = {}  # action -> (tokens, at: time.monotonic())
+
+    def reserve(self, action: str) -> float:
+        """Reserve the next token of `action`'s bucket: the seconds until it is ours (0: now)."""
+        size = self._sizes.get(action)
+        if size is None:
+            return 0.0
+        now = time.monotonic()
+        tokens, at = self._state.get(action, (float(size.burst), now))
+        tokens = min(size.burst, tokens + max(0.0, now - at) * size.per_second) - 1
+        self._state[action] = (tokens, now)
+        return 0.0 if tokens >= 0 else -tokens / size.per_second
+
+
 class ApiBudget:
-    """Draw a token before each throttled ECS call; `take` waits for the caller's turn."""
+    """Draw a token before each throttled ECS call; `take` waits for the caller's turn.
+
+    The buckets are Redis's, shared by every worker; while Redis is away, this process's own
+    (`LocalBuckets`, the same sizes)."""
 
     def __init__(self, redis: Redis, scope: str, sizes: Mapping[str, BucketSize]) -> None:
         self._scope = scope
         self._sizes = dict(sizes)
         self._reserve = redis.register_script(_RESERVE_LUA)
+        self._local = LocalBuckets(sizes)
+        self._backoff = Backoff()  # while Redis is away, ask it again at most this often
+        self._away = False
 
     async def reserve(self, action: str) -> float:
         """Reserve the next token of `action`'s bucket: the seconds until it is ours (0: now)."""
         size = self._sizes.get(action)
         if size is None:
             return 0.0
-        wait_us = await self._reserve(
-            keys=[budget_key(self._scope, action)], args=[size.burst, repr(size.per_second)]
-        )
+        if not self._backoff.due:
+            return self._local.reserve(action)
+        try:
+            wait_us = await self._reserve(
+                keys=[budget_key(self._scope, action)], args=[size.burst, repr(size.per_second)]
+            )
+        except REDIS_DOWN as exc:
+            self._backoff.failed()
+            if not self._away:
+                self._away = True
+                log.info("Redis is unreachable (%s): pacing ECS calls locally until it is back", exc)
+            return self._local.reserve(action)
+        self._backoff.succeeded()
+        if self._away:
+            self._away = False
+            log.info("Redis is back: ECS calls drawn from the shared budget again")
         return int(wait_us) / 1e6
 
     async def take(self, action: str) -> float:

@@ -8,13 +8,14 @@ engine (`worker.engine`) sequences these calls and reports them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.aws_errors import error_message
 from worker.budget import ApiBudget
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase
+from worker.patience import Patience
 from worker.registries import refused_images, registry_of
 from worker.revisions import family_and_revision, revisions_to_deregister
 from worker.taskdef import UnknownContainerError, build_registration, current_images, pending_changes
@@ -33,6 +34,12 @@ __all__ = [
 ]
 
 SUPPORTED_CONTROLLER = "ECS"
+T = TypeVar("T")
+
+
+async def _within(patience: Patience | None, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()` within the job's deadline (`worker.patience`); as it is without one."""
+    return await call() if patience is None else await patience.call(what, call)
 
 
 class JobAborted(Exception):
@@ -89,11 +96,13 @@ class ServiceCalls:
         if (budget := self.budget_for(job)) is not None:
             await budget.take(action)
 
-    async def poll(self, job: DeployJob) -> dict[str, Any] | None:
+    async def poll(self, job: DeployJob, patience: Patience | None = None) -> dict[str, Any] | None:
         """The service as it is now (following a deployment); None when it is gone."""
         await self.take(job, "DescribeServices")
-        response = await self._ecs.describe_services(
-            cluster=job.target.cluster, services=[job.target.service]
+        response = await _within(
+            patience,
+            "DescribeServices",
+            lambda: self._ecs.describe_services(cluster=job.target.cluster, services=[job.target.service]),
         )
         services = response.get("services", [])
         return dict(services[0]) if services else None
@@ -108,11 +117,15 @@ class ServiceCalls:
                 f"({', '.join(self._allowed_registries)}); nothing changed",
             )
 
-    async def describe_service(self, job: DeployJob) -> dict[str, Any]:
+    async def describe_service(self, job: DeployJob, patience: Patience | None = None) -> dict[str, Any]:
         await self.take(job, "DescribeServices")
         try:
-            response = await self._ecs.describe_services(
-                cluster=job.target.cluster, services=[job.target.service]
+            response = await _within(
+                patience,
+                "DescribeServices",
+                lambda: self._ecs.describe_services(
+                    cluster=job.target.cluster, services=[job.target.service]
+                ),
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
@@ -134,10 +147,19 @@ class ServiceCalls:
         return service
 
     async def register(
-        self, job: DeployJob, current_arn: str, deadline: float, heartbeat: Callable[[], Awaitable[None]]
+        self,
+        job: DeployJob,
+        current_arn: str,
+        deadline: float,
+        heartbeat: Callable[[], Awaitable[None]],
+        patience: Patience | None = None,
     ) -> Registration:
         """Register the edited revision (none when every named container runs its image)."""
-        described = await self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"])
+        described = await _within(
+            patience,
+            "DescribeTaskDefinition",
+            lambda: self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"]),
+        )
         wanted = {change.container: change.image for change in job.changes}
         try:
             todo = pending_changes(described["taskDefinition"], wanted)
@@ -148,7 +170,9 @@ class ServiceCalls:
         request = build_registration(described, todo)
         try:
             registered = await until_not_throttled(
-                lambda: self._ecs.register_task_definition(**request),
+                lambda: _within(
+                    patience, "RegisterTaskDefinition", lambda: self._ecs.register_task_definition(**request)
+                ),
                 action="RegisterTaskDefinition",
                 deadline=deadline,
                 budget=self.budget_for(job),
@@ -160,11 +184,15 @@ class ServiceCalls:
         revision = registered["taskDefinition"]
         return Registration(revision["taskDefinitionArn"], todo, _named_images(revision, wanted))
 
-    async def update(self, job: DeployJob, task_definition_arn: str) -> str:
+    async def update(self, job: DeployJob, task_definition_arn: str, patience: Patience | None = None) -> str:
         await self.take(job, "UpdateService")
         try:
-            response = await self._ecs.update_service(
-                cluster=job.target.cluster, service=job.target.service, taskDefinition=task_definition_arn
+            response = await _within(
+                patience,
+                "UpdateService",
+                lambda: self._ecs.update_service(
+                    cluster=job.target.cluster, service=job.target.service, taskDefinition=task_definition_arn
+                ),
             )
         except ClientError as exc:
             raise JobAborted(

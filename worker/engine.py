@@ -3,8 +3,12 @@
 The same code runs inside Lambda and in the orchestrator's local executor. Every step is
 reported as a `WorkerEvent`, and every job ends in exactly one terminal phase: nothing is
 left half-done silently. Decisions are made by the pure modules (`taskdef`, `rollout`,
-`revisions`), the ECS calls themselves live in `ecs_calls`; this module only sequences
-them, records each step in the ledger and reports it.
+`revisions`, `verdict`), the ECS calls themselves live in `ecs_calls`; this module only
+sequences them, records each step in the ledger and reports it.
+
+A job's end is ECS's word: it holds its service against other runs (`target_lease`) from its
+first call to its end, every ECS call fits inside its deadline (`patience`), and an end ECS did
+not give (a deadline, an AWS error, a crash) is checked with ECS first (`confirm`).
 
 A Lambda invocation lasts at most 900 s, a rollout may last longer: given `hand_over_at`,
 `run` stops following before that instant, says so (`Phase.HANDED_OVER`, not terminal) and
@@ -14,7 +18,6 @@ following the recorded deployment at once; it never registers or updates again.
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,14 +26,19 @@ from typing import TYPE_CHECKING
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.aws_errors import aws_failure_message
 from worker.budget import ECS_BUCKETS, ApiBudget
-from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
+from worker.confirm import CONFIRM_S, after_aws_error, ask_ecs, verdict_after
+from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
 from worker.ecs_calls import JobAborted, Registration, ServiceCalls
-from worker.ledger import JobLedger, JobRecord
+from worker.follow import Followed, HandOver, follow
+from worker.ledger import JobLedger, JobRecord, TargetLeases
+from worker.outbox import Outbox
+from worker.patience import NoAnswer, Patience
 from worker.publisher import EventPublisher
 from worker.reporter import Reporter, rollout_details
-from worker.rollout import Rollout, RolloutState, evaluate_rollout
+from worker.rollout import Rollout, RolloutState, in_flight
+from worker.target_lease import TargetLease
+from worker.verdict import Action, Silence, replaced, settle, timed_out, unanswered
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,19 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Deployer", "JobAborted"]
 
-BACKOFF_FACTOR = 1.5
-# Jobs started together would poll together: their describe_services answers would be parsed
-# in one burst (on one loop, with the local executor), delaying every event behind it, and
-# would reach DescribeServices' bucket at once. Each wait is shortened by up to a quarter.
-POLL_JITTER = 0.25
-
-
-class _HandOver(Exception):
-    """The next poll would pass the hand-over instant: stop following, a continuation goes on."""
-
-    def __init__(self, details: EventDetails) -> None:
-        super().__init__("handing over")
-        self.details = details
+Step = tuple[Phase, str, EventDetails]
 
 
 class Deployer:
@@ -68,7 +64,8 @@ class Deployer:
     ) -> None:
         self._calls = ServiceCalls(ecs, budget=budget, allowed_registries=allowed_registries)
         self._ledger = ledger
-        self._publisher = publisher
+        self._outbox = Outbox(publisher)  # events wait there while Redis is away
+        self._targets = TargetLeases(ledger.redis)  # one deploy of a service at a time, across runs
         # How long a silent owner keeps the job before a redelivery may take over.
         self._min_lease_s = min_lease_s
 
@@ -108,37 +105,79 @@ class Deployer:
         if record.terminal is not None:  # ended: no lease was taken, nothing to release
             await self._duplicate(job, f"duplicate delivery: job already ended {record.terminal}")
             return record.terminal
-        reporter = Reporter(job, self._publisher, self._ledger, owner, lease_s, record.seq, hand_over_at)
+        reporter = Reporter(job, self._outbox, self._ledger, owner, lease_s, record.seq, hand_over_at)
+        patience = Patience(reporter, record.deadline, job.options.heartbeat_s / 3)
+        target = TargetLease(self._targets, job, owner, lease_s)
         try:
-            phase, message, details = await self._drive(job, record, reporter)
-        except _HandOver as handing:
+            phase = await target.hold(
+                patience,
+                lambda: self._run_to_end(job, record, patience, target),
+                resuming=record.deployment_id is not None,
+                hand_over_at=hand_over_at,
+            )
+        except HandOver as handing:
             await reporter.emit(
                 Phase.HANDED_OVER,
-                f"handing over to continuation {job.continuation + 1}: the worker's time is running out",
+                f"handing over to continuation {job.continuation + 1}: {handing.why}",
                 handing.details,
             )
             await self._ledger.release(job, owner)  # the continuation may take it at once
             return Phase.HANDED_OVER
-        except JobAborted as aborted:
-            phase, message, details = aborted.phase, str(aborted), aborted.details
-        except (ClientError, BotoCoreError) as exc:
-            # Retries are spent (or the call cannot succeed): end the job visibly, saying
-            # whether anything may still be moving on the AWS side.
-            phase, details = Phase.FAILED, EventDetails()
-            message = aws_failure_message(exc, record, await self._ledger.read(job))
-        await reporter.emit(phase, message, details)
+        except JobAborted as refused:  # while waiting for the service: --no-wait, or the deadline
+            phase = refused.phase
+            await reporter.emit(phase, str(refused), refused.details)
         await self._ledger.release(job, owner)
         return phase
 
+    async def report_crash(self, job: DeployJob, error: BaseException) -> Phase:
+        """End a job whose worker died of `error` (escaped from `run`) with ECS's word on what
+        its deployment became; the end it had already reported, if any."""
+        record = await self._ledger.read(job)
+        if record.terminal is not None:
+            return record.terminal
+        fault = f"the worker crashed ({error!r})"
+        verdict, details = await verdict_after(self._calls, self._targets, job, record, fault, cause=fault)
+        reporter = Reporter(job, self._outbox, self._ledger, uuid.uuid4().hex, 0.0, record.seq)
+        await reporter.emit(verdict.phase, verdict.message, details)
+        return verdict.phase
+
     async def _duplicate(self, job: DeployJob, message: str) -> None:
         """Report a delivery that does nothing; the publisher gives it the job's next number."""
-        await self._publisher.publish(
+        await self._outbox.send(
             WorkerEvent(run_id=job.run_id, job_id=job.job_id, seq=0, phase=Phase.DUPLICATE, message=message)
         )
+        await self._outbox.drain()
+
+    async def _run_to_end(
+        self, job: DeployJob, record: JobRecord, patience: Patience, target: TargetLease
+    ) -> Phase:
+        """Drive the job (holding its service) and report its end before giving the service up."""
+        try:
+            phase, message, details = await self._drive(job, record, patience, target)
+        except JobAborted as aborted:
+            phase, message, details = aborted.phase, str(aborted), aborted.details
+        except NoAnswer as silent:  # before following: the deadline passed, ECS silent
+            now = await self._ledger.read(job)
+            phase = Phase.TIMED_OUT
+            message = unanswered(
+                job.options.timeout_s, silent.silence, now.deployment_id, now.task_definition_arn
+            )
+            details = EventDetails(
+                deployment_id=now.deployment_id, task_definition_arn=now.task_definition_arn
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # Retries are spent (or the call cannot succeed): end the job visibly, with ECS's word
+            # on what the job's deployment became when one may have started.
+            now = await self._ledger.read(job)
+            verdict, details = await after_aws_error(self._calls, self._targets, job, record, now, exc)
+            phase, message = verdict.phase, verdict.message
+        await patience.reporter.emit(phase, message, details)
+        return phase
 
     async def _drive(
-        self, job: DeployJob, record: JobRecord, reporter: Reporter
-    ) -> tuple[Phase, str, EventDetails]:
+        self, job: DeployJob, record: JobRecord, patience: Patience, target: TargetLease
+    ) -> Step:
+        reporter = patience.reporter
         if record.deployment_id and record.task_definition_arn:
             how = f"continuing (hand-over {job.continuation})" if job.continuation else "resuming"
             await reporter.emit(
@@ -150,34 +189,32 @@ class Deployer:
             )
             return await self._follow_and_settle(
                 job,
-                reporter,
+                patience,
+                target,
                 record.deployment_id,
                 record.task_definition_arn,
                 record.previous_task_definition_arn,
-                record.deadline,
             )
         self._calls.check_registries(job)
-        service = await self._calls.describe_service(job)
+        service = await self._calls.describe_service(job, patience)
         await reporter.emit(Phase.STARTED, f"{job.target} runs {service['taskDefinition']}")
         previous = str(service["taskDefinition"])
         if record.task_definition_arn is None and job.revision is not None:
             if previous == job.revision:
-                return Phase.SKIPPED, "already on that revision", EventDetails(task_definition_arn=previous)
+                return await self._already_there(job, patience, target, service, "already on that revision")
             new_arn = job.revision
             await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=previous)
         elif record.task_definition_arn is None:
-            registered = await self._register(job, reporter, previous, record.deadline)
+            registered = await self._register(job, patience, previous)
             if registered.arn is None:
-                return (
-                    Phase.SKIPPED,
-                    "already running the target image",
-                    EventDetails(task_definition_arn=previous, images=registered.images),
+                return await self._already_there(
+                    job, patience, target, service, "already running the target image", registered.images
                 )
             new_arn = registered.arn
         else:
             new_arn = record.task_definition_arn
             previous = record.previous_task_definition_arn or previous
-        deployment_id = await self._calls.update(job, new_arn)
+        deployment_id = await self._calls.update(job, new_arn, patience)
         await self._ledger.record(job, deployment_id=deployment_id)
         await reporter.emit(
             Phase.UPDATED,
@@ -188,19 +225,56 @@ class Deployer:
                 previous_task_definition_arn=previous,
             ),
         )
-        return await self._follow_and_settle(job, reporter, deployment_id, new_arn, previous, record.deadline)
+        return await self._follow_and_settle(job, patience, target, deployment_id, new_arn, previous)
 
-    async def _register(
-        self, job: DeployJob, reporter: Reporter, current_arn: str, deadline: float
-    ) -> Registration:
+    async def _already_there(
+        self,
+        job: DeployJob,
+        patience: Patience,
+        target: TargetLease,
+        service: dict[str, object],
+        said: str,
+        images: tuple[ContainerChange, ...] = (),
+    ) -> Step:
+        """The service already has the job's revision: `skipped`, unless ECS is still rolling
+        that revision out (it may yet fail): then that deployment is the job's, followed to its end."""
+        flight = in_flight(service)
+        if flight is None:
+            return (
+                Phase.SKIPPED,
+                said,
+                EventDetails(task_definition_arn=str(service["taskDefinition"]), images=images),
+            )
+        await self._ledger.record(
+            job, task_definition_arn=flight.task_definition, deployment_id=flight.deployment_id
+        )
+        if flight.replacing is not None:
+            await self._ledger.record(job, previous_task_definition_arn=flight.replacing)
+        await patience.reporter.emit(
+            Phase.STARTED,
+            f"{said}, but ECS is still rolling it out: following deployment {flight.deployment_id}",
+            EventDetails(
+                deployment_id=flight.deployment_id,
+                task_definition_arn=flight.task_definition,
+                previous_task_definition_arn=flight.replacing,
+                images=images,
+            ),
+        )
+        return await self._follow_and_settle(
+            job, patience, target, flight.deployment_id, flight.task_definition, flight.replacing
+        )
+
+    async def _register(self, job: DeployJob, patience: Patience, current_arn: str) -> Registration:
         """Register the edited revision, record and report it (unless nothing needs a change)."""
+        reporter = patience.reporter
         registered = await self._calls.register(
             job,
             current_arn,
-            deadline,
+            patience.deadline,
             heartbeat=lambda: reporter.emit(
                 Phase.STARTED, "waiting for ECS to accept RegisterTaskDefinition (throttled)"
             ),
+            patience=patience,
         )
         if registered.arn is None:
             return registered
@@ -218,111 +292,106 @@ class Deployer:
         )
         return registered
 
-    async def _follow(
-        self,
-        job: DeployJob,
-        reporter: Reporter,
-        deployment_id: str,
-        arn: str,
-        previous: str | None,
-        deadline: float,
-        hand_over_at: float | None = None,
-    ) -> Rollout | None:
-        """Poll until our deployment is terminal; None when the deadline passes first.
-
-        Raises `_HandOver` instead of sleeping past `hand_over_at`.
-        """
-        wait = job.options.poll_min_s
-        last_reported: tuple[int, int, int, int] | None = None
-        last_emit = time.monotonic()
-        while True:
-            now = time.time()
-            remaining = deadline - now
-            if remaining <= 0:
-                return None
-            pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
-            if hand_over_at is not None and now + pause > hand_over_at:
-                raise _HandOver(
-                    EventDetails(
-                        deployment_id=deployment_id,
-                        task_definition_arn=arn,
-                        previous_task_definition_arn=previous,
-                    )
-                )
-            await anyio.sleep(pause)
-            wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
-            service = await self._calls.poll(job)
-            if service is None:
-                return Rollout(RolloutState.INACTIVE, reason="service disappeared")
-            rollout = evaluate_rollout(service, deployment_id, arn)
-            if rollout.terminal:
-                return rollout
-            counts = (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks)
-            # An event on every change, and a heartbeat while nothing moves.
-            if counts != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
-                last_reported, last_emit = counts, time.monotonic()
-                await reporter.emit(
-                    Phase.IN_PROGRESS,
-                    f"{rollout.running}/{rollout.desired} running, {rollout.pending} pending, "
-                    f"{rollout.failed_tasks} failed",
-                    rollout_details(rollout, deployment_id, arn, previous),
-                )
-
     async def _follow_and_settle(
         self,
         job: DeployJob,
-        reporter: Reporter,
+        patience: Patience,
+        target: TargetLease,
         deployment_id: str,
         arn: str,
         previous: str | None,
-        deadline: float,
-    ) -> tuple[Phase, str, EventDetails]:
-        rollout = await self._follow(
-            job, reporter, deployment_id, arn, previous, deadline, reporter.hand_over_at
+    ) -> Step:
+        hand_over_at = patience.reporter.hand_over_at
+        followed = await follow(
+            self._calls, job, patience.at(Phase.IN_PROGRESS), deployment_id, arn, previous, hand_over_at
         )
+        rollout, after = followed.rollout, None
+        if rollout is None and followed.silence is None:  # the deadline, ECS answering: its word now
+            now = await ask_ecs(self._calls, job, deployment_id, arn)
+            if isinstance(now, Rollout) and now.terminal:
+                rollout, after = now, "the deadline passed"
+            else:
+                last_seen = now if isinstance(now, Rollout) else followed.last_seen
+                followed = Followed(None, last_seen, now if isinstance(now, Silence) else None)
         if rollout is None:
-            details = EventDetails(deployment_id=deployment_id, task_definition_arn=arn)
-            note = (
-                await self._roll_back(job, reporter, previous) if job.options.rollback else "rollback is off"
-            )
-            return Phase.TIMED_OUT, f"deadline of {job.options.timeout_s:g}s passed; {note}", details
+            return await self._timed_out(job, patience, deployment_id, arn, previous, followed)
+        verdict = settle(
+            rollout,
+            deployment_id,
+            arn,
+            rollback=job.options.rollback,
+            prune=job.options.keep_revisions is not None and bool(job.changes),
+            replaced_by=await target.replacer() if replaced(rollout, previous) else None,
+            confirmed_after=after,
+        )
         details = rollout_details(rollout, deployment_id, arn, previous)
-        if rollout.state is RolloutState.COMPLETED:
-            message = f"{rollout.running}/{rollout.desired} running {arn.rsplit('/', 1)[-1]}"
-            if job.options.keep_revisions is not None and job.changes:
-                message += f"; {await self._calls.prune(job, arn, previous)}"
-            return Phase.SUCCEEDED, message, details
-        if rollout.state is RolloutState.ROLLED_BACK:
-            return (
-                Phase.ROLLED_BACK,
-                f"ECS rolled back to {rollout.primary_task_definition}: {rollout.reason}",
-                details,
-            )
-        if rollout.state is RolloutState.FAILED and job.options.rollback:
-            note = await self._roll_back(job, reporter, previous)
+        if verdict.action is Action.ROLL_BACK:
+            note = await self._roll_back(job, patience, previous)
             phase = Phase.ROLLED_BACK if note.startswith("rolled back") else Phase.FAILED
-            return phase, f"{rollout.reason}; {note}", details
-        return Phase.FAILED, rollout.reason or f"rollout ended {rollout.state}", details
+            return phase, f"{verdict.message}; {note}", details
+        if verdict.action is Action.PRUNE:
+            return verdict.phase, f"{verdict.message}; {await self._prune(job, arn, previous)}", details
+        return verdict.phase, verdict.message, details
 
-    async def _roll_back(self, job: DeployJob, reporter: Reporter, previous: str | None) -> str:
+    async def _timed_out(
+        self,
+        job: DeployJob,
+        patience: Patience,
+        deployment_id: str,
+        arn: str,
+        previous: str | None,
+        followed: Followed,
+    ) -> Step:
+        """The deadline passed with the deployment unfinished (as last seen): roll back when ECS
+        answers and rollback is on, and say what ECS showed last."""
+        seen_last = followed.last_seen
+        if seen_last is not None:
+            details = rollout_details(seen_last, deployment_id, arn, previous)
+        else:
+            details = EventDetails(deployment_id=deployment_id, task_definition_arn=arn)
+        if followed.silence is not None:
+            note = "not rolled back: ECS is not answering, check the service"
+        elif job.options.rollback:
+            note = await self._roll_back(job, patience, previous)
+        else:
+            note = "rollback is off"
+        message = timed_out(job.options.timeout_s, deployment_id, seen_last, followed.silence, note)
+        return Phase.TIMED_OUT, message, details
+
+    async def _prune(self, job: DeployJob, arn: str, previous: str | None) -> str:
+        with anyio.move_on_after(CONFIRM_S * 2):
+            return await self._calls.prune(job, arn, previous)
+        return "deregistering old revisions stopped: no answer from ECS in time"
+
+    async def _roll_back(self, job: DeployJob, patience: Patience, previous: str | None) -> str:
         """Put the previous revision back and follow that; a sentence saying how it went."""
         if previous is None:
             return "no previous revision is known, nothing rolled back"
+        reporter = patience.reporter
         await reporter.emit(
             Phase.ROLLING_BACK, f"rolling back to {previous}", EventDetails(task_definition_arn=previous)
         )
-        try:
-            deployment_id = await self._calls.update(job, previous)
-        except JobAborted as exc:
-            return f"rollback to {previous} failed: {exc}"
         # The rollback gets its own budget: the job's deadline may already be spent. It is not
         # handed over (a continuation would resume our failed deployment, not the rollback), so
         # it ends, unfinished if need be, before the worker's time does.
         rollback_deadline = time.time() + max(job.options.timeout_s, 60.0)
         if reporter.hand_over_at is not None:
             rollback_deadline = min(rollback_deadline, reporter.hand_over_at)
-        rollout = await self._follow(job, reporter, deployment_id, previous, None, rollback_deadline)
+        rolling = patience.at(Phase.ROLLING_BACK, deadline=rollback_deadline)
+        try:
+            deployment_id = await self._calls.update(job, previous, rolling)
+        except JobAborted as exc:
+            return f"rollback to {previous} failed: {exc}"
+        except NoAnswer as exc:
+            return f"rollback to {previous} not confirmed: {exc}; check the service"
+        followed = await follow(self._calls, job, rolling, deployment_id, previous, None)
+        rollout = followed.rollout
         if rollout is not None and rollout.state is RolloutState.COMPLETED:
             return f"rolled back to {previous}"
-        state = "did not finish in time" if rollout is None else f"ended {rollout.state}: {rollout.reason}"
+        if rollout is not None:
+            state = f"ended {rollout.state}: {rollout.reason}"
+        elif followed.silence is not None:
+            state = f"not confirmed: no answer from ECS ({followed.silence.error})"
+        else:
+            state = "did not finish in time"
         return f"rollback to {previous} (deployment {deployment_id}) {state}"

@@ -7,7 +7,17 @@ Channels are exact names: ElastiCache serverless has no PSUBSCRIBE.
 
 from __future__ import annotations
 
-__all__ = ["PREFIX", "event_channel", "event_stream", "job_hash", "job_lease", "run_plan"]
+__all__ = [
+    "PREFIX",
+    "event_channel",
+    "event_stream",
+    "job_hash",
+    "job_lease",
+    "run_alive",
+    "run_meta",
+    "run_plan",
+    "target_lease",
+]
 
 PREFIX = "ecs-fanout"
 
@@ -25,9 +35,27 @@ def run_plan(run_id: str) -> str:
     return f"{PREFIX}:{{{run_id}}}:plan"
 
 
+def run_meta(run_id: str) -> str:
+    """What `attach` needs to judge the run once its orchestrator is gone (JSON: heartbeat, ...)."""
+    return f"{PREFIX}:{{{run_id}}}:meta"
+
+
+def run_alive(run_id: str) -> str:
+    """Set with a short TTL and refreshed while the run's orchestrator runs: gone, it is gone."""
+    return f"{PREFIX}:{{{run_id}}}:alive"
+
+
 def job_hash(run_id: str, job_id: str) -> str:
     return f"{PREFIX}:{{{run_id}}}:job:{job_id}"
 
 
 def job_lease(run_id: str, job_id: str) -> str:
     return f"{PREFIX}:{{{run_id}}}:lease:{job_id}"
+
+
+def target_lease(target_key: str) -> str:
+    """Who is deploying a service now, across runs: one key per target (`Target.key`), not per run.
+
+    Its own hash tag (the target's key): the scripts that use it touch this one key only.
+    """
+    return f"{PREFIX}:target:{{{target_key}}}:lease"

@@ -20,6 +20,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from worker.contract import WorkerEvent
 from worker.keys import event_channel, event_stream, job_hash
@@ -68,13 +70,25 @@ def _around_seq(event: WorkerEvent) -> tuple[str, str]:
     return head + '"seq":', tail
 
 
+CONNECT_TIMEOUT_S = 5.0
+
+
 def connect_redis(url: str, *, max_connections: int = 64) -> Redis:
     """A client for `redis://` or `rediss://` (TLS, as ElastiCache serverless requires).
 
     The pool blocks instead of raising when many workers publish at once: redis-py's default
-    pool raises MaxConnectionsError past 100 concurrent commands.
+    pool raises MaxConnectionsError past 100 concurrent commands. A command whose connection
+    broke is tried again twice on a new one (redis-py's default from a URL is never): after
+    Redis restarted, every pooled connection is dead and would otherwise fail one command each.
+    Our scripts are safe to run twice, except a publish, which the outbox documents.
     """
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=30,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
+    )
     return Redis.from_pool(pool)
 
 

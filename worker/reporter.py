@@ -1,4 +1,10 @@
-"""A job's voice: its events, published in sequence, with its lease kept alive meanwhile."""
+"""A job's voice: its events, published in sequence, with its lease kept alive meanwhile.
+
+Redis may go away while the job runs: its events then wait in the outbox and its lease
+renewals fail quietly (nobody can take the job from a Redis that is down), and the job goes
+on. A delivery's last event (terminal, or a hand-over) waits for Redis, and the terminal
+phase is recorded in the ledger first, patiently, with whatever else of the record waited.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 
 from worker.contract import DeployJob, EventDetails, Phase, WorkerEvent
 from worker.ledger import JobLedger
-from worker.publisher import EventPublisher
+from worker.outbox import DRAIN_PATIENCE_S, Outbox
 from worker.rollout import Rollout
 
 __all__ = ["Reporter", "rollout_details"]
@@ -17,7 +23,7 @@ class Reporter:
     """Publishes a job's events in sequence and keeps its lease alive while doing so."""
 
     job: DeployJob
-    publisher: EventPublisher
+    outbox: Outbox
     ledger: JobLedger
     owner: str
     lease_s: float
@@ -34,11 +40,13 @@ class Reporter:
             details=details or EventDetails(),
         )
         if phase.terminal:
-            await self.ledger.record(self.job, terminal=phase.value)
+            await self.ledger.record(self.job, wait_s=DRAIN_PATIENCE_S, terminal=phase.value)
         # The publisher numbers the event after any the job has (a duplicate's report may have
         # taken the number we asked for): go on from the number it was given.
-        self.seq = (await self.publisher.publish(event)).seq
-        if not phase.terminal:
+        self.seq = await self.outbox.send(event)
+        if phase.terminal or phase is Phase.HANDED_OVER:
+            await self.outbox.drain()  # this delivery's last word: it must get out
+        else:
             await self.ledger.renew(self.job, self.owner, self.lease_s)
 
 

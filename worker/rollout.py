@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Rollout", "RolloutState", "evaluate_rollout", "latest_service_events"]
+__all__ = ["InFlight", "Rollout", "RolloutState", "evaluate_rollout", "in_flight", "latest_service_events"]
 
 SERVICE_EVENTS_SHOWN = 3
 
@@ -36,6 +36,9 @@ class Rollout:
     reason: str = ""
     primary_task_definition: str | None = None
     service_events: tuple[str, ...] = field(default=())
+    gone: bool = False  # our deployment is no longer listed: ECS dropped it, someone replaced it
+    primary_deployment_id: str | None = None
+    primary_rollout_state: str | None = None  # the PRIMARY deployment's (ours or another)
 
     @property
     def terminal(self) -> bool:
@@ -63,6 +66,12 @@ def evaluate_rollout(service: Mapping[str, Any], deployment_id: str, task_defini
     deployments: Sequence[Mapping[str, Any]] = service.get("deployments") or ()
     primary = _primary(deployments)
     primary_td = str(primary["taskDefinition"]) if primary else None
+    about_primary: dict[str, Any] = {
+        "primary_task_definition": primary_td,
+        "primary_deployment_id": str(primary["id"]) if primary else None,
+        "primary_rollout_state": primary.get("rolloutState") if primary else None,
+        "service_events": events,
+    }
     ours = next((d for d in deployments if d.get("id") == deployment_id), None)
 
     if ours is None:
@@ -73,11 +82,11 @@ def evaluate_rollout(service: Mapping[str, Any], deployment_id: str, task_defini
         return Rollout(
             RolloutState.ROLLED_BACK,
             reason=f"deployment {deployment_id} is gone; the service runs {primary_td}",
-            primary_task_definition=primary_td,
-            service_events=events,
+            gone=True,
+            **about_primary,
         )
 
-    counts = {
+    counts: dict[str, Any] = {
         "running": int(ours.get("runningCount", 0)),
         "desired": int(ours.get("desiredCount", 0)),
         "pending": int(ours.get("pendingCount", 0)),
@@ -99,4 +108,37 @@ def evaluate_rollout(service: Mapping[str, Any], deployment_id: str, task_defini
         state = RolloutState.COMPLETED
     else:
         state = RolloutState.IN_PROGRESS
-    return Rollout(state, **counts, reason=reason, primary_task_definition=primary_td, service_events=events)
+    return Rollout(state, **counts, reason=reason, **about_primary)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A deployment ECS is still rolling out: its id, its revision, the revision it replaces."""
+
+    deployment_id: str
+    task_definition: str
+    replacing: str | None
+
+
+def in_flight(service: Mapping[str, Any]) -> InFlight | None:
+    """The service's PRIMARY deployment while ECS is still rolling it out; None when settled.
+
+    A service "already running" an image may not run it yet: its PRIMARY deployment of that
+    revision can be IN_PROGRESS (and may yet fail and be rolled back). Without `rolloutState`
+    (older accounts), a primary that is not alone or not fully running is still in flight.
+    """
+    deployments: Sequence[Mapping[str, Any]] = service.get("deployments") or ()
+    primary = _primary(deployments)
+    if primary is None:
+        return None
+    state = primary.get("rolloutState")
+    short = int(primary.get("runningCount", 0)) < int(primary.get("desiredCount", 0))
+    rolling = state == "IN_PROGRESS" or (state is None and (len(deployments) > 1 or short))
+    if not rolling:
+        return None
+    replacing = next((d for d in deployments if d.get("status") == "ACTIVE"), None)
+    return InFlight(
+        deployment_id=str(primary["id"]),
+        task_definition=str(primary["taskDefinition"]),
+        replacing=str(replacing["taskDefinition"]) if replacing else None,
+    )

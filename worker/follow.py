@@ -1,0 +1,114 @@
+"""Following one deployment to its end, from `describe_services` alone (docs/design.md,
+'Following our own deployment').
+
+Polls start at `poll_min_s` and grow x1.5 to `poll_max_s`, each shortened by up to a quarter;
+`in_progress` is published on every change of the counts and at least every heartbeat/3.
+Every poll fits inside the deadline (`worker.patience`): while ECS does not answer, the job
+keeps asking (and saying so) until the deadline, and then reports what it last saw.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import anyio
+
+from worker.contract import DeployJob, EventDetails, Phase
+from worker.ecs_calls import ServiceCalls
+from worker.patience import NoAnswer, Patience
+from worker.reporter import rollout_details
+from worker.rollout import Rollout, RolloutState, evaluate_rollout
+from worker.verdict import Silence
+
+__all__ = ["BACKOFF_FACTOR", "POLL_JITTER", "Followed", "HandOver", "follow"]
+
+BACKOFF_FACTOR = 1.5
+# Jobs started together would poll together: their describe_services answers would be parsed
+# in one burst (on one loop, with the local executor), delaying every event behind it, and
+# would reach DescribeServices' bucket at once. Each wait is shortened by up to a quarter.
+POLL_JITTER = 0.25
+# A poll this close to the deadline is not made: the deadline's own question to ECS
+# (`worker.confirm.ask_ecs`, with time of its own to be answered) is made instead.
+LAST_POLL_S = 0.5
+
+
+class HandOver(Exception):
+    """The next wait would pass the hand-over instant: stop, a continuation goes on."""
+
+    def __init__(self, details: EventDetails, why: str = "the worker's time is running out") -> None:
+        super().__init__("handing over")
+        self.details = details
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Followed:
+    """How following ended: `rollout` terminal, or None when the deadline passed first."""
+
+    rollout: Rollout | None
+    last_seen: Rollout | None  # ECS's last answer about the deployment
+    silence: Silence | None = None  # set: ECS was not answering when the deadline passed
+
+
+async def follow(
+    calls: ServiceCalls,
+    job: DeployJob,
+    patience: Patience,
+    deployment_id: str,
+    arn: str,
+    previous: str | None,
+    hand_over_at: float | None = None,
+) -> Followed:
+    """Poll until the deployment is terminal or `patience.deadline` passes.
+
+    Raises `HandOver` instead of waiting past `hand_over_at`.
+    """
+    reporter = patience.reporter
+    deadline = patience.deadline
+    base = EventDetails(
+        deployment_id=deployment_id, task_definition_arn=arn, previous_task_definition_arn=previous
+    )
+    wait = job.options.poll_min_s
+    last_seen: Rollout | None = None
+    last_reported: tuple[int, int, int, int] | None = None
+    last_emit = time.monotonic()
+    while True:
+        now = time.time()
+        remaining = deadline - now
+        if remaining <= 0:
+            return Followed(None, last_seen)
+        pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
+        if remaining - pause < LAST_POLL_S:
+            pause = remaining
+        if hand_over_at is not None and now + pause > hand_over_at:
+            raise HandOver(base)
+        await anyio.sleep(pause)
+        if pause == remaining:
+            return Followed(None, last_seen)
+        wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
+        details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
+        # Keep asking a silent ECS until the deadline, or until a continuation must take over.
+        ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)
+        try:
+            service = await calls.poll(job, patience.at(deadline=ask_until, details=details))
+        except NoAnswer as silent:
+            if ask_until < deadline:
+                raise HandOver(details) from silent
+            return Followed(None, last_seen, silent.silence)
+        if service is None:
+            return Followed(Rollout(RolloutState.INACTIVE, reason="service disappeared"), last_seen)
+        rollout = last_seen = evaluate_rollout(service, deployment_id, arn)
+        if rollout.terminal:
+            return Followed(rollout, last_seen)
+        counts = (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks)
+        # An event on every change, and a heartbeat while nothing moves.
+        if counts != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
+            last_reported, last_emit = counts, time.monotonic()
+            await reporter.emit(
+                Phase.IN_PROGRESS,
+                f"{rollout.running}/{rollout.desired} running, {rollout.pending} pending, "
+                f"{rollout.failed_tasks} failed",
+                rollout_details(rollout, deployment_id, arn, previous),
+            )
