@@ -396,7 +396,7 @@ async def test_no_credentials_says_how_to_give_them_and_that_nothing_was_changed
 
 
 async def test_error_after_update_service_keeps_the_rollout_warning(aws: AwsEmulator, redis: Redis) -> None:
-    aws.set_scenario(RolloutScenario(rollout_s=3.0))
+    aws.set_scenario(RolloutScenario(rollout_s=30.0))  # still rolling out when the error comes
     seed(aws, "api")
     job = make_job("api", heartbeat_s=0.6)
     async with AwsAccess().ecs(REGION) as ecs:

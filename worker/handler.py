@@ -158,6 +158,14 @@ class _Batch:
             if self._redis is not None:
                 await self._redis.aclose()
 
+    async def warm_up(self, source_arn: str) -> None:
+        """Make the SQS client and resolve the queue's URL while the jobs run, so that a hand-over
+        near the invocation's end costs one SendMessage, not a client's set-up as well."""
+        try:
+            await self._queue_url(source_arn)
+        except Exception:  # only a head start: the hand-over makes the same calls again if need be
+            log.warning("could not prepare hand-overs to %s", source_arn, exc_info=True)
+
     async def process(self, record: Record) -> None:
         """Handle one record; raises when SQS must deliver it again."""
         try:
@@ -289,6 +297,8 @@ async def _process_batch(
                 return
 
     async with _Batch(hand_over_at, settings, aws) as batch, anyio.create_task_group() as tg:
+        for source_arn in {str(r["eventSourceARN"]) for r in records if r.get("eventSourceARN")}:
+            tg.start_soon(batch.warm_up, source_arn)
         for indices in ordered_groups(records):
             tg.start_soon(run_group, batch, indices)
     return {str(records[index]["messageId"]) for index in failed}
