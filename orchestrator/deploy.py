@@ -148,9 +148,10 @@ def _max_parallel(args: argparse.Namespace, spec: Spec, settings: Settings) -> i
 
 def _plan(
     args: argparse.Namespace, spec: Spec, run_id: str, region: str | None, aws: AwsAccess
-) -> list[PlannedJob]:
+) -> tuple[list[PlannedJob], str]:
     """The accounts of the spec's ways in (each role assumed once: exit 2 if one cannot be),
-    then the jobs: `--region` wins over the spec's regions, `region` (the environment's) fills in."""
+    then the jobs: `--region` wins over the spec's regions, `region` (the environment's) fills in.
+    Also who the caller is, for the output's header."""
     from orchestrator.durations import parse_duration
     from orchestrator.errors import SpecError
     from orchestrator.identity import identify
@@ -161,11 +162,11 @@ def _plan(
         timeout_s = parse_duration(args.timeout) if args.timeout else None
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
-    accounts = identify(spec, args.spec, aws, run_id, args.region, region)
+    accounts, caller = identify(spec, args.spec, aws, run_id, args.region, region)
     conflicts = conflicting_access(enumerate(spec.deploy, 1), spec, spec.region, accounts)
     if conflicts:
         raise SpecError(args.spec, conflicts)
-    return plan_jobs(
+    planned = plan_jobs(
         spec,
         run_id,
         timeout_s=timeout_s,
@@ -175,6 +176,7 @@ def _plan(
         accounts=accounts,
         wait=not args.no_wait,
     )
+    return planned, caller
 
 
 def _refuse_profiles(spec: Spec, spec_path: str) -> None:
@@ -279,7 +281,7 @@ def _execute(
 
             endpoints = Endpoints(AwsAccess(profile=profile), settings.redis_url or None, region)
         redis_url, region, aws = endpoints.redis_url, endpoints.region, endpoints.aws
-        planned = _plan(args, spec, run_id, region, aws)
+        planned, caller = _plan(args, spec, run_id, region, aws)
         if args.dry_run:
             return _dry_run(args, planned, aws)
         allowed_registries = settings.allowed_registries
@@ -312,6 +314,7 @@ def _execute(
                 executor_factory=factory,
                 queued_window_s=queued_window_s,
                 remote_workers=executor == "lambda",
+                caller=caller,
             )
 
         code = session(planned, run_id)

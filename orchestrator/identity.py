@@ -10,6 +10,7 @@ does not resolve is one line naming it and AWS's answer (`IdentityError`, exit 2
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -17,12 +18,20 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from orchestrator.errors import SpecError
 from orchestrator.spec import Spec
 from orchestrator.spec_access import access_of, region_of
-from worker.access import Access, session_name
+from worker.access import CALLER, Access, session_name
 from worker.aws import AwsAccess
 from worker.aws_errors import error_message
 from worker.credentials import STS_REGION, assume_role
 
-__all__ = ["IdentityError", "accesses_of", "identify", "refusal_line", "resolve_accounts"]
+__all__ = [
+    "Identities",
+    "IdentityError",
+    "Resolved",
+    "accesses_of",
+    "identify",
+    "refusal_line",
+    "resolve_accounts",
+]
 
 
 class IdentityError(SpecError):
@@ -57,31 +66,36 @@ def refusal_line(access: Access, reason: str) -> str:
     return f"the caller's credentials do not work: {reason}"
 
 
-async def _account(aws: AwsAccess, access: Access, name: str, region: str) -> str:
+async def _account(aws: AwsAccess, access: Access, name: str, region: str) -> tuple[str, str]:
+    """(account, ARN) of a way in: a role's from its ARN once assumed, else STS's answer."""
     if access.role_arn is not None:
         await assume_role(aws, access, name, region)  # the check: the metadata is dropped
         account = access.account
         assert account is not None
-        return account
+        return account, access.role_arn
     async with aws.client("sts", region, access) as sts:
         answer = await sts.get_caller_identity()
-    return str(answer["Account"])
+    return str(answer["Account"]), str(answer["Arn"])
 
 
-async def resolve_accounts(
-    aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str
-) -> tuple[dict[Access, str], list[str]]:
-    """(account per way in, a refusal line per way in that does not work), asking STS once per
-    way in (in the region given with it), side by side. No credentials at all is raised as
-    botocore's NoCredentialsError."""
+class Resolved(NamedTuple):
+    accounts: dict[Access, str]  # the account of each way in that works
+    arns: dict[Access, str]  # who each one is (a role: its ARN; else STS's answer)
+    refusals: list[str]  # a line per way in that does not work
+
+
+async def resolve_accounts(aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str) -> Resolved:
+    """The account of every way in, asking STS once per way in (in the region given with it),
+    side by side. No credentials at all is raised as botocore's NoCredentialsError."""
     accounts: dict[Access, str] = {}
+    arns: dict[Access, str] = {}
     refusals: dict[Access, str] = {}
     name = session_name(run_id)
     wanted = list(accesses)
 
     async def one(access: Access) -> None:
         try:
-            accounts[access] = await _account(aws, access, name, accesses[access] or STS_REGION)
+            accounts[access], arns[access] = await _account(aws, access, name, accesses[access] or STS_REGION)
         except NoCredentialsError:
             if access.profile is None:
                 raise  # nothing to assume with: the CLI's boundary says how to give credentials
@@ -96,7 +110,12 @@ async def resolve_accounts(
     async with anyio.create_task_group() as tg:
         for access in wanted:
             tg.start_soon(one, access)
-    return accounts, [refusals[access] for access in wanted if access in refusals]
+    return Resolved(accounts, arns, [refusals[access] for access in wanted if access in refusals])
+
+
+class Identities(NamedTuple):
+    accounts: Mapping[Access, str]  # the account of every way in of the spec
+    caller: str  # who runs ecs-fanout: the caller's ARN, as STS says
 
 
 def identify(
@@ -106,15 +125,17 @@ def identify(
     run_id: str,
     region: str | None = None,
     default_region: str | None = None,
-) -> Mapping[Access, str]:
-    """The account of every way in of `spec`; IdentityError (exit 2, nothing changed) if any fails."""
-    accounts, refusals = _run(aws, accesses_of(spec, region, default_region), run_id)
-    if refusals:
-        raise IdentityError(spec_path, [*refusals, "nothing was changed"])
-    return accounts
+) -> Identities:
+    """The account of every way in of `spec` and the caller's identity (shown in the output);
+    IdentityError (exit 2, nothing changed) if any way in fails."""
+    accesses = {CALLER: default_region} | dict(accesses_of(spec, region, default_region))
+    resolved = _run(aws, accesses, run_id)
+    if resolved.refusals:
+        raise IdentityError(spec_path, [*resolved.refusals, "nothing was changed"])
+    return Identities(resolved.accounts, resolved.arns[CALLER])
 
 
-def _run(aws: AwsAccess, accesses: Mapping[Access, str], run_id: str) -> tuple[dict[Access, str], list[str]]:
+def _run(aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str) -> Resolved:
     try:
         return anyio.run(resolve_accounts, aws, accesses, run_id)
     except BaseExceptionGroup as group:  # one task's NoCredentialsError: raise it as itself

@@ -37,10 +37,10 @@ from worker.publisher import connect_redis, redact_url
 __all__ = ["ExecutorFactory", "check_redis", "local_executor", "run_session"]
 
 
-def _renderer(output: str, spec_path: str) -> Renderer:
+def _renderer(output: str, spec_path: str, caller: str | None) -> Renderer:
     if output == "json":
-        return JsonRenderer(spec_path=spec_path)
-    return PlainRenderer()
+        return JsonRenderer(spec_path=spec_path, caller=caller)
+    return PlainRenderer(caller=caller)
 
 
 def interrupted_report(state: RunState, why: str = "interrupted") -> str:
@@ -95,7 +95,10 @@ def run_session(
     queued_window_s: float | None = None,
     exit_on_done: bool = False,
     remote_workers: bool = False,
+    caller: str | None = None,
 ) -> int:
+    """Run `planned` to its end and render it; the exit code. `caller` (who runs it, as STS
+    says) is shown in the output's header."""
     anyio.run(check_redis, redis_url)  # refuse before any set-up, as bad configuration
     state = RunState.from_plan(run_id, planned)
 
@@ -129,13 +132,13 @@ def run_session(
     if output == "tui":
         from tui import run_tui  # Textual is imported only when the live view is used
 
-        code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done)
+        code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done, caller=caller)
         if code == ExitCode.INTERRUPTED:  # the user detached while jobs ran, or a signal came
             _say(interrupted_report(state, stop_reason()))
             return stop_code()
         return code
     try:
-        anyio.run(drive, _renderer(output, spec_path))
+        anyio.run(drive, _renderer(output, spec_path, caller))
     except KeyboardInterrupt:
         _say(interrupted_report(state, stop_reason()))
         return stop_code()

@@ -195,7 +195,10 @@ def test_rollback_puts_back_services_in_each_account_and_region(
     deployed = run_cli(str(spec), "--json", redis_url=redis_url)
     assert deployed.returncode == 0, deployed.stderr
     assert [running_revision(aws.endpoint_url, *place) for place in two_accounts] == ["api:2", "api:2"]
-    run_id = json.loads(deployed.stdout.splitlines()[0])["run_id"]
+    run_line = json.loads(deployed.stdout.splitlines()[0])
+    # The run names its caller as STS does (moto's default identity), not one of the roles.
+    assert run_line["caller"] == f"arn:aws:sts::{CALLER}:user/moto"
+    run_id = run_line["run_id"]
     reverted = run_cli("rollback", run_id, "--json", redis_url=redis_url)
     assert reverted.returncode == 0, reverted.stderr
     results = json.loads(reverted.stdout.splitlines()[-1])["results"]
