@@ -29,19 +29,27 @@ def _job(
 
 
 @pytest.mark.parametrize(
-    ("cluster", "service", "expected"),
+    ("target", "expected"),
     [
-        pytest.param("prod", "api", "prod/api", id="names"),
+        pytest.param(Target(cluster="prod", service="api"), "-/-/prod/api", id="names"),
         pytest.param(
-            "arn:aws:ecs:us-east-1:123456789012:cluster/prod",
-            "arn:aws:ecs:us-east-1:123456789012:service/prod/api",
-            "prod/api",
+            Target(
+                cluster="arn:aws:ecs:us-east-1:123456789012:cluster/prod",
+                service="arn:aws:ecs:us-east-1:123456789012:service/prod/api",
+            ),
+            "-/-/prod/api",
             id="arns-share-the-names-group",
+        ),
+        pytest.param(
+            Target(cluster="prod", service="api", region="eu-west-1", account="111111111111"),
+            "111111111111/eu-west-1/prod/api",
+            id="another-account-and-region-is-another-group",
         ),
     ],
 )
-def test_group_id_is_one_per_service(cluster: str, service: str, expected: str) -> None:
-    assert group_id(_job(cluster, service)) == expected
+def test_group_id_is_one_per_target(target: Target, expected: str) -> None:
+    job = _job().model_copy(update={"target": target})
+    assert group_id(job) == expected
 
 
 @pytest.mark.parametrize(

@@ -223,7 +223,7 @@ def test_cli_rides_out_the_outage_without_a_traceback(
     try:
         assert run.stdout is not None
         first = run.stdout.readline()  # printed as the run starts, before any job
-        started = re.match(r"run (\S+): 8 services$", first.strip())
+        started = re.match(r"run (\S+): 8 services( as \S+)?$", first.strip())  # (and who runs it)
         assert started, first
         updated = threading.Event()
         while not updated.is_set() and (line := run.stdout.readline()):

@@ -38,9 +38,11 @@ def test_all_or_nothing_puts_all_ten_back_when_one_fails(fleet: Fleets, redis_ur
     assert "--all-or-nothing" in result.stderr
     first, revert = summaries(result.stdout)
     assert sorted(r["status"] for r in first["results"]) == ["rolled_back"] + ["succeeded"] * 9
-    # Said per service: the nine that succeeded are put back, the rolled-back one already was.
+    # Said per service: the nine that succeeded are put back; the rolled-back one already was
+    # (`skipped`), or ECS's own rollback to it is still going and the revert follows it to its end.
     statuses = {r["service"]: r["status"] for r in revert["results"]}
-    assert statuses == {f"s{i}": "skipped" if i == 3 else "succeeded" for i in range(10)}
+    assert statuses.pop("s3") in {"skipped", "succeeded"}
+    assert statuses == {f"s{i}": "succeeded" for i in range(10) if i != 3}
     assert revisions_in_use(ten) == {f"s{i}": f"s{i}:1" for i in range(10)}
     fault_tally.record(
         "--all-or-nothing, one bad image among 10",
