@@ -11,10 +11,11 @@ beats it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
+import pytest
 import redis.asyncio
 
 from orchestrator.attach import follow_run
@@ -22,8 +23,10 @@ from orchestrator.confirm_silent import ecs_confirm
 from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob, plan_jobs
-from orchestrator.run import run_jobs
+from orchestrator.renderer import Renderer
+from orchestrator.run import Executor, run_jobs
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
+from orchestrator.session import run_session
 from orchestrator.spec import Spec
 from orchestrator.state import ORCHESTRATOR_SEQ, RunState
 from tests.fleet import Fleets, Silent
@@ -191,3 +194,31 @@ async def test_the_workers_own_verdict_still_beats_the_one_ecs_gave_of_its_silen
     finally:
         await client.aclose()
     assert (state.jobs[job_id].phase, state.jobs[job_id].message) == (Phase.FAILED, "worker's own")
+
+
+def test_a_session_asks_ecs_with_the_runs_aws_and_exits_ok(
+    aws: AwsEmulator, fleet: Fleets, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The way in that `ecs-fanout deploy` takes: `run_session` given the run's AWS builds the
+    question itself; the user sees the silent job succeeded, confirmed by ECS, and exit 0."""
+    aws.set_scenario(RolloutScenario(rollout_s=0.3, failure_s=0.3, bad_images=("*:bad*",)))
+    spec = fleet(2, heartbeat="1s")
+
+    @asynccontextmanager
+    async def silencing(client: redis.asyncio.Redis, renderer: Renderer) -> AsyncIterator[Executor]:
+        yield SilencedAfterUpdate(client, SILENCED)
+
+    code = run_session(
+        plan_jobs(spec.spec, RUN_ID),
+        run_id=RUN_ID,
+        redis_url=redis_url,
+        output="plain",
+        spec_path=str(spec.path),
+        heartbeat_s=spec.spec.heartbeat,
+        executor_factory=silencing,
+        aws=AwsAccess(),
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if "confirmed by ECS after the worker went silent" in line)
+    assert "s1" in line and "succeeded" in line, out
