@@ -315,6 +315,7 @@ def _execute(
                 queued_window_s=queued_window_s,
                 remote_workers=executor == "lambda",
                 caller=caller,
+                aws=endpoints.aws,
             )
 
         code = session(planned, run_id)

@@ -2,7 +2,11 @@
 
 Order matters: the feed is subscribed before the first job can publish. Events are pushed by
 Redis; the only timer is the silence deadline of the quietest running job, after which that
-job is reported `lost`.
+job is reported `lost`. With a `confirm` (`orchestrator.confirm_silent`), a silent job that
+had started a deployment is first asked of ECS, in a task of its own (folding goes on): ECS's
+end of the rollout is published to the run's stream (seq `ORCHESTRATOR_SEQ`: `attach` replays
+the same end, and the worker's own verdict still beats it), else the job is `lost`, with what
+ECS said.
 
 Redis may go away during the run and come back. Silence counts only while we listen: no job is
 found lost while the feed is disconnected, and after it reconnects every running job gets a
@@ -17,6 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
@@ -27,18 +32,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestrator.confirm_silent import Confirm, SilentEnd
 from orchestrator.feed import EventFeed
 from orchestrator.plan import PlannedJob
 from orchestrator.renderer import Renderer  # re-exported: its home is `orchestrator.renderer`
-from orchestrator.state import RunState
+from orchestrator.state import ORCHESTRATOR_SEQ, JobState, RunState
 from worker.contract import DeployJob, Phase, WorkerEvent
 from worker.keys import run_plan
+from worker.publisher import EventPublisher
 
 __all__ = ["Executor", "Renderer", "load_plan", "run_jobs", "save_plan"]
 
 log = logging.getLogger(__name__)
 
-CRASH_SEQ = 1 << 40  # beyond any seq a worker reaches: a crash report always folds in
+CRASH_SEQ = ORCHESTRATOR_SEQ  # beyond any seq a worker reaches: a crash report always folds in
+ASK_S = 8.0  # a silent job's question to ECS (credentials, then one bounded DescribeServices)
+PUBLISH_S = 5.0  # publishing ECS's end of a silent job's rollout, at most this long
 WORKER_GRACE_S = 5.0  # after the last terminal event, time for workers to release their leases
 
 
@@ -80,35 +89,119 @@ def _restart_silence(state: RunState, now: float) -> None:
             job.last_event_at = max(job.last_event_at, now)
 
 
-async def _pump(feed: EventFeed, send: MemoryObjectSendStream[WorkerEvent]) -> None:
+async def _pump(feed: EventFeed, send: MemoryObjectSendStream[_Item]) -> None:
     async with send:
         async for event in feed.events():
             await send.send(event)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """ECS was asked of a silent job (when it had said `seq` last): `lost`, with this message,
+    unless it spoke or ended meanwhile (None: ECS's end was published and sent as an event)."""
+
+    job_id: str
+    seq: int
+    lost_message: str | None
+
+
+_Item = WorkerEvent | _Asked
+
+
+class _Silence:
+    """What the run core does with a silent job: `lost` at once, or ask ECS first (`confirm`)."""
+
+    def __init__(
+        self,
+        state: RunState,
+        planned: Sequence[PlannedJob],
+        redis: Redis,
+        send: MemoryObjectSendStream[_Item],
+        confirm: Confirm | None,
+    ) -> None:
+        self._state = state
+        self._jobs = {p.job.job_id: p.job for p in planned}
+        self._publisher = EventPublisher(redis)
+        self._send = send
+        self._confirm = confirm
+
+    def found(self, job: JobState, now: float, start: Callable[..., object], renderer: Renderer) -> None:
+        if self._confirm is None or job.deployment_id is None or job.task_definition_arn is None:
+            renderer.changed(self._state.mark_lost(job.job_id, now), None)
+            return
+        job.confirming = True
+        start(self._ask, job, now - (job.last_event_at or now))
+
+    async def _ask(self, job: JobState, silent_for: float) -> None:
+        assert self._confirm is not None
+        seq = job.last_seq
+        lost = f"no event for {silent_for:.0f}s (last: {job.message})"
+        end: SilentEnd | None = None
+        try:
+            with anyio.move_on_after(ASK_S):
+                end = await self._confirm(self._jobs[job.job_id], job, silent_for)
+        except Exception as exc:  # whatever stopped the question: `lost`, as without asking
+            log.warning("could not ask ECS about silent job %s: %r", job.name, exc)
+            end = SilentEnd(Phase.LOST, f"{lost}; could not ask ECS ({exc})")
+        if end is None:
+            end = SilentEnd(Phase.LOST, f"{lost}; ECS did not answer within {ASK_S:g}s")
+        if end.phase is Phase.LOST or job.terminal or job.last_seq != seq:
+            self._send.send_nowait(_Asked(job.job_id, seq, end.message))
+            return
+        event = WorkerEvent(
+            run_id=self._state.run_id,
+            job_id=job.job_id,
+            seq=ORCHESTRATOR_SEQ,
+            phase=end.phase,
+            message=end.message,
+            details=end.details or job.details,
+        )
+        try:
+            with anyio.fail_after(PUBLISH_S):
+                event = event.model_copy(update={"seq": (await self._publisher.publish(event)).seq})
+        except (RedisError, OSError, TimeoutError) as exc:  # Redis away: the run still has ECS's word
+            log.warning("could not publish the end of silent job %s (%r): `attach` misses it", job.name, exc)
+        self._send.send_nowait(event)
+        self._send.send_nowait(_Asked(job.job_id, seq, None))
+
+    def answered(self, asked: _Asked, now: float, renderer: Renderer) -> None:
+        job = self._state.jobs[asked.job_id]
+        job.confirming = False
+        if asked.lost_message is None or job.terminal or job.last_seq != asked.seq:
+            return  # ECS's end folded in, or the job spoke or ended meanwhile
+        lost = self._state.mark_lost(job.job_id, now)
+        lost.message = asked.lost_message
+        renderer.changed(lost, None)
+
+
 async def _fold(
     state: RunState,
-    receive: MemoryObjectReceiveStream[WorkerEvent],
+    receive: MemoryObjectReceiveStream[_Item],
     renderer: Renderer,
     heartbeat_s: float,
     queued_window_s: float | None,
     listening: Callable[[], bool],
+    silence: _Silence,
+    start: Callable[..., object],
 ) -> None:
     while not state.done:
         deadline = state.next_silence_deadline(heartbeat_s, queued_window_s)
         timeout = math.inf if deadline is None else max(0.0, deadline - time.time())
         with anyio.move_on_after(timeout):
-            event = await receive.receive()
-            job = state.apply(event, received_at=time.time())
+            item = await receive.receive()
+            if isinstance(item, _Asked):
+                silence.answered(item, time.time(), renderer)
+                continue
+            job = state.apply(item, received_at=time.time())
             if job is not None:
-                renderer.changed(job, event)
+                renderer.changed(job, item)
             continue
         now = time.time()
         if not listening():  # Redis is away: nobody could have heard them
             _restart_silence(state, now)
             continue
         for job in state.silent_jobs(now, heartbeat_s, queued_window_s):
-            renderer.changed(state.mark_lost(job.job_id, now), None)
+            silence.found(job, now, start, renderer)
 
 
 async def run_jobs(
@@ -120,8 +213,10 @@ async def run_jobs(
     *,
     heartbeat_s: float,
     queued_window_s: float | None = None,
+    confirm: Confirm | None = None,
 ) -> RunState:
-    """Run every planned job to a terminal phase; `state` is updated in place as events come."""
+    """Run every planned job to a terminal phase; `state` is updated in place as events come.
+    `confirm` asks ECS about a silent job's deployment before it is called `lost`."""
 
     async def after_reconnect() -> None:
         _restart_silence(state, time.time())
@@ -133,7 +228,7 @@ async def run_jobs(
             log.info("could not write the run's plan back to Redis (%s)", exc)
 
     feed = EventFeed(redis, state.run_id, on_reconnect=after_reconnect)
-    send, receive = anyio.create_memory_object_stream[WorkerEvent](max_buffer_size=math.inf)
+    send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
     renderer.started(state)
     await save_plan(redis, state.run_id, planned)
 
@@ -157,7 +252,17 @@ async def run_jobs(
         await executor.prepare()
         await feed.wait_subscribed()
         tg.start_soon(run_workers)
-        await _fold(state, receive, renderer, heartbeat_s, queued_window_s, lambda: feed.connected)
+        silence = _Silence(state, planned, redis, send.clone(), confirm)
+        await _fold(
+            state,
+            receive,
+            renderer,
+            heartbeat_s,
+            queued_window_s,
+            lambda: feed.connected,
+            silence,
+            tg.start_soon,
+        )
         with anyio.move_on_after(WORKER_GRACE_S):
             await workers_done.wait()
         tg.cancel_scope.cancel()

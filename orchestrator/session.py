@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, suppress
 
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from orchestrator.confirm_silent import ecs_confirm
 from orchestrator.errors import RedisUnavailable
 from orchestrator.exits import ExitCode
 from orchestrator.liveness import kept_alive
@@ -32,6 +33,7 @@ from orchestrator.run import Executor, run_jobs
 from orchestrator.state import RunState, exit_code
 from orchestrator.stop_signals import stop_code, stop_reason
 from worker.aws import AwsAccess
+from worker.credentials import Clients
 from worker.publisher import connect_redis, redact_url
 
 __all__ = ["ExecutorFactory", "check_redis", "local_executor", "run_session"]
@@ -96,9 +98,11 @@ def run_session(
     exit_on_done: bool = False,
     remote_workers: bool = False,
     caller: str | None = None,
+    aws: AwsAccess | None = None,
 ) -> int:
     """Run `planned` to its end and render it; the exit code. `caller` (who runs it, as STS
-    says) is shown in the output's header."""
+    says) is shown in the output's header. With `aws` (the run's way to AWS), a silent job
+    that started a deployment is asked of ECS before it is called `lost`."""
     anyio.run(check_redis, redis_url)  # refuse before any set-up, as bad configuration
     state = RunState.from_plan(run_id, planned)
 
@@ -106,6 +110,7 @@ def run_session(
         redis = connect_redis(redis_url)
         try:
             async with (
+                AsyncExitStack() as clients_stack,
                 kept_alive(
                     redis,
                     run_id,
@@ -116,6 +121,7 @@ def run_session(
                 ),
                 executor_factory(redis, renderer) as executor,
             ):
+                confirm = None if aws is None else ecs_confirm(Clients(clients_stack, aws, run_id), redis)
                 await run_jobs(
                     state,
                     planned,
@@ -124,6 +130,7 @@ def run_session(
                     renderer,
                     heartbeat_s=heartbeat_s,
                     queued_window_s=queued_window_s,
+                    confirm=confirm,
                 )
         finally:
             with anyio.CancelScope(shield=True):

@@ -2,7 +2,9 @@
 
 Events may arrive twice (a replay after a reconnect overlaps the live feed) or late (a
 terminal event after the job was declared lost); folding is idempotent per (job, seq) and a
-job's terminal phase is final, except that a worker's own verdict beats our `lost` guess.
+job's terminal phase is final, except that a worker's own verdict beats the orchestrator's:
+our `lost` guess, and the end ECS gave of a silent job's rollout (published with
+`ORCHESTRATOR_SEQ`, which the worker's later events go past).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from orchestrator.plan import PlannedJob
 from worker.contract import ContainerChange, EventDetails, Phase, WorkerEvent
 from worker.target import Target
 
-__all__ = ["JobState", "RunState", "TargetResult", "exit_code"]
+__all__ = ["ORCHESTRATOR_SEQ", "JobState", "RunState", "TargetResult", "exit_code"]
 
 EVENTS_KEPT = 50
 OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
+ORCHESTRATOR_SEQ = 1 << 40  # beyond any seq a worker reaches: the seq of the orchestrator's verdicts
 
 
 class TargetResult(BaseModel):
@@ -59,6 +62,13 @@ class JobState:
     task_definition_arn: str | None = None
     deployment_id: str | None = None
     recent: deque[WorkerEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    confirming: bool = False  # silent, and ECS is being asked what its rollout became
+
+    @property
+    def judged_outside(self) -> bool:
+        """Its end is the orchestrator's word (`lost`, or ECS's end of a silent job's rollout),
+        which the worker's own verdict beats."""
+        return self.phase is Phase.LOST or (self.terminal and self.last_seq == ORCHESTRATOR_SEQ)
 
     @property
     def terminal(self) -> bool:
@@ -115,7 +125,7 @@ class RunState:
             return job
         if event.seq <= job.last_seq:
             return None
-        if job.terminal and not (job.phase is Phase.LOST and event.phase.terminal):
+        if job.terminal and not (job.judged_outside and event.phase.terminal):
             return None
         job.last_seq = event.seq
         job.last_event_at = received_at if received_at is not None else event.ts
@@ -131,6 +141,7 @@ class RunState:
         job.images |= {change.container: change.image for change in event.details.images}
         if event.phase.terminal:
             job.ended_at = event.ts
+            job.confirming = False
         return job
 
     def mark_started(self, job_id: str, now: float) -> None:
@@ -144,7 +155,7 @@ class RunState:
             job.job_id: job.last_event_at
             + (queued_window_s if queued_window_s is not None and job.phase is Phase.QUEUED else window_s)
             for job in self.jobs.values()
-            if not job.terminal and job.last_event_at is not None
+            if not job.terminal and not job.confirming and job.last_event_at is not None
         }
 
     def silent_jobs(
@@ -158,6 +169,7 @@ class RunState:
         job = self.jobs[job_id]
         silent_for = now - (job.last_event_at or now)
         job.phase = Phase.LOST
+        job.confirming = False
         job.message = f"no event for {silent_for:.0f}s (last: {job.message})"
         job.ended_at = now
         return job
