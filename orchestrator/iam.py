@@ -13,6 +13,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.iam_roles import deploy_statements
+
 __all__ = ["caller_policy", "iam_policy_command", "worker_policy"]
 
 Policy = dict[str, Any]
@@ -111,38 +113,11 @@ def worker_policy(
 ) -> Policy:
     """What the worker Lambda's role needs: deploy, read its queue, log, and (in a VPC) ENIs."""
     statements: list[dict[str, Any]] = [
-        {
-            "Sid": "DeployServices",
-            "Effect": "Allow",
-            "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
-            "Resource": _arn("ecs", region, account, "service/*/*"),
-        },
-        {
-            "Sid": "RegisterRevisions",
-            "Effect": "Allow",
-            # List/Deregister: only with keep_revisions (old revisions cleaned up after a success).
-            "Action": [
-                "ecs:DescribeTaskDefinition",
-                "ecs:RegisterTaskDefinition",
-                "ecs:ListTaskDefinitions",
-                "ecs:DeregisterTaskDefinition",
-            ],
-            "Resource": "*",
-        },
-        {
-            "Sid": "KeepTaskDefinitionTags",
-            "Effect": "Allow",
-            "Action": "ecs:TagResource",
-            "Resource": _arn("ecs", region, account, "task-definition/*"),
-            "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
-        },
-        {
-            "Sid": "PassTaskRolesToEcs",
-            "Effect": "Allow",
-            "Action": "iam:PassRole",
-            "Resource": task_role_arns or [f"arn:aws:iam::{account}:role/*"],
-            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-        },
+        *deploy_statements(
+            lambda service, resource: _arn(service, region, account, resource),
+            task_role_arns,
+            f"arn:aws:iam::{account}:role/*",
+        ),
         {
             "Sid": "ConsumeJobQueue",
             "Effect": "Allow",

@@ -8,12 +8,12 @@ in its own account: what preflight, the dry run and the worker call there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from worker.access import Access
 
-__all__ = ["assume_statement", "role_permissions", "role_trust", "target_roles"]
+__all__ = ["assume_statement", "deploy_statements", "role_permissions", "role_trust", "target_roles"]
 
 Policy = dict[str, Any]
 
@@ -51,6 +51,49 @@ def role_trust(principals: Sequence[str], external_ids: Sequence[str]) -> Policy
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
+def deploy_statements(
+    arn: Callable[[str, str], str], task_role_arns: list[str], any_role: str
+) -> list[dict[str, Any]]:
+    """What deploying takes, for the worker's role and each target-account role alike: describe
+    and update services, register (and clean up) revisions keeping their tags, pass task roles.
+    `arn(service, resource)` names a resource of the account; `any_role` when no task roles are
+    named."""
+    return [
+        {
+            "Sid": "DeployServices",
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+            "Resource": arn("ecs", "service/*/*"),
+        },
+        {
+            "Sid": "RegisterRevisions",
+            "Effect": "Allow",
+            # List/Deregister: only with keep_revisions (old revisions cleaned up after a success).
+            "Action": [
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:ListTaskDefinitions",
+                "ecs:DeregisterTaskDefinition",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Sid": "KeepTaskDefinitionTags",
+            "Effect": "Allow",
+            "Action": "ecs:TagResource",
+            "Resource": arn("ecs", "task-definition/*"),
+            "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+        },
+        {
+            "Sid": "PassTaskRolesToEcs",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": task_role_arns or [any_role],
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        },
+    ]
+
+
 def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
     """What a target-account role needs: read for preflight and `plan`, deploy for the worker."""
     partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
@@ -67,36 +110,6 @@ def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
                 "Action": ["ecs:DescribeClusters", "ecr:DescribeImages"],
                 "Resource": "*",
             },
-            {
-                "Sid": "DeployServices",
-                "Effect": "Allow",
-                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
-                "Resource": arn("ecs", "service/*/*"),
-            },
-            {
-                "Sid": "RegisterRevisions",
-                "Effect": "Allow",
-                "Action": [
-                    "ecs:DescribeTaskDefinition",
-                    "ecs:RegisterTaskDefinition",
-                    "ecs:ListTaskDefinitions",
-                    "ecs:DeregisterTaskDefinition",
-                ],
-                "Resource": "*",
-            },
-            {
-                "Sid": "KeepTaskDefinitionTags",
-                "Effect": "Allow",
-                "Action": "ecs:TagResource",
-                "Resource": arn("ecs", "task-definition/*"),
-                "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
-            },
-            {
-                "Sid": "PassTaskRolesToEcs",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": list(task_role_arns) or [f"arn:{partition}:iam::{account}:role/*"],
-                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            },
+            *deploy_statements(arn, list(task_role_arns), f"arn:{partition}:iam::{account}:role/*"),
         ],
     }

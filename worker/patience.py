@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from botocore.exceptions import ReadTimeoutError
 
+from worker.beside import beside
 from worker.contract import EventDetails, Phase
 from worker.verdict import Silence
 
 if TYPE_CHECKING:
     from worker.reporter import Reporter
 
-__all__ = ["UNANSWERED", "NoAnswer", "Patience", "beside"]
+__all__ = ["UNANSWERED", "NoAnswer", "Patience"]
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +51,6 @@ class NoAnswer(Exception):
 
 def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-async def beside(body: Callable[[], Awaitable[T]], other: Callable[[], Coroutine[Any, Any, None]]) -> T:
-    """`body()`'s result (or its exception, as itself), with `other()` running beside it until
-    `body` ends. `other` must not raise."""
-    results: list[T] = []
-    errors: list[Exception] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(other)
-        try:
-            results.append(await body())
-        except Exception as exc:  # raised below, as itself: not wrapped in an ExceptionGroup
-            errors.append(exc)
-        finally:
-            tg.cancel_scope.cancel()
-    if errors:
-        raise errors[0]
-    return results[0]
 
 
 @dataclass(frozen=True)

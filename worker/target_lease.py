@@ -19,11 +19,12 @@ from typing import TypeVar
 
 import anyio
 
+from worker.beside import beside
 from worker.contract import DeployJob, EventDetails, Phase
 from worker.ecs_calls import JobAborted
 from worker.follow import HandOver
 from worker.ledger import TargetLeases
-from worker.patience import Patience, beside
+from worker.patience import Patience
 from worker.verdict import replacer
 
 __all__ = ["WAIT_POLL_S", "TargetLease"]

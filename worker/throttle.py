@@ -18,6 +18,7 @@ from typing import TypeVar
 import anyio
 from botocore.exceptions import ClientError
 
+from worker.beside import beside
 from worker.budget import ApiBudget
 
 __all__ = ["THROTTLE_CODES", "is_throttled", "until_not_throttled"]
@@ -65,16 +66,4 @@ async def until_not_throttled(
             await anyio.sleep(wait * random.uniform(0.5, 1.0))
             wait = min(wait * 2, THROTTLE_WAIT_S[1])
 
-    results: list[T] = []
-    errors: list[Exception] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(beat)
-        try:
-            results.append(await attempts())
-        except Exception as exc:  # raised below, as itself: not wrapped in an ExceptionGroup
-            errors.append(exc)
-        finally:
-            tg.cancel_scope.cancel()
-    if errors:
-        raise errors[0]
-    return results[0]
+    return await beside(attempts, beat)
