@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +51,42 @@ def spawn_cli(*args: str, redis_url: str) -> subprocess.Popen[str]:
         env=_env(redis_url, None),
         cwd=ROOT,
     )
+
+
+class CliInTerminal:
+    """`python -m orchestrator ARGS` as a shell runs it: a pseudo-terminal of its own on stdin,
+    stdout and stderr (Textual draws on stderr)."""
+
+    def __init__(self, *args: str, env: Mapping[str, str]) -> None:
+        leader, follower = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", *args],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env=env,
+            cwd=ROOT,
+        )
+        os.close(follower)
+        self._leader = leader
+        self.output = bytearray()
+
+    def read(self, seconds: float, until: Callable[[bytearray], bool] = lambda _: False) -> None:
+        """Reads what the child shows until `until` holds of all it showed, it closes the terminal
+        or `seconds` pass."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until(self.output):
+            try:
+                chunk = os.read(self._leader, 65536)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def finish(self, seconds: float) -> str:
+        """Reads to the end and waits for the child's exit: all it showed."""
+        self.read(seconds)
+        os.close(self._leader)
+        self.process.wait(timeout=30)
+        return self.output.decode(errors="replace")

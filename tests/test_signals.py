@@ -12,9 +12,7 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ import pytest
 from orchestrator.exits import ExitCode
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from tests import fault_tally
-from tests.cli import ROOT, spawn_cli
+from tests.cli import CliInTerminal, spawn_cli
 from tests.fleet import REGION, Fleets
 
 STOPS = [
@@ -135,48 +133,13 @@ def test_a_signal_stops_a_sandbox_run_and_its_private_redis(
                 os.kill(pid, signal.SIGKILL)
 
 
-class Terminal:
-    """`python -m orchestrator ARGS` in a pseudo-terminal of its own (the live view draws on it)."""
-
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
-        leader, follower = os.openpty()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", *args],
-            stdin=follower,
-            stdout=follower,
-            stderr=follower,
-            env=env,
-            cwd=ROOT,
-        )
-        os.close(follower)
-        self._leader = leader
-        self.output = bytearray()
-
-    def read(self, seconds: float, until: Callable[[bytearray], bool] = lambda _: False) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not until(self.output):
-            try:
-                chunk = os.read(self._leader, 65536)
-            except OSError:  # the child closed the terminal
-                return
-            if not chunk:
-                return
-            self.output += chunk
-
-    def finish(self, seconds: float) -> str:
-        self.read(seconds)
-        os.close(self._leader)
-        self.process.wait(timeout=30)
-        return self.output.decode(errors="replace")
-
-
 def test_sigterm_stops_the_live_view_and_restores_the_terminal(
     aws: AwsEmulator, fleet: Fleets, redis_url: str
 ) -> None:
     aws.set_scenario(RolloutScenario(rollout_s=30.0))
     two = fleet(2)
     env = {**os.environ, "REDIS_URL": redis_url, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    terminal = Terminal(str(two.path), env=env)
+    terminal = CliInTerminal(str(two.path), env=env)
     terminal.read(60, until=lambda shown: shown.count(b"in_progress") >= 2)
     time.sleep(0.5)
     terminal.process.send_signal(signal.SIGTERM)
