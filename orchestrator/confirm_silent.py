@@ -91,17 +91,25 @@ def _last_seen(job: JobState) -> Rollout | None:
 
 
 def ecs_confirm(clients: Clients, redis: Redis) -> Confirm:
-    """The run core's `confirm`: one DescribeServices per silent job, with the client of the
-    job's access and region (`clients`), the target's lease (`redis`) to say who replaced it."""
+    """The run core's `confirm`: one DescribeServices (DescribeServiceDeployments when the job
+    follows one) per silent job, with the client of the job's access and region (`clients`),
+    the target's lease (`redis`) to say who replaced it."""
     leases = TargetLeases(redis)
 
     async def confirm(job: DeployJob, state: JobState, silent_for: float) -> SilentEnd:
         fault = f"no event for {silent_for:.0f}s (last: {state.message})"
         assert state.deployment_id is not None and state.task_definition_arn is not None
         ecs = await clients.get("ecs", job.target.region, job.access)
-        now = await ask_ecs(ServiceCalls(ecs), job, state.deployment_id, state.task_definition_arn)
-        by = None
         previous = state.details.previous_task_definition_arn
+        now = await ask_ecs(
+            ServiceCalls(ecs),
+            job,
+            state.deployment_id,
+            state.task_definition_arn,
+            service_deployment_arn=state.details.service_deployment_arn,
+            previous=previous,
+        )
+        by = None
         if isinstance(now, Rollout) and now.terminal and replaced(now, previous):
             holder = await leases.holder(job)
             by = replacer(holder.run_id if holder else None, job.run_id)

@@ -65,13 +65,14 @@ log = logging.getLogger("ecs-fanout")
 
 
 def plan_command(argv: Sequence[str]) -> int:
-    """`ecs-fanout plan SPEC`: per service, the images, the revision diff a deploy would register
-    and the ECR digests. Changes nothing."""
+    """`ecs-fanout plan SPEC`: per service, its controller and strategy, the images, the revision
+    diff a deploy would register and the ECR digests. Changes nothing."""
     parser = argparse.ArgumentParser(
         prog="ecs-fanout plan",
-        description="Show what deploying SPEC would change: per target the image it runs now and "
-        "the one it would get, per service the revision diff, per ECR image its digest. Only "
-        "reads AWS; changes nothing.",
+        description="Show what deploying SPEC would change: per service how ECS deploys it (its "
+        "deployment controller and strategy), per target the image it runs now and the one it "
+        "would get, per service the revision diff, per ECR image its digest. Only reads AWS; "
+        "changes nothing.",
         epilog=exit_codes_epilog(
             {
                 ExitCode.OK: "every target can be deployed",
@@ -240,8 +241,9 @@ def _preflight(
 
     raise_problems(result, spec_path, entry_of)
     log.info(
-        "preflight: %d services on %d clusters, %d ECR images checked in %.2fs",
+        "preflight: %d services (%s) on %d clusters, %d ECR images checked in %.2fs",
         result.services,
+        result.strategies(),
         result.clusters,
         result.ecr_images,
         time.monotonic() - started,

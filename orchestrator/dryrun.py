@@ -1,16 +1,20 @@
 """`--dry-run` and `plan`: read AWS, show per target what a deploy would change.
 
-`--dry-run` prints the image each target runs now and the one it would get; `plan` adds the
-task-definition diff a deploy would register (only image lines should appear) and, for images
-in this account's ECR, the digest the tag resolves to. Read-only by construction: only
+`--dry-run` prints, per service, how ECS deploys it (its deployment controller and strategy:
+`ECS controller, strategy BLUE_GREEN, bake 10m, 2 hooks`; a CODE_DEPLOY or EXTERNAL service is
+refused, as preflight refuses it), then the image each target runs now and the one it would
+get; `plan` adds the task-definition diff a deploy would register (only image lines should
+appear) and, for images in this account's ECR, the digest the tag resolves to. Read-only by construction: only
 describe_* calls are made, in batches (`orchestrator.ecs_reads`, as preflight reads): a
 target of a cluster that does not exist costs no DescribeServices call, and 10,000 targets
 cost about a thousand calls at most, not 10,000.
 
-Output: plain lines (a line per target; with `plan`, a service's revision diff once, under a
-heading naming the service), or with `--json` one object per line: `target` per container
-(account, region, cluster, service, container, current_image, new_image, unchanged, fine, problem; `plan`
-adds ecr_digest), `service` per service with `plan` (revision, diff, fine), then `summary`.
+Output: plain lines (a line per service read, naming its controller and strategy, then a line
+per target; with `plan`, a service's revision diff once, under a heading naming the service),
+or with `--json` one object per line: `target` per container (account, region, cluster,
+service, container, current_image, new_image, unchanged, fine, problem; `plan` adds
+ecr_digest), `service` per service with `plan` (revision, deployment, diff, fine), then
+`summary`.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import anyio
 from botocore.exceptions import ClientError
 
 from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
+from orchestrator.ecs_strategy import DeploymentSetup
 from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
 from worker.access import CALLER, Access
 from worker.aws import AwsAccess
 from worker.credentials import Clients
+from worker.ecs_calls import controller_problem
 from worker.images import parse_image
 from worker.target import Target
 from worker.taskdef import build_registration, current_images, revision_diff
@@ -72,6 +78,7 @@ class ServiceView:
     target: Target
     targets: list[TargetView]
     revision: str | None = None  # the revision it runs, `family:N`
+    deployment: DeploymentSetup | None = None  # how ECS deploys it, once the service was read
     diff: list[str] = field(default_factory=list)  # `plan`: what the new revision would change
 
     @property
@@ -130,6 +137,9 @@ def _view(
     service = reads.services[target]
     if isinstance(service, str):  # its cluster's problem (no DescribeServices was made), or its own
         return _refused(view, service)
+    view.deployment = DeploymentSetup.of(service)
+    if (controller := controller_problem(service)) is not None:
+        return _refused(view, controller)
     arn = str(service["taskDefinition"])
     described = reads.task_definitions[arn]
     if isinstance(described, str):
@@ -190,8 +200,9 @@ async def describe_plan(
 
 
 def plain_lines(view: ServiceView) -> list[str]:
-    """A line per container (and its ECR digest), then the service's revision diff under a heading."""
-    lines = []
+    """How ECS deploys the service, a line per container (and its ECR digest), then the
+    service's revision diff under a heading."""
+    lines = [] if view.deployment is None else [f"{view.target.name}: {view.deployment.text}"]
     for one in view.targets:
         label = f"{view.target.name}/{one.container}"
         if one.problem is not None:
@@ -234,8 +245,16 @@ def json_objects(view: ServiceView, *, full: bool) -> list[dict[str, Any]]:
             target["ecr_digest"] = one.ecr
         objects.append(target)
     if full:
+        deployment = None if view.deployment is None else view.deployment.as_json()
         objects.append(
-            where | {"type": "service", "revision": view.revision, "diff": view.diff, "fine": view.fine}
+            where
+            | {
+                "type": "service",
+                "revision": view.revision,
+                "deployment": deployment,
+                "diff": view.diff,
+                "fine": view.fine,
+            }
         )
     return objects
 

@@ -11,7 +11,8 @@ fails the call as a whole. So, per account and region:
    calls at a time;
 3. DescribeTaskDefinition once per distinct task definition, when the caller needs them.
 
-Answers are kept per name: `clusters` (a problem, "" when ACTIVE), `services` (the service, or
+Answers are kept per name: `clusters` (a problem, "" when ACTIVE), `services` (the service as
+DescribeServices gives it, its `deploymentController` and `deploymentConfiguration` included, or
 a problem), `task_definitions` (the answer, or a problem). An AWS refusal other than "not
 found" (access denied, expired credentials) is raised: the caller decides what it means.
 """
@@ -132,5 +133,10 @@ class EcsReads:
         self.task_definitions[arn] = dict(described)
 
     def running_arns(self) -> set[str]:
-        """The task definitions the services found run."""
-        return {str(s["taskDefinition"]) for s in self.services.values() if isinstance(s, dict)}
+        """The task definitions the services found run (a service on the EXTERNAL deployment
+        controller may name none: its task sets do)."""
+        return {
+            str(s["taskDefinition"])
+            for s in self.services.values()
+            if isinstance(s, dict) and s.get("taskDefinition")
+        }

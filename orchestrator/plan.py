@@ -7,7 +7,11 @@ in which the spec first names them, and a container listed twice with the same i
 once.
 
 Options are layered, most specific last: the spec's top-level defaults, then the
-per-entry overrides of the service, then the arguments of `plan_jobs` (the CLI flags).
+per-entry overrides of the service (timeout, rollback, done_when), then the arguments of
+`plan_jobs` (the CLI flags). A job whose timeout nobody gave (no `--timeout`, no `timeout` in
+the spec) has the default one, which the worker lengthens by the service's configured bake
+times (`JobOptions.extend_for_bake`): a blue/green service that bakes 30 minutes is not timed
+out after 15.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.spec import DeployEntry, Spec
 from orchestrator.spec_access import access_of, region_of
 from worker.access import Access
-from worker.contract import ContainerChange, DeployJob, JobOptions
+from worker.contract import ContainerChange, DeployJob, DoneWhen, JobOptions
 from worker.target import Target
 
 __all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "job_id_for", "new_run_id", "plan_jobs"]
@@ -40,6 +44,7 @@ _MAX_RUN_ID_LENGTH = MAX_JOB_ID_LENGTH - _HASH_LENGTH - 1
 _SQS_ID_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
 _POLL_MAX_S = JobOptions().poll_max_s
 _HEARTBEATS_PER_SILENCE = 3  # the worker speaks at least every heartbeat_s / 3 while following
+_Overrides = tuple[float | None, bool | None, DoneWhen | None]  # an entry's timeout, rollback, done_when
 
 
 class PlannedJob(BaseModel):
@@ -107,12 +112,14 @@ def plan_jobs(
             account=account,
         )
         services.setdefault((target.key, access), (target, access, []))[2].append(entry)
-    options: dict[tuple[float | None, bool | None], JobOptions] = {}  # one per distinct override
+    options: dict[_Overrides, JobOptions] = {}  # one per distinct override
     planned: list[PlannedJob] = []
     for target, access, entries in services.values():
+        # the spec refused entries of one service that disagree: the first one set applies
         overrides = (
             next((e.timeout for e in entries if e.timeout is not None), None),
             next((e.rollback for e in entries if e.rollback is not None), None),
+            next((e.done_when for e in entries if e.done_when is not None), None),
         )
         if overrides not in options:
             options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait)
@@ -141,13 +148,17 @@ def _options(
     spec: Spec,
     entry_timeout: float | None,
     entry_rollback: bool | None,
+    entry_done_when: DoneWhen | None,
     timeout_s: float | None,
     rollback: bool | None,
     wait: bool,
 ) -> JobOptions:
     poll_min_s = spec.poll_interval
+    timeout_given = timeout_s is not None or entry_timeout is not None or "timeout" in spec.model_fields_set
     return JobOptions(
         timeout_s=_first(timeout_s, entry_timeout, spec.timeout),
+        extend_for_bake=not timeout_given,
+        done_when=_first(entry_done_when, spec.done_when),
         rollback=_first(rollback, entry_rollback, spec.rollback),
         poll_min_s=poll_min_s,
         # Short enough that a heartbeat still comes in time, never below the first wait.

@@ -3,10 +3,13 @@
 Read-only (describe_* calls only) and complete: every problem of every target is collected,
 then the run is refused as a whole (`PreflightError`, exit 2) so that a typo in entry 37 does
 not leave 36 services deployed and one not. Checked per target: the cluster and the service
-exist and are ACTIVE, the service's deployment controller is ECS, its task definition has
-the container, the image's registry is allowed, and an image in ECR exists there (its tag
-or digest, `describe_images`). With `pin_digests`, an ECR image is deployed as
-`repository@digest`, the digest its tag resolved to now: a tag moved later changes nothing.
+exist and are ACTIVE, the service's deployment controller is ECS (any of its strategies:
+ROLLING, BLUE_GREEN, LINEAR, CANARY; CODE_DEPLOY and EXTERNAL are refused, saying what deploys
+them), its task definition has the container, the image's registry is allowed, and an image
+in ECR exists there (its tag or digest, `describe_images`). With `pin_digests`, an ECR image
+is deployed as `repository@digest`, the digest its tag resolved to now: a tag moved later
+changes nothing. What each service's controller and strategy are is kept in the result
+(`PreflightResult.deployments`).
 
 The workers check all of it again (the world may change in between); preflight only makes
 the common mistakes cheap. ECS is read in batches (`orchestrator.ecs_reads`, shared with
@@ -26,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orchestrator.boundary import client_error_fix
 from orchestrator.dryrun import ECR_HOST
 from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
+from orchestrator.ecs_strategy import DeploymentSetup
 from orchestrator.errors import ConfigError, SpecError
 from orchestrator.plan import PlannedJob
 from worker.access import Access
@@ -67,6 +71,15 @@ class PreflightResult:
     services: int = 0
     ecr_images: int = 0
     problems: list[Problem] = field(default_factory=list)
+    deployments: dict[Target, DeploymentSetup] = field(default_factory=dict)  # of each service read
+
+    def strategies(self) -> str:
+        """How the services read deploy, counted: `ROLLING 10, BLUE_GREEN 2, CODE_DEPLOY 1`."""
+        counts: dict[str, int] = {}
+        for setup in self.deployments.values():
+            word = setup.strategy if setup.on_ecs else setup.controller
+            counts[word] = counts.get(word, 0) + 1
+        return ", ".join(f"{word} {count}" for word, count in counts.items())
 
 
 class _Checker:
@@ -217,6 +230,8 @@ async def preflight(
     for p in jobs:
         checker = checkers[p.target.scope]
         checker.ecr = digests
+        if isinstance(service := checker.reads.services.get(p.target), dict):
+            result.deployments[p.target] = DeploymentSetup.of(service)
         for change in p.job.changes:
             if (problem := checker.problem(p.target, change, allowed_registries)) is not None:
                 result.problems.append(Problem(p.target, change.container, problem))

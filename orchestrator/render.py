@@ -7,6 +7,12 @@ region): `scopes` gives the groups in the order the plan first names them, and `
 the line that heads a group (`111111111111 · eu-west-1 — 5 services: 3 succeeded, 1 in
 progress, 1 failed`), here in the summary table and in the live view alike. A run in one
 scope is shown as before: no group lines, targets by name alone.
+
+A job following ECS's service deployment (a blue/green, linear or canary strategy) says where
+it stands on its `--plain` lines (`[ECS: waiting for hook check for 3m12s · ...]`,
+`orchestrator.ecs_strategy`); `--json` event lines carry the same in `details`. A `baking`
+end (done_when = "traffic_shifted") counts as a success, and the summary says it is not a
+whole one yet (`baking_note`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from orchestrator.ecs_strategy import deployment_text
 from orchestrator.state import OK_PHASES, JobState, RunState, TargetResult
 from worker.contract import Phase, WorkerEvent
 from worker.target import Target
@@ -26,6 +33,7 @@ __all__ = [
     "JsonRenderer",
     "PlainRenderer",
     "Scope",
+    "baking_note",
     "scope_label",
     "scope_line",
     "scopes",
@@ -59,6 +67,7 @@ def scope_label(scope: Scope) -> str:
 # group (tui.view.phase_group's names) the live view paints it in.
 STATUS_WORDS = (
     ("succeeded", "ok"),
+    ("baking", "ok"),
     ("skipped", "ok"),
     ("in progress", "active"),
     ("queued", "queued"),
@@ -197,7 +206,20 @@ def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
             lines.append(scope_line(scope, [job.phase for job in jobs[scope]]))
         lines += (line(rows[id(r)]) for r in group)
     counts = ", ".join(f"{n} {phase.value}" for phase, n in sorted(state.counts().items()))
-    return "\n".join([*lines, f"run {state.run_id}: {counts}"])
+    note = baking_note(state)
+    return "\n".join([*lines, f"run {state.run_id}: {counts}", *([note] if note else [])])
+
+
+def baking_note(state: RunState) -> str | None:
+    """What a `baking` end leaves open, when the run has one: ECS may yet roll it back."""
+    baking = sum(job.phase is Phase.BAKING for job in state.jobs.values())
+    if not baking:
+        return None
+    services = "1 service is" if baking == 1 else f"{baking} services are"
+    return (
+        f"{services} still baking: traffic is on the new revision, ECS may yet roll back "
+        f"(`ecs-fanout status {state.run_id}` asks ECS)"
+    )
 
 
 def _row(r: TargetResult) -> tuple[str, str, str, str]:
@@ -242,7 +264,9 @@ class PlainRenderer:
         if event is not None and event.phase is Phase.DUPLICATE:
             return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
-        self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}")
+        ecs = "" if event is None else deployment_text(event.details, event.ts, event.ts)
+        suffix = f"  [ECS: {ecs}]" if ecs else ""
+        self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}{suffix}")
 
     def _name(self, job: JobState) -> str:
         return f"{job.target.scope} {job.name}" if self._scoped else job.name

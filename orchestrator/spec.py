@@ -9,6 +9,7 @@ the top level and one ``[[deploy]]`` entry per container::
     max_parallel = 50       # rollouts in flight at once
     heartbeat = "60s"       # silence after which a job counts as lost
     poll_interval = "2s"    # first wait between describe_services polls
+    done_when = "baked"     # or "traffic_shifted": when a rollout counts as done
 
     [[deploy]]
     cluster = "prod"
@@ -16,7 +17,7 @@ the top level and one ``[[deploy]]`` entry per container::
     container = "app"
     image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api"
     tag = "v1.4.2"          # or digest = "sha256:<64 hex>", or both (image:tag@digest)
-    timeout = "20m"         # optional per-entry overrides: timeout, rollback
+    timeout = "20m"         # optional per-entry overrides: timeout, rollback, done_when
 
 `load_spec` reads and validates a file and raises `SpecError` listing *every* problem, each
 naming the entry (``entry 3 (prod/api/app)``) and saying what is wrong in plain words.
@@ -29,8 +30,7 @@ pass over the entries, so a spec of 10,000 entries is checked (and named) in lin
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -45,14 +45,15 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
 from orchestrator.regions import check_region
 from orchestrator.spec_access import Reach, access_conflicts, access_of, region_of
 from orchestrator.spec_files import read_spec_data
+from orchestrator.spec_words import describe, kind, one_of, raw_label, seconds, show
 from worker.access import Access
+from worker.contract import DoneWhen
 from worker.images import ImageRefError, compose_image, parse_image
 
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
@@ -60,7 +61,7 @@ __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
 
 def _duration(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a duration such as '90s' or '15m', got {_kind(value)}")
+        raise ValueError(f"must be a duration such as '90s' or '15m', got {kind(value)}")
     return parse_duration(value)
 
 
@@ -82,6 +83,9 @@ Seconds = Annotated[float, BeforeValidator(_duration)]
 Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
 Image = Annotated[str, AfterValidator(_image)]
 Region = Annotated[str, AfterValidator(check_region)]
+Done = Annotated[DoneWhen, BeforeValidator(lambda value: one_of(DoneWhen, value))]
+"""When following a rollout ends with success: "baked" (ECS's service deployment SUCCESSFUL,
+through its bake time) or "traffic_shifted" (production traffic all on the new revision)."""
 
 
 class _Model(BaseModel):
@@ -100,13 +104,14 @@ class Defaults(_Model, Reach):
     keep_revisions: int | None = Field(default=None, gt=0)  # deregister older revisions after success
     api_budget: bool = True  # draw ECS calls from the shared token buckets in Redis
     pin_digests: bool = False  # deploy ECR images by the digest their tag resolves to at preflight
+    done_when: Done = DoneWhen.BAKED
 
     @model_validator(mode="after")
     def _poll_within_heartbeat(self) -> Self:
         if self.poll_interval > self.heartbeat / 2:
             raise ValueError(
-                f"poll_interval ({_seconds(self.poll_interval)}) must be at most half of heartbeat "
-                f"({_seconds(self.heartbeat)}), or a healthy job could look lost between two polls"
+                f"poll_interval ({seconds(self.poll_interval)}) must be at most half of heartbeat "
+                f"({seconds(self.heartbeat)}), or a healthy job could look lost between two polls"
             )
         return self
 
@@ -123,6 +128,7 @@ class DeployEntry(_Model, Reach):
     digest: str | None = None
     timeout: Seconds | None = None
     rollback: bool | None = None
+    done_when: Done | None = None
     region: Region | None = None
 
     @model_validator(mode="after")
@@ -184,28 +190,7 @@ class Spec(Defaults):
 
 _ENTRY_KEYS = tuple(DeployEntry.model_fields)
 _TOP_KEYS = (*Defaults.model_fields, "deploy")
-_OVERRIDES = ("timeout", "rollback")  # a region or a way in makes another service: no conflict
-_SELF_EXPLAINED = frozenset({"image"})  # their messages name the field and the value
-_KINDS: dict[type, str] = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a float",
-    list: "an array",
-    dict: "a table",
-    type(None): "null",
-}
-_EXPECTED = {
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-    "list_type": "an array of tables ([[deploy]])",
-}
+_OVERRIDES = ("timeout", "rollback", "done_when")  # a region or a way in makes another service
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -223,29 +208,29 @@ def spec_from_data(data: Mapping[str, Any], path: str) -> Spec:
 
 def _validate(data: object, path: str) -> Spec:
     if not isinstance(data, Mapping):
-        raise SpecError(path, [f"the top level must be a table (a JSON object), got {_kind(data)}"])
+        raise SpecError(path, [f"the top level must be a table (a JSON object), got {kind(data)}"])
     top = {key: value for key, value in data.items() if key != "deploy"}
     problems: list[str] = []
     defaults: Defaults | None = None
     try:
         defaults = Defaults.model_validate(top)
     except ValidationError as error:
-        problems += (f"top level: {_describe(e, _TOP_KEYS)}" for e in error.errors())
+        problems += (f"top level: {describe(e, _TOP_KEYS, _ENTRY_KEYS)}" for e in error.errors())
     raw_entries = data.get("deploy")
     if raw_entries is None or (isinstance(raw_entries, list) and not raw_entries):
         problems.append("no [[deploy]] entries: the spec deploys nothing")
         raw_entries = []
     elif not isinstance(raw_entries, list):
         hint = " (write [[deploy]], not [deploy])" if isinstance(raw_entries, Mapping) else ""
-        problems.append(f"'deploy' must be an array of tables{hint}, got {_kind(raw_entries)}")
+        problems.append(f"'deploy' must be an array of tables{hint}, got {kind(raw_entries)}")
         raw_entries = []
     entries: list[tuple[int, DeployEntry]] = []
     for index, raw in enumerate(raw_entries, 1):
         try:
             entries.append((index, DeployEntry.model_validate(raw)))
         except ValidationError as error:
-            label = f"entry {index} ({_raw_label(raw)})"
-            problems += (f"{label}: {_describe(e, _ENTRY_KEYS)}" for e in error.errors())
+            label = f"entry {index} ({raw_label(raw)})"
+            problems += (f"{label}: {describe(e, _ENTRY_KEYS)}" for e in error.errors())
     reach = defaults or Reach()
     problems += _cross_entry_problems(entries, reach, defaults.region if defaults else None)
     if problems or defaults is None:
@@ -255,7 +240,7 @@ def _validate(data: object, path: str) -> Spec:
         settings = defaults.model_dump(exclude_unset=True)
         return Spec.model_validate({**settings, "deploy": [entry for _, entry in entries]})
     except ValidationError as error:  # pragma: no cover - every check above ran already
-        raise SpecError(path, [_describe(e, _TOP_KEYS) for e in error.errors()]) from None
+        raise SpecError(path, [describe(e, _TOP_KEYS) for e in error.errors()]) from None
 
 
 # Memoised by value: a spec's checks and its plan ask for each entry's reference several times.
@@ -319,70 +304,8 @@ def _cross_entry_problems(
             earlier_index, earlier = overrides.setdefault(slot, (index, entry))
             if getattr(earlier, name) != value:
                 problems.append(
-                    f"entry {index} ({entry.label}): {name} = {_show(value)} conflicts with entry "
-                    f"{earlier_index} ({earlier.label}), which sets {_show(getattr(earlier, name))} "
+                    f"entry {index} ({entry.label}): {name} = {show(value)} conflicts with entry "
+                    f"{earlier_index} ({earlier.label}), which sets {show(getattr(earlier, name))} "
                     f"for the same service {slot[1]}/{slot[2]}"
                 )
     return problems
-
-
-def _describe(error: ErrorDetails, known: Iterable[str]) -> str:
-    """One pydantic error in plain words."""
-    loc = error["loc"]
-    field = ".".join(str(part) for part in loc)
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return f"unknown key {field!r}{_suggestion(str(loc[0]), known)}"
-    if kind == "missing":
-        return f"missing field {field!r}"
-    if kind in ("value_error", "assertion_error"):
-        reason = str(ctx.get("error", error["msg"]))
-        return f"{field!r}: {reason}" if field and field not in _SELF_EXPLAINED else reason
-    subject = f"{field!r}" if field else "the entry"
-    if kind in _EXPECTED:
-        return f"{subject} must be {_EXPECTED[kind]}, got {_kind(error['input'])}"
-    if kind == "string_too_short":
-        return f"{subject} must not be empty"
-    if kind == "greater_than":
-        return f"{subject} must be greater than {ctx.get('gt')}"
-    if kind == "too_short" and field == "deploy":
-        return "no [[deploy]] entries: the spec deploys nothing"
-    return f"{subject}: {error['msg']}"
-
-
-def _suggestion(key: str, known: Iterable[str]) -> str:
-    if known is _TOP_KEYS and key in _ENTRY_KEYS:
-        return " (it belongs in a [[deploy]] entry)"
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _raw_label(raw: object) -> str:
-    def part(name: str) -> str:
-        value = raw.get(name) if isinstance(raw, Mapping) else None
-        if not isinstance(value, str) or not value:
-            return "?"
-        # A control character (a line break above all) must not split the problem's line.
-        return value[:60] if value[:60].isprintable() else repr(value[:60])
-
-    return "/".join(part(name) for name in ("cluster", "service", "container"))
-
-
-def _kind(value: object) -> str:
-    for cls, kind in _KINDS.items():
-        if type(value) is cls:
-            return kind
-    return type(value).__name__
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s"
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _seconds(value)
-    return repr(value)

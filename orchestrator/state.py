@@ -17,13 +17,24 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
-from worker.contract import ContainerChange, EventDetails, Phase, WorkerEvent
+from worker.contract import TERMINAL_PHASES, ContainerChange, EventDetails, Phase, WorkerEvent
 from worker.target import Target
 
-__all__ = ["ORCHESTRATOR_SEQ", "JobState", "RunState", "TargetResult", "exit_code"]
+__all__ = [
+    "FAILED_PHASES",
+    "OK_PHASES",
+    "ORCHESTRATOR_SEQ",
+    "JobState",
+    "RunState",
+    "TargetResult",
+    "exit_code",
+]
 
 EVENTS_KEPT = 50
-OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
+# The ends that count as success: for the exit code, `--all-or-nothing` and every view. `baking`
+# (done_when = "traffic_shifted") is one, qualified: ECS is still baking and may yet roll back.
+OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.BAKING, Phase.SKIPPED})
+FAILED_PHASES = TERMINAL_PHASES - OK_PHASES  # failed, rolled back, timed out, lost: exit code 1
 ORCHESTRATOR_SEQ = 1 << 40  # beyond any seq a worker reaches: the seq of the orchestrator's verdicts
 
 
@@ -210,5 +221,5 @@ def _results(job: JobState) -> list[TargetResult]:
 
 
 def exit_code(state: RunState) -> ExitCode:
-    """OK when every target succeeded or already ran its image, else FAILED."""
+    """OK when every target succeeded (`baking` too) or already ran its image, else FAILED."""
     return ExitCode.OK if all(job.phase in OK_PHASES for job in state.jobs.values()) else ExitCode.FAILED

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import anyio
 import boto3
 
+from orchestrator.plan import plan_jobs
+from orchestrator.preflight import preflight
 from orchestrator.sandbox import AwsEmulator, seed_images, seed_services
+from orchestrator.spec import spec_from_data
 from tests.cli import run_cli
 from tests.test_cli_e2e import REGION, REPO, ecs, write_spec
+from worker.aws import AwsAccess
+from worker.ecs_calls import controller_problem
 
 SIDECAR = "fluent-bit:3"
 ECR_ONLY = {"ECS_FANOUT_ALLOWED_REGISTRIES": "*.dkr.ecr.*.amazonaws.com"}
@@ -149,3 +156,134 @@ def test_preflight_that_cannot_read_aws_refuses_the_run(
     assert result.stderr.startswith("ecs-fanout: preflight could not read AWS: AccessDeniedException")
     assert "nothing was changed" in result.stderr
     assert aws.request_counts().get("UpdateService") is None
+
+
+HOOK = "arn:aws:lambda:us-east-1:123456789012:function:payments-smoke-test"
+HOOK_ROLE = "arn:aws:iam::123456789012:role/ecs-hooks"
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "blue": {
+        "strategy": "BLUE_GREEN",
+        "bakeTimeInMinutes": 10,
+        "lifecycleHooks": [
+            {"hookTargetArn": HOOK, "roleArn": HOOK_ROLE, "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]},
+            {"hookTargetArn": HOOK + "-2", "roleArn": HOOK_ROLE, "lifecycleStages": ["PRE_SCALE_UP"]},
+        ],
+    },
+    "linear": {
+        "strategy": "LINEAR",
+        "linearConfiguration": {"stepPercent": 10.0, "stepBakeTimeInMinutes": 2},
+    },
+    "canary": {
+        "strategy": "CANARY",
+        "bakeTimeInMinutes": 5,
+        "canaryConfiguration": {"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 3},
+    },
+}
+
+
+def seed_strategies(aws: AwsEmulator) -> None:
+    """svc00 as seeded (ROLLING, no strategy named), one service per other strategy, and one on
+    each controller ecs-fanout does not deploy through."""
+    seed(aws, "svc00", images=(f"{REPO}/svc00:2.0.0",))
+    for name, configuration in STRATEGIES.items():
+        ecs().create_service(
+            cluster="cluster-0",
+            serviceName=name,
+            taskDefinition="svc00:1",
+            desiredCount=1,
+            deploymentConfiguration=configuration,
+        )
+    for controller in ("CODE_DEPLOY", "EXTERNAL"):
+        ecs().create_service(
+            cluster="cluster-0",
+            serviceName=controller.lower(),
+            taskDefinition="svc00:1",
+            desiredCount=1,
+            deploymentController={"type": controller},
+        )
+
+
+SERVICES = ("svc00", *STRATEGIES, "code_deploy", "external")
+
+
+def test_plan_names_each_services_controller_and_strategy(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed_strategies(aws)
+    spec_path = write_spec(tmp_path / "fleet.toml", [entry(name, f"{REPO}/svc00:2.0.0") for name in SERVICES])
+
+    plain = run_cli("plan", str(spec_path), redis_url=redis_url)
+    as_json = run_cli("plan", str(spec_path), "--json", redis_url=redis_url)
+
+    assert plain.returncode == 1, plain.stderr  # the last two cannot be deployed
+    headings = [
+        line for line in plain.stdout.splitlines() if line.startswith("cluster-0/") and line.count("/") == 1
+    ]
+    assert headings == [
+        "cluster-0/svc00: ECS controller, strategy ROLLING",
+        "cluster-0/blue: ECS controller, strategy BLUE_GREEN, bake 10m, 2 hooks",
+        "cluster-0/linear: ECS controller, strategy LINEAR 10% every 2m",
+        "cluster-0/canary: ECS controller, strategy CANARY 5% for 3m, bake 5m",
+        "cluster-0/code_deploy: CODE_DEPLOY controller",
+        "cluster-0/external: EXTERNAL controller",
+    ]
+    lines = plain.stdout.splitlines()
+    for controller in ("CODE_DEPLOY", "EXTERNAL"):
+        refusal = controller_problem({"deploymentController": {"type": controller}})
+        assert f"cluster-0/{controller.lower()}/app: {refusal}" in lines
+    assert f"cluster-0/blue/app: {REPO}/svc00:1.0.0 -> {REPO}/svc00:2.0.0" in lines  # deployable
+
+    assert as_json.returncode == 1, as_json.stderr
+    services = {
+        o["service"]: o for o in map(json.loads, as_json.stdout.splitlines()) if o["type"] == "service"
+    }
+    assert services["blue"]["deployment"] == {
+        "controller": "ECS",
+        "strategy": "BLUE_GREEN",
+        "bake_minutes": 10.0,
+        "hooks": [HOOK, HOOK + "-2"],
+        "linear": None,
+        "canary": None,
+        "text": "ECS controller, strategy BLUE_GREEN, bake 10m, 2 hooks",
+    }
+    assert {name: o["deployment"]["strategy"] for name, o in services.items()} == {
+        "svc00": "ROLLING",
+        "blue": "BLUE_GREEN",
+        "linear": "LINEAR",
+        "canary": "CANARY",
+        "code_deploy": "ROLLING",
+        "external": "ROLLING",
+    }
+    assert [name for name, o in services.items() if not o["fine"]] == ["code_deploy", "external"]
+
+
+def test_preflight_passes_every_strategy_and_refuses_the_other_controllers(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    seed_strategies(aws)
+    spec_path = write_spec(tmp_path / "fleet.toml", [entry(name, f"{REPO}/svc00:2.0.0") for name in SERVICES])
+    before = aws.request_counts()
+
+    result = run_cli(str(spec_path), "--plain", redis_url=redis_url)
+
+    assert result.returncode == 2, result.stderr
+    refused = [line.removeprefix("ecs-fanout: ") for line in result.stderr.splitlines()]
+    assert refused == [
+        f"{spec_path}: entry 5 (cluster-0/code_deploy/app): "
+        + str(controller_problem({"deploymentController": {"type": "CODE_DEPLOY"}})),
+        f"{spec_path}: entry 6 (cluster-0/external/app): "
+        + str(controller_problem({"deploymentController": {"type": "EXTERNAL"}})),
+        f"{spec_path}: preflight refused the run: nothing was changed",
+    ]
+    assert aws.request_counts().get("UpdateService") == before.get("UpdateService")
+
+
+def test_preflight_keeps_how_each_service_deploys(aws: AwsEmulator) -> None:
+    seed_strategies(aws)
+    spec = spec_from_data({"deploy": [entry(name, f"{REPO}/svc00:2.0.0") for name in SERVICES]}, "fleet.json")
+    planned = plan_jobs(spec, "preflight-run", default_region=REGION)
+
+    result = anyio.run(lambda: preflight(planned, aws=AwsAccess()))
+
+    assert result.strategies() == "ROLLING 1, BLUE_GREEN 1, LINEAR 1, CANARY 1, CODE_DEPLOY 1, EXTERNAL 1"
+    assert [p.target.service for p in result.problems] == ["code_deploy", "external"]

@@ -335,6 +335,8 @@ SPEC_WORDS = st.sampled_from(
         "v1",
         "15m",
         "0s",
+        "baked",
+        "traffic_shifted",
         "-1",
         DIGEST,
         f"nginx@{DIGEST}",

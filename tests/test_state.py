@@ -166,3 +166,13 @@ def test_still_rolling_lists_updated_unfinished_jobs(state: RunState) -> None:
     state.apply(event("api", 1, Phase.UPDATED, deployment_id="ecs-svc/9"))
     state.apply(event("web", 1, Phase.STARTED))
     assert [j.target.service for j in state.still_rolling()] == ["api"]
+
+
+@pytest.mark.parametrize("ok", [Phase.SUCCEEDED, Phase.BAKING, Phase.SKIPPED])
+def test_every_success_exits_0_and_the_summary_keeps_its_word(state: RunState, ok: Phase) -> None:
+    """`baking` (traffic shifted, ECS still baking) is a success for the exit code, so for
+    `--all-or-nothing` too, yet the summary says `baking`, not `succeeded`."""
+    state.apply(event("api", 1, Phase.SUCCEEDED))
+    state.apply(event("web", 1, ok))
+    assert state.done and exit_code(state) == 0
+    assert [r.status for r in state.results()] == [Phase.SUCCEEDED, Phase.SUCCEEDED, ok]

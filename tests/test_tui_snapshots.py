@@ -185,6 +185,7 @@ def synthetic_app(
     finish: bool,
     plan: list[PlannedJob] = PLAN,
     caller: str | None = None,
+    clock: Callable[[], float] = lambda: NOW,
 ) -> tuple[FanoutApp, Callable[[Pilot[Any]], Any]]:
     """An app fed `events` through its TuiRenderer, and the `run_before` that waits for them."""
     state = RunState.from_plan(RUN_ID, plan)
@@ -203,7 +204,7 @@ def synthetic_app(
         fed.set()
         await anyio.sleep_forever()
 
-    app = FanoutApp(state, runner, spec_path="specs/demo.toml", clock=lambda: NOW, caller=caller)
+    app = FanoutApp(state, runner, spec_path="specs/demo.toml", clock=clock, caller=caller)
 
     async def settle(pilot: Pilot[Any]) -> None:
         with anyio.fail_after(10):
@@ -242,3 +243,104 @@ def test_snapshot_grouped_run_finished_failures_only(snap_compare: SnapCompare) 
     """`f` over groups: only the failed panes, under the headers of the groups that have one."""
     app, settle = synthetic_app(finished_events(GROUPED_PLAN), finish=True, plan=GROUPED_PLAN, caller=CALLER)
     assert snap_compare(app, terminal_size=SIZE, run_before=settle, press=["f"])
+
+
+HOOK = "arn:aws:lambda:us-east-1:123456789012:function:payments-smoke-test"
+
+
+def strategy_events(*, finish: bool) -> list[WorkerEvent]:
+    """ECS's own strategies: payments/api on BLUE_GREEN held by its lifecycle hook, ledger ended
+    `baking` (done_when = "traffic_shifted"), fraud-scorer LINEAR shifting (then rolled back by
+    ECS), web CANARY baking, cart skipped, reports ROLLING (the rolloutState fallback)."""
+    api, ledger, fraud, web, cart, reports = (Job(i) for i in range(6))
+    sd = {"following": "service_deployment", "service_deployment_status": "IN_PROGRESS"}
+    events = [
+        *api.forward(0.2, 3, 3),
+        api.event(
+            9.0,
+            Phase.IN_PROGRESS,
+            "test traffic on api:2; the deployment waits for its hook",
+            **sd,
+            strategy="BLUE_GREEN",
+            lifecycle_stage="POST_TEST_TRAFFIC_SHIFT",
+            traffic_percent=0.0,
+            hook=HOOK,
+            hook_since=T0 + 9.0,
+        ),
+        *ledger.forward(0.3, 2, 2),
+        ledger.event(
+            20.0,
+            Phase.BAKING,
+            "production traffic is on ledger:2; ECS is still baking it (10m left)",
+            **sd,
+            strategy="BLUE_GREEN",
+            lifecycle_stage="BAKE_TIME",
+            traffic_percent=100.0,
+            bake_left_s=600.0,
+        ),
+        *fraud.forward(0.4, 2, 2),
+        fraud.event(
+            30.0,
+            Phase.IN_PROGRESS,
+            "production traffic 30% on fraud-scorer:2",
+            **sd,
+            strategy="LINEAR",
+            lifecycle_stage="PRODUCTION_TRAFFIC_SHIFT",
+            traffic_percent=30.0,
+        ),
+        *web.forward(1.0, 4, 4),
+        web.event(
+            38.0,
+            Phase.IN_PROGRESS,
+            "production traffic on web:2",
+            **sd,
+            strategy="CANARY",
+            lifecycle_stage="BAKE_TIME",
+            traffic_percent=100.0,
+            bake_left_s=254.0,
+        ),
+        cart.event(0.5, Phase.STARTED, f"storefront/cart runs {arn('cart', 1)}"),
+        cart.event(
+            0.8, Phase.SKIPPED, "already running the target image", task_definition_arn=arn("cart", 1)
+        ),
+        *reports.forward(2.0, 1, 2),
+    ]
+    if finish:
+        events += [
+            api.event(
+                38.0, Phase.SUCCEEDED, "3/3 running api:2", **sd | {"service_deployment_status": "SUCCESSFUL"}
+            ),
+            fraud.event(
+                39.0,
+                Phase.ROLLED_BACK,
+                "ECS rolled back to fraud-scorer:1: alarm fraud-5xx went off",
+                **sd | {"service_deployment_status": "ROLLBACK_SUCCESSFUL"},
+                strategy="LINEAR",
+                traffic_percent=0.0,
+            ),
+            web.event(
+                40.5,
+                Phase.BAKING,
+                "production traffic is on web:2; ECS is still baking it (3m30s left)",
+                **sd,
+                strategy="CANARY",
+                lifecycle_stage="BAKE_TIME",
+                traffic_percent=100.0,
+                bake_left_s=210.0,
+            ),
+            reports.event(41.0, Phase.SUCCEEDED, "2/2 running reports:2", running=2, desired=2),
+        ]
+    return events
+
+
+def test_snapshot_ecs_strategies_running(snap_compare: SnapCompare) -> None:
+    """A hook holding a deployment reads as waiting for it, and for how long; traffic and bake
+    time left show; a `baking` end is a success of its own."""
+    app, settle = synthetic_app(strategy_events(finish=False), finish=False)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_ecs_strategies_finished(snap_compare: SnapCompare) -> None:
+    """The summary counts `baking` apart from `succeeded` and says what it leaves open."""
+    app, settle = synthetic_app(strategy_events(finish=True), finish=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settle)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.message import Message
 
 from orchestrator.plan import PlannedJob
 from orchestrator.state import RunState
 from tui.renderer import TuiRenderer
-from tui.view import JobView, elapsed_text, event_lines, phase_group, revision_name, short_arns
+from tui.view import JobView, elapsed_text, event_lines, phase_group, phase_icon, revision_name, short_arns
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
 from worker.target import Target
 
@@ -123,3 +124,129 @@ def test_the_renderer_coalesces_a_burst_into_one_wake_up() -> None:
     assert renderer.take_dirty() == []
     renderer.changed(jobs[2], None)  # after a drain, the next change wakes the app again
     assert [type(m) for m in inbox.messages] == [TuiRenderer.JobsChanged] * 2
+
+
+HOOK = "arn:aws:lambda:us-east-1:123456789012:function:check-traffic"
+SERVICE_DEPLOYMENT = {"following": "service_deployment", "strategy": "BLUE_GREEN"}
+
+
+@pytest.mark.parametrize(
+    ("events", "now", "shown"),
+    [
+        pytest.param(
+            [
+                event(
+                    1,
+                    Phase.IN_PROGRESS,
+                    "",
+                    5.0,
+                    **SERVICE_DEPLOYMENT,
+                    service_deployment_status="IN_PROGRESS",
+                ),
+                event(
+                    2,
+                    Phase.IN_PROGRESS,
+                    "",
+                    9.0,
+                    lifecycle_stage="POST_TEST_TRAFFIC_SHIFT",
+                    hook=HOOK,
+                    hook_since=1000.0 + 8.0,
+                    traffic_percent=0.0,
+                ),
+            ],
+            1000.0 + 200.0,
+            "waiting for hook check-traffic for 3m12s · POST_TEST_TRAFFIC_SHIFT · traffic 0% · "
+            "BLUE_GREEN IN_PROGRESS",
+            id="a-hook-holds-it-and-the-strategy-and-status-stay-known",
+        ),
+        pytest.param(
+            [
+                event(
+                    1,
+                    Phase.IN_PROGRESS,
+                    "",
+                    5.0,
+                    **SERVICE_DEPLOYMENT,
+                    service_deployment_status="IN_PROGRESS",
+                    lifecycle_stage="POST_TEST_TRAFFIC_SHIFT",
+                    hook=HOOK,
+                    hook_since=1000.0,
+                ),
+                event(
+                    2,
+                    Phase.IN_PROGRESS,
+                    "",
+                    60.0,
+                    lifecycle_stage="BAKE_TIME",
+                    traffic_percent=100.0,
+                    bake_left_s=300.0,
+                ),
+                event(3, Phase.IN_PROGRESS, "still following", 70.0),  # says nothing of the deployment
+            ],
+            1000.0 + 72.0,
+            "BAKE_TIME · traffic 100% · bake 4m48s left · BLUE_GREEN IN_PROGRESS",
+            id="the-hook-let-go-and-the-bake-counts-down",
+        ),
+        pytest.param(
+            [
+                event(
+                    1,
+                    Phase.IN_PROGRESS,
+                    "",
+                    5.0,
+                    **SERVICE_DEPLOYMENT,
+                    service_deployment_status="IN_PROGRESS",
+                    traffic_percent=100.0,
+                ),
+                event(
+                    2,
+                    Phase.ROLLING_BACK,
+                    "",
+                    9.0,
+                    service_deployment_status="ROLLBACK_IN_PROGRESS",
+                    traffic_percent=0.0,
+                ),
+            ],
+            1000.0 + 10.0,
+            "traffic 0% · BLUE_GREEN ROLLBACK_IN_PROGRESS",
+            id="rolling-back",
+        ),
+        pytest.param(
+            [
+                event(1, Phase.IN_PROGRESS, "", 5.0, **SERVICE_DEPLOYMENT, traffic_percent=0.0, hook=HOOK),
+                event(2, Phase.SUCCEEDED, "", 9.0, service_deployment_status="SUCCESSFUL"),
+            ],
+            1000.0 + 10.0,
+            "BLUE_GREEN SUCCESSFUL",
+            id="an-end-forgets-the-stage-its-traffic-and-the-hook",
+        ),
+        pytest.param(
+            [event(1, Phase.IN_PROGRESS, "1/2 running", 5.0, following="rollout_state", strategy="ROLLING")],
+            1000.0 + 10.0,
+            "",
+            id="the-rollout-state-fallback-shows-nothing-more",
+        ),
+    ],
+)
+def test_a_pane_folds_where_the_service_deployment_stands(
+    events: list[WorkerEvent], now: float, shown: str
+) -> None:
+    run = state("api")
+    job = run.jobs[f"{RUN_ID}:api"]
+    view = JobView()
+    for each in events:
+        run.apply(each)
+        view.absorb(job)  # one event at a time ...
+    coalesced = JobView()
+    coalesced.absorb(job)  # ... or all at once: the same
+    assert view.deployment_text(now) == coalesced.deployment_text(now) == shown
+
+
+def test_baking_is_a_success_with_an_icon_of_its_own() -> None:
+    run = state("api")
+    job = run.jobs[f"{RUN_ID}:api"]
+    run.apply(event(1, Phase.BAKING, "production traffic on api:2; ECS is still baking"))
+    view = JobView()
+    view.absorb(job)
+    assert (phase_group(job.phase), phase_icon(job.phase), view.progress(job.phase)) == ("ok", "◐", 1.0)
+    assert phase_icon(Phase.SUCCEEDED) != phase_icon(Phase.BAKING)

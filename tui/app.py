@@ -325,7 +325,7 @@ class FanoutApp(App[int]):
 
     @on(JobPane.OpenLog)
     def _open_log(self, message: JobPane.OpenLog) -> None:
-        self.push_screen(EventLogScreen(message.pane.job, message.pane.view))
+        self.push_screen(EventLogScreen(message.pane.job, message.pane.view, self._clock))
 
     def action_quit_run(self) -> None:
         if self.finished or self.state.done:

@@ -10,8 +10,9 @@ from textual.content import Content
 from textual.style import Style
 from textual.widget import Widget
 
-from orchestrator.state import RunState
-from tui.view import OK_PHASES, phase_group, phase_icon, short_arns
+from orchestrator.render import baking_note
+from orchestrator.state import OK_PHASES, RunState
+from tui.view import phase_group, phase_icon, short_arns
 from worker.contract import Phase
 from worker.target import Target
 
@@ -116,7 +117,9 @@ class RunSummary(Widget):
         ]
         troubled = [r for r in results if r.status not in OK_PHASES]
         scoped = len({(r.account, r.region) for r in results}) > 1  # name the account and region
-        for result in troubled[:SUMMARY_LINES]:
+        note = baking_note(self._state)  # a line of its own: one troubled target fewer fits
+        shown = SUMMARY_LINES - bool(note)
+        for result in troubled[:shown]:
             target = "/".join(part for part in (result.cluster, result.service, result.container) if part)
             if scoped:
                 where = Target(
@@ -131,7 +134,9 @@ class RunSummary(Widget):
                 (f"{phase_icon(result.status)} {target} {result.status.value}: ", style("summary--failed")),
                 short_arns(result.message),
             ]
-        more = len(troubled) - SUMMARY_LINES
+        if note:
+            parts += ["\n", (f"{phase_icon(Phase.BAKING)} {note}", style("summary--ok"))]
+        more = len(troubled) - shown
         hint = f"… and {more} more: f shows failures only. " if more > 0 else ""
         parts += ["\n", (f"{hint}q quits, enter on a pane shows its events.", style("summary--hint"))]
         return Content.assemble(*parts)

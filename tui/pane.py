@@ -66,6 +66,8 @@ class PaneStyles(Widget):
         "pane--offset",
         "pane--event",
         "pane--event-failed",
+        "pane--deployment",
+        "pane--hook",
         "pane--name",
         "pane--phase-ok",
         "pane--phase-failed",
@@ -122,6 +124,7 @@ class JobPane(Widget, can_focus=True):
         self._frame = ""
         self.stale = False  # changed while off screen, not repainted yet
         self._shown_elapsed = ""
+        self._shown_deployment = ""  # where ECS's service deployment stands, as last painted
         self._subtitle = ""
         lines = job.image_lines()
         self._container_width = max(len(container) for container, _ in lines)
@@ -189,18 +192,31 @@ class JobPane(Widget, can_focus=True):
         return 1 if self._collapsed else len(self.job.image_lines()) + 1 + EVENT_LINES
 
     def tick(self, on_screen: bool) -> None:
-        """Time passed: repaint only if the elapsed time shown would change."""
+        """Time passed: repaint only if the elapsed time shown (or the time a hook has held
+        the deployment, the bake time left) would change."""
         if self._elapsed() != self._shown_elapsed:
             if on_screen:
                 self._update_subtitle()
             else:
                 self.stale = True
+        if self._deployment() != self._shown_deployment:
+            if on_screen:
+                self.refresh()
+            else:
+                self.stale = True
+
+    def _now(self) -> float:
+        """The time the pane shows: the clock's, or the job's end (then its times stand still)."""
+        return self.job.ended_at or self._clock()
 
     def _elapsed(self) -> str:
         job = self.job
         if job.started_at is None:
             return elapsed_text(None)
-        return elapsed_text((job.ended_at or self._clock()) - job.started_at)
+        return elapsed_text(self._now() - job.started_at)
+
+    def _deployment(self) -> str:
+        return self.view.deployment_text(self._now())
 
     def _update_subtitle(self) -> None:
         self._shown_elapsed = self._elapsed()
@@ -227,13 +243,17 @@ class JobPane(Widget, can_focus=True):
             ]
         parts += [*self._progress_parts(), "\n"]
         event_style = style("pane--event-failed" if self._group == "failed" else "pane--event")
-        lines = event_lines(self.job, EVENT_LINES)
-        lines = [("", "")] * (EVENT_LINES - len(lines)) + lines
-        for index, (offset, message) in enumerate(lines):
-            parts += [(offset.ljust(6), style("pane--offset")), (message, event_style)]
-            if index < EVENT_LINES - 1:
-                parts.append("\n")
-        return Content.assemble(*parts)
+        # Following ECS's service deployment: where it stands takes the older event's line.
+        self._shown_deployment = deployment = self._deployment()
+        lines = event_lines(self.job, EVENT_LINES - bool(deployment))
+        lines = [("", "")] * (EVENT_LINES - bool(deployment) - len(lines)) + lines
+        for offset, message in lines:
+            parts += [(offset.ljust(6), style("pane--offset")), (message, event_style), "\n"]
+        if deployment:
+            held = self.view.deployment.hook is not None and not self.job.terminal
+            parts += [("ECS".ljust(6), style("pane--offset"))]
+            parts += [(deployment, style("pane--hook" if held else "pane--deployment")), "\n"]
+        return Content.assemble(*parts[:-1])
 
     def _progress_parts(self) -> list[_Part]:
         style = self._styles.style

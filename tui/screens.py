@@ -1,11 +1,14 @@
 """The screens over the panes: one job's full event log, and the quit question.
 
 The log reads `JobState.recent` (the last 50 events the run core kept) and is refreshed by
-the app when that job changes, so it follows the job live. Quitting while jobs run asks
+the app when that job changes, so it follows the job live; its title says where ECS's service
+deployment stands (a hook holding it: for how long, counted every second). Quitting while jobs run asks
 first: detaching leaves the rollouts ECS already started to finish without us.
 """
 
 from __future__ import annotations
+
+import time
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,6 +19,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
 from orchestrator.state import JobState
+from tui.pane import Clock
 from tui.view import JobView, elapsed_text, phase_icon
 
 __all__ = ["EventLogScreen", "QuitScreen"]
@@ -26,10 +30,12 @@ class EventLogScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,backspace", "dismiss", "Back")]
 
-    def __init__(self, job: JobState, view: JobView) -> None:
+    def __init__(self, job: JobState, view: JobView, clock: Clock = time.time) -> None:
         super().__init__()
         self.job = job
         self._view = view
+        self._clock = clock
+        self._title = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-title")
@@ -41,14 +47,22 @@ class EventLogScreen(Screen[None]):
         table.add_columns("at", "seq", "phase", "tasks", "message")
         self.refresh_log()
         table.focus()
+        self.set_interval(1.0, self._refresh_title)  # a hook's holding time, the bake time left
+
+    def _refresh_title(self) -> None:
+        job = self.job
+        revision = self._view.revision_text(job.phase)
+        title = f"{job.name}  {phase_icon(job.phase)} {job.phase.value}  {revision}\n{job.message}"
+        if deployment := self._view.deployment_text(job.ended_at or self._clock()):
+            title += f"\nECS: {deployment}"
+        if title != self._title:
+            self._title = title
+            self.query_one("#log-title", Static).update(Content(title))
 
     def refresh_log(self) -> None:
         """Re-read the job: at most 50 rows, cheap enough to rebuild on each change."""
         job = self.job
-        revision = self._view.revision_text(job.phase)
-        self.query_one("#log-title", Static).update(
-            Content(f"{job.name}  {phase_icon(job.phase)} {job.phase.value}  {revision}\n{job.message}")
-        )
+        self._refresh_title()
         table = self.query_one("#log", DataTable)
         table.clear()
         seen_ecs: set[str] = set()

@@ -2,22 +2,22 @@
 
 The run core folds events into `JobState`, which keeps only the latest details. A pane wants
 more than the latest event: the revision change (`api:1 -> api:2`) and the last known task
-counts survive events that do not carry them (a rollback step, a heartbeat). `JobView`
-remembers them, reading each event once, so coalesced updates (a pane refreshed once for
-many events) lose nothing.
+counts survive events that do not carry them (a rollback step, a heartbeat), and so does
+where ECS's service deployment stands (strategy, lifecycle stage, traffic, bake time, a hook
+holding it). `JobView` remembers them, reading each event once, so coalesced updates (a pane
+refreshed once for many events) lose nothing.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from orchestrator.state import JobState
-from worker.contract import Phase, WorkerEvent
+from orchestrator.ecs_strategy import deployment_text, speaks_of_deployment
+from orchestrator.state import FAILED_PHASES, OK_PHASES, JobState
+from worker.contract import EventDetails, Phase, WorkerEvent
 
 __all__ = [
-    "FAILED_PHASES",
-    "OK_PHASES",
     "JobView",
     "elapsed_text",
     "event_lines",
@@ -27,14 +27,12 @@ __all__ = [
     "short_arns",
 ]
 
-FAILED_PHASES = frozenset({Phase.FAILED, Phase.ROLLED_BACK, Phase.TIMED_OUT, Phase.LOST})
-OK_PHASES = frozenset({Phase.SUCCEEDED, Phase.SKIPPED})
-
 # Single-cell symbols only: emoji would be two cells wide in some terminals.
 _ICONS = {
     Phase.QUEUED: "○",
     Phase.ROLLING_BACK: "↺",
     Phase.SUCCEEDED: "✔",
+    Phase.BAKING: "◐",  # traffic shifted, ECS still baking: a success, not a whole one yet
     Phase.SKIPPED: "=",
     Phase.FAILED: "✖",
     Phase.ROLLED_BACK: "↺",
@@ -88,6 +86,9 @@ class JobView:
     running: int | None = None
     desired: int | None = None
     failed_tasks: int | None = None
+    # Where ECS's service deployment stands, as of `deployment_at` (the event's time).
+    deployment: EventDetails = field(default_factory=EventDetails)
+    deployment_at: float = 0.0
     _seen_seq: int = -1
 
     def absorb(self, job: JobState) -> None:
@@ -108,6 +109,27 @@ class JobView:
         if details.desired is not None:
             self.running, self.desired = details.running, details.desired
             self.failed_tasks = details.failed_tasks
+        self._read_deployment(event)
+
+    def _read_deployment(self, event: WorkerEvent) -> None:
+        """The strategy and ECS's status hold until told otherwise; the stage, the traffic, the
+        bake time left and a holding hook are what the latest event that speaks of them says."""
+        details, known = event.details, self.deployment
+        sticky = {
+            name: getattr(known, name) if getattr(details, name) is None else getattr(details, name)
+            for name in ("strategy", "service_deployment_status")
+        }
+        if not speaks_of_deployment(details):
+            self.deployment = known.model_copy(update={"strategy": sticky["strategy"]})
+            return
+        current = ("lifecycle_stage", "traffic_percent", "bake_left_s", "hook", "hook_since")
+        self.deployment = EventDetails(**sticky, **{name: getattr(details, name) for name in current})
+        self.deployment_at = event.ts
+
+    def deployment_text(self, now: float) -> str:
+        """`waiting for hook check for 3m12s · POST_TEST_TRAFFIC_SHIFT · traffic 0% · BLUE_GREEN
+        IN_PROGRESS`, as of `now`; "" while nothing is known of a service deployment."""
+        return deployment_text(self.deployment, now, self.deployment_at)
 
     def revision_text(self, phase: Phase) -> str:
         if phase is Phase.SKIPPED and self.previous_arn:

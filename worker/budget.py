@@ -56,6 +56,11 @@ ECS_BUCKETS: Mapping[str, BucketSize] = {
     "UpdateService": BucketSize(burst=50, per_second=5.0),
     "DescribeServices": BucketSize(burst=100, per_second=20.0),
     "DeregisterTaskDefinition": BucketSize(burst=20, per_second=1.0),
+    # Not published: sized like the calls they stand beside (a read like DescribeServices, a
+    # stop like UpdateService) so that following through them costs no more than before.
+    "ListServiceDeployments": BucketSize(burst=100, per_second=20.0),
+    "DescribeServiceDeployments": BucketSize(burst=100, per_second=20.0),
+    "StopServiceDeployment": BucketSize(burst=50, per_second=5.0),
 }
 # A caller whose turn is later waits this much longer: the burst's first call reached ECS some
 # milliseconds (on a busy machine, tens of them) after its turn, and ECS's bucket, full until

@@ -19,6 +19,7 @@ from worker.contract import DeployJob, EventDetails, Phase
 from worker.reporter import rollout_details
 from worker.rollout import Rollout, RolloutState, evaluate_rollout
 from worker.verdict import Silence, Verdict, confirmed, replaced, replacer, revision
+from worker.watch import Watch
 
 if TYPE_CHECKING:
     from worker.ecs_calls import ServiceCalls
@@ -30,14 +31,27 @@ CONFIRM_S = 5.0  # one DescribeServices (botocore's few attempts included) at mo
 
 
 async def ask_ecs(
-    calls: ServiceCalls, job: DeployJob, deployment_id: str | None, arn: str, within_s: float = CONFIRM_S
+    calls: ServiceCalls,
+    job: DeployJob,
+    deployment_id: str | None,
+    arn: str,
+    within_s: float = CONFIRM_S,
+    *,
+    service_deployment_arn: str | None = None,
+    previous: str | None = None,
 ) -> Rollout | Silence | None:
     """What ECS says now of `deployment_id` (running `arn`); without an id, of the PRIMARY
     deployment if it runs `arn`, None if it does not (UpdateService never took effect).
-    `Silence` when ECS gives no answer within `within_s`, or an error."""
+    Given the deployment's `service_deployment_arn`, ECS's word is that service deployment's
+    (a blue/green PRIMARY is COMPLETED while it still bakes). `Silence` when ECS gives no
+    answer within `within_s`, or an error."""
     started = time.monotonic()
     with anyio.move_on_after(within_s):
         try:
+            if deployment_id is not None and service_deployment_arn is not None:
+                watch = Watch(calls, job, deployment_id, arn, previous, service_deployment_arn)
+                looked = await watch.look()
+                return looked or Rollout(RolloutState.INACTIVE, reason="service deployment is gone")
             service = await calls.poll(job)
         except (ClientError, BotoCoreError) as exc:
             return Silence(time.monotonic() - started, error_message(exc))
@@ -72,7 +86,14 @@ async def verdict_after(
         return Verdict(
             Phase.FAILED, f"{fault}; nothing was changed (UpdateService was never sent)"
         ), EventDetails()
-    now = await ask_ecs(calls, job, record.deployment_id, arn)
+    now = await ask_ecs(
+        calls,
+        job,
+        record.deployment_id,
+        arn,
+        service_deployment_arn=record.service_deployment_arn,
+        previous=previous,
+    )
     if now is None:
         return (
             Verdict(Phase.FAILED, f"{fault}; ECS runs no deployment of {revision(arn)}: nothing was changed"),

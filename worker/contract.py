@@ -24,6 +24,7 @@ __all__ = [
     "TERMINAL_PHASES",
     "ContainerChange",
     "DeployJob",
+    "DoneWhen",
     "EventDetails",
     "JobOptions",
     "Phase",
@@ -39,7 +40,7 @@ class _Strict(BaseModel):
 
 
 class Phase(StrEnum):
-    """Where a job is. The last six are terminal: a job reports exactly one of them."""
+    """Where a job is. The last seven are terminal: a job reports exactly one of them."""
 
     QUEUED = "queued"  # sent by the orchestrator, not picked up yet
     STARTED = "started"  # a worker owns the job
@@ -50,6 +51,9 @@ class Phase(StrEnum):
     DUPLICATE = "duplicate"  # a second delivery of a job that another worker owns
     HANDED_OVER = "handed_over"  # the worker's time ran out; a continuation follows on
     SUCCEEDED = "succeeded"
+    # `done_when = "traffic_shifted"`: production traffic is all on the new revision and we
+    # stopped following; ECS is still baking (and may yet roll back). A success, qualified.
+    BAKING = "baking"
     SKIPPED = "skipped"  # every named container already runs the target image
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
@@ -62,7 +66,15 @@ class Phase(StrEnum):
 
 
 TERMINAL_PHASES = frozenset(
-    {Phase.SUCCEEDED, Phase.SKIPPED, Phase.FAILED, Phase.ROLLED_BACK, Phase.TIMED_OUT, Phase.LOST}
+    {
+        Phase.SUCCEEDED,
+        Phase.BAKING,
+        Phase.SKIPPED,
+        Phase.FAILED,
+        Phase.ROLLED_BACK,
+        Phase.TIMED_OUT,
+        Phase.LOST,
+    }
 )
 
 
@@ -71,6 +83,13 @@ class ContainerChange(_Strict):
 
     container: str = Field(min_length=1)
     image: str = Field(min_length=1)
+
+
+class DoneWhen(StrEnum):
+    """When following a deployment ends with success (spec key `done_when`)."""
+
+    BAKED = "baked"  # ECS's service deployment is SUCCESSFUL: through the bake and clean-up
+    TRAFFIC_SHIFTED = "traffic_shifted"  # production traffic fully on the new revision
 
 
 class JobOptions(_Strict):
@@ -82,6 +101,11 @@ class JobOptions(_Strict):
     api_budget: bool = Field(default=True, description="Draw ECS calls from the shared token buckets.")
     keep_revisions: int | None = Field(
         default=None, ge=1, description="After a success, deregister older revisions beyond this many."
+    )
+    done_when: DoneWhen = Field(default=DoneWhen.BAKED, description="When following ends with success.")
+    extend_for_bake: bool = Field(
+        default=False,
+        description="The timeout is the default one: add the service's configured bake times to it.",
     )
     wait_for_target: bool = Field(
         default=True,
@@ -123,6 +147,16 @@ class EventDetails(_Strict):
     previous_task_definition_arn: str | None = None
     rollout_state_reason: str | None = None
     service_events: tuple[str, ...] = ()
+    # ECS's service deployment (where the service-deployments API answers): see worker.strategy.
+    following: str | None = None  # "service_deployment", or "rollout_state" (the fallback)
+    service_deployment_arn: str | None = None
+    service_deployment_status: str | None = None  # ECS's word: IN_PROGRESS, ROLLBACK_SUCCESSFUL...
+    strategy: str | None = None  # ROLLING, BLUE_GREEN, LINEAR, CANARY
+    lifecycle_stage: str | None = None  # SCALE_UP, TEST_TRAFFIC_SHIFT, BAKE_TIME...
+    traffic_percent: float | None = None  # production traffic on the new revision, 0-100
+    bake_left_s: float | None = None  # while the stage is BAKE_TIME
+    hook: str | None = None  # the lifecycle hook (its target ARN) the current stage waits for
+    hook_since: float | None = None  # epoch seconds: since when that stage has been waiting
 
 
 class WorkerEvent(_Strict):

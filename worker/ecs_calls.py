@@ -18,6 +18,7 @@ from worker.contract import ContainerChange, DeployJob, EventDetails, Phase
 from worker.patience import Patience
 from worker.registries import refused_images, registry_of
 from worker.revisions import family_and_revision, revisions_to_deregister
+from worker.strategy import matches_deployment
 from worker.taskdef import UnknownContainerError, build_registration, current_images, pending_changes
 from worker.throttle import until_not_throttled
 
@@ -29,6 +30,7 @@ __all__ = [
     "JobAborted",
     "Registration",
     "ServiceCalls",
+    "Unavailable",
     "controller_problem",
     "error_message",
 ]
@@ -49,6 +51,17 @@ class JobAborted(Exception):
         super().__init__(message)
         self.phase = phase
         self.details = details or EventDetails()
+
+
+class Unavailable(Exception):
+    """ECS's service-deployments API gave no usable answer for this service (a role without the
+    permission, an endpoint that predates the API): the job follows `rolloutState` instead."""
+
+
+# Errors that say nothing of the API's availability: botocore's retries are spent on them, and
+# the job ends through the engine's AWS-error path like any other call's.
+_TRANSIENT = frozenset({"ThrottlingException", "TooManyRequestsException", "ServerException"})
+_LIST_PAGES = 3  # ours is among the newest: UpdateService just started it
 
 
 class Registration(NamedTuple):
@@ -212,6 +225,66 @@ class ServiceCalls:
         if ours is None:
             raise JobAborted(Phase.FAILED, "update_service returned no deployment of the new revision")
         return str(ours["id"])
+
+    async def find_service_deployment(
+        self, job: DeployJob, deployment_id: str, patience: Patience | None = None
+    ) -> str | None:
+        """The ARN of the service deployment that started `deployment_id`; None when ECS does not
+        list it (yet). Raises `Unavailable` when the API does not answer for this service."""
+        token: str | None = None
+        for _ in range(_LIST_PAGES):
+            await self.take(job, "ListServiceDeployments")
+            paging = {"nextToken": token} if token else {}
+            try:
+                page = await _within(
+                    patience,
+                    "ListServiceDeployments",
+                    lambda paging=paging: self._ecs.list_service_deployments(  # type: ignore[misc]
+                        cluster=job.target.cluster, service=job.target.service, **paging
+                    ),
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _TRANSIENT:
+                    raise
+                raise Unavailable(error_message(exc)) from exc
+            for brief in page.get("serviceDeployments", []):
+                if matches_deployment(brief.get("targetServiceRevisionArn"), deployment_id):
+                    return str(brief["serviceDeploymentArn"])
+            token = page.get("nextToken")
+            if not token:
+                return None
+        return None
+
+    async def describe_service_deployment(
+        self, job: DeployJob, arn: str, patience: Patience | None = None
+    ) -> dict[str, Any] | None:
+        """ECS's service deployment `arn` now; None when ECS no longer knows it."""
+        await self.take(job, "DescribeServiceDeployments")
+        response = await _within(
+            patience,
+            "DescribeServiceDeployments",
+            lambda: self._ecs.describe_service_deployments(serviceDeploymentArns=[arn]),
+        )
+        found = response.get("serviceDeployments", [])
+        return dict(found[0]) if found else None
+
+    async def stop_service_deployment(
+        self, job: DeployJob, arn: str, patience: Patience | None = None
+    ) -> str | None:
+        """Ask ECS to roll service deployment `arn` back; None when it took the request, else
+        ECS's refusal (the deployment already ended, the API is not available...)."""
+        await self.take(job, "StopServiceDeployment")
+        try:
+            await _within(
+                patience,
+                "StopServiceDeployment",
+                lambda: self._ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK"),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _TRANSIENT:
+                raise
+            return error_message(exc)
+        return None
 
     async def prune(self, job: DeployJob, live: str, previous: str | None) -> str:
         """Deregister revisions beyond `keep_revisions` (never `live` or `previous`): a sentence.

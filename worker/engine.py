@@ -18,7 +18,6 @@ following the recorded deployment at once; it never registers or updates again.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -36,9 +35,12 @@ from worker.outbox import Outbox
 from worker.patience import NoAnswer, Patience
 from worker.publisher import EventPublisher
 from worker.reporter import Reporter, rollout_details
-from worker.rollout import Rollout, RolloutState, in_flight
+from worker.rollback import after_deadline, revert_by_stop, roll_back
+from worker.rollout import Rollout, RolloutState, evaluate_rollout, in_flight
+from worker.strategy import bake_total_s
 from worker.target_lease import TargetLease
-from worker.verdict import Action, Silence, replaced, settle, timed_out, unanswered
+from worker.verdict import Action, Silence, replaced, settle, unanswered
+from worker.watch import Watch, open_watch, still_rolling
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -202,6 +204,8 @@ class Deployer:
         if record.task_definition_arn is None and job.revision is not None:
             if previous == job.revision:
                 return await self._already_there(job, patience, target, service, "already on that revision")
+            if (stopped := await revert_by_stop(self._calls, job, service, patience)) is not None:
+                return stopped
             new_arn = job.revision
             await self._ledger.record(job, task_definition_arn=new_arn, previous_task_definition_arn=previous)
         elif record.task_definition_arn is None:
@@ -238,7 +242,7 @@ class Deployer:
     ) -> Step:
         """The service already has the job's revision: `skipped`, unless ECS is still rolling
         that revision out (it may yet fail): then that deployment is the job's, followed to its end."""
-        flight = in_flight(service)
+        flight = in_flight(service) or await still_rolling(self._calls, job, service, patience)
         if flight is None:
             return (
                 Phase.SKIPPED,
@@ -301,20 +305,28 @@ class Deployer:
         arn: str,
         previous: str | None,
     ) -> Step:
-        hand_over_at = patience.reporter.hand_over_at
-        followed = await follow(
-            self._calls, job, patience.at(Phase.IN_PROGRESS), deployment_id, arn, previous, hand_over_at
-        )
+        watch, patience = await self._watch(job, patience, deployment_id, arn, previous)
+        followed = await follow(watch, patience.at(Phase.IN_PROGRESS), patience.reporter.hand_over_at)
         rollout, after = followed.rollout, None
         if rollout is None and followed.silence is None:  # the deadline, ECS answering: its word now
-            now = await ask_ecs(self._calls, job, deployment_id, arn)
+            now = await ask_ecs(
+                self._calls,
+                job,
+                deployment_id,
+                arn,
+                service_deployment_arn=watch.service_deployment_arn,
+                previous=previous,
+            )
             if isinstance(now, Rollout) and now.terminal:
                 rollout, after = now, "the deadline passed"
             else:
                 last_seen = now if isinstance(now, Rollout) else followed.last_seen
                 followed = Followed(None, last_seen, now if isinstance(now, Silence) else None)
         if rollout is None:
-            return await self._timed_out(job, patience, deployment_id, arn, previous, followed)
+            message, details = await after_deadline(watch, patience, followed)
+            return Phase.TIMED_OUT, message, details
+        if rollout.state is RolloutState.FAILED and rollout.progress is not None:
+            rollout = await self._or_replaced(job, rollout, deployment_id, arn)
         verdict = settle(
             rollout,
             deployment_id,
@@ -326,72 +338,61 @@ class Deployer:
         )
         details = rollout_details(rollout, deployment_id, arn, previous)
         if verdict.action is Action.ROLL_BACK:
-            note = await self._roll_back(job, patience, previous)
+            note = await roll_back(watch, patience, stoppable=False)
             phase = Phase.ROLLED_BACK if note.startswith("rolled back") else Phase.FAILED
             return phase, f"{verdict.message}; {note}", details
         if verdict.action is Action.PRUNE:
             return verdict.phase, f"{verdict.message}; {await self._prune(job, arn, previous)}", details
         return verdict.phase, verdict.message, details
 
-    async def _timed_out(
-        self,
-        job: DeployJob,
-        patience: Patience,
-        deployment_id: str,
-        arn: str,
-        previous: str | None,
-        followed: Followed,
-    ) -> Step:
-        """The deadline passed with the deployment unfinished (as last seen): roll back when ECS
-        answers and rollback is on, and say what ECS showed last."""
-        seen_last = followed.last_seen
-        if seen_last is not None:
-            details = rollout_details(seen_last, deployment_id, arn, previous)
+    async def _watch(
+        self, job: DeployJob, patience: Patience, deployment_id: str, arn: str, previous: str | None
+    ) -> tuple[Watch, Patience]:
+        """The job's watch on its deployment (recorded, and said), and its patience: with a
+        default timeout, the deadline also holds the bake times the service deployment has."""
+        record = await self._ledger.read(job)
+        known = record.service_deployment_arn if record.deployment_id == deployment_id else None
+        watch = await open_watch(self._calls, job, patience, deployment_id, arn, previous, known)
+        sd_arn = watch.service_deployment_arn
+        if sd_arn is None:
+            said = f"following deployment {deployment_id} by its rolloutState: {watch.note}"
         else:
-            details = EventDetails(deployment_id=deployment_id, task_definition_arn=arn)
-        if followed.silence is not None:
-            note = "not rolled back: ECS is not answering, check the service"
-        elif job.options.rollback:
-            note = await self._roll_back(job, patience, previous)
-        else:
-            note = "rollback is off"
-        message = timed_out(job.options.timeout_s, deployment_id, seen_last, followed.silence, note)
-        return Phase.TIMED_OUT, message, details
+            said = f"following ECS's service deployment {sd_arn.rsplit('/', 1)[-1]}"
+        if known is None:
+            await self._ledger.record(job, service_deployment_arn=sd_arn or "")
+            await patience.reporter.emit(
+                Phase.IN_PROGRESS,
+                said,
+                EventDetails(
+                    deployment_id=deployment_id,
+                    task_definition_arn=arn,
+                    previous_task_definition_arn=previous,
+                    following="rollout_state" if sd_arn is None else "service_deployment",
+                    service_deployment_arn=sd_arn,
+                ),
+            )
+        if sd_arn is None or not job.options.extend_for_bake or record.bake_extended:
+            return watch, patience
+        sd = await self._calls.describe_service_deployment(job, sd_arn, patience)
+        extra = bake_total_s((sd or {}).get("deploymentConfiguration") or {})
+        if extra <= 0:
+            return watch, patience
+        deadline = patience.deadline + extra
+        await self._ledger.record(job, deadline=repr(deadline), bake_extended="1")
+        return watch, patience.at(deadline=deadline)
+
+    async def _or_replaced(self, job: DeployJob, rollout: Rollout, deployment_id: str, arn: str) -> Rollout:
+        """A service deployment ECS STOPPED may have been replaced by someone else's: then the
+        service's deployments say so (and nobody's deployment is rolled back over theirs)."""
+        if rollout.progress is None or rollout.progress.status != "STOPPED":
+            return rollout
+        service = await self._calls.poll(job)
+        if service is None:
+            return rollout
+        seen = evaluate_rollout(service, deployment_id, arn)
+        return seen if seen.state is RolloutState.SUPERSEDED or seen.gone else rollout
 
     async def _prune(self, job: DeployJob, arn: str, previous: str | None) -> str:
         with anyio.move_on_after(CONFIRM_S * 2):
             return await self._calls.prune(job, arn, previous)
         return "deregistering old revisions stopped: no answer from ECS in time"
-
-    async def _roll_back(self, job: DeployJob, patience: Patience, previous: str | None) -> str:
-        """Put the previous revision back and follow that; a sentence saying how it went."""
-        if previous is None:
-            return "no previous revision is known, nothing rolled back"
-        reporter = patience.reporter
-        await reporter.emit(
-            Phase.ROLLING_BACK, f"rolling back to {previous}", EventDetails(task_definition_arn=previous)
-        )
-        # The rollback gets its own budget: the job's deadline may already be spent. It is not
-        # handed over (a continuation would resume our failed deployment, not the rollback), so
-        # it ends, unfinished if need be, before the worker's time does.
-        rollback_deadline = time.time() + max(job.options.timeout_s, 60.0)
-        if reporter.hand_over_at is not None:
-            rollback_deadline = min(rollback_deadline, reporter.hand_over_at)
-        rolling = patience.at(Phase.ROLLING_BACK, deadline=rollback_deadline)
-        try:
-            deployment_id = await self._calls.update(job, previous, rolling)
-        except JobAborted as exc:
-            return f"rollback to {previous} failed: {exc}"
-        except NoAnswer as exc:
-            return f"rollback to {previous} not confirmed: {exc}; check the service"
-        followed = await follow(self._calls, job, rolling, deployment_id, previous, None)
-        rollout = followed.rollout
-        if rollout is not None and rollout.state is RolloutState.COMPLETED:
-            return f"rolled back to {previous}"
-        if rollout is not None:
-            state = f"ended {rollout.state}: {rollout.reason}"
-        elif followed.silence is not None:
-            state = f"not confirmed: no answer from ECS ({followed.silence.error})"
-        else:
-            state = "did not finish in time"
-        return f"rollback to {previous} (deployment {deployment_id}) {state}"

@@ -1,5 +1,5 @@
-"""Following one deployment to its end, from `describe_services` alone (docs/design.md,
-'Following our own deployment').
+"""Following one deployment to its end, through its `Watch` (ECS's service deployment, or
+`rolloutState` where that API does not answer; docs/design.md, 'Following our own deployment').
 
 Polls start at `poll_min_s` and grow x1.5 to `poll_max_s`, each shortened by up to a quarter;
 `in_progress` is published on every change of the counts and at least every heartbeat/3.
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import anyio
 
-from worker.contract import DeployJob, EventDetails, Phase
-from worker.ecs_calls import ServiceCalls
+from worker.contract import EventDetails, Phase
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
-from worker.rollout import Rollout, RolloutState, evaluate_rollout
+from worker.rollout import Rollout, RolloutState
 from worker.verdict import Silence
+from worker.watch import Watch, progress_words
 
 __all__ = ["BACKOFF_FACTOR", "POLL_JITTER", "Followed", "HandOver", "follow"]
 
@@ -53,26 +53,27 @@ class Followed:
 
 
 async def follow(
-    calls: ServiceCalls,
-    job: DeployJob,
+    watch: Watch,
     patience: Patience,
-    deployment_id: str,
-    arn: str,
-    previous: str | None,
     hand_over_at: float | None = None,
 ) -> Followed:
-    """Poll until the deployment is terminal or `patience.deadline` passes.
+    """Look at the deployment until it is terminal or `patience.deadline` passes.
 
     Raises `HandOver` instead of waiting past `hand_over_at`.
     """
+    job = watch.job
     reporter = patience.reporter
     deadline = patience.deadline
+    deployment_id, arn, previous = watch.deployment_id, watch.arn, watch.previous
     base = EventDetails(
-        deployment_id=deployment_id, task_definition_arn=arn, previous_task_definition_arn=previous
+        deployment_id=deployment_id,
+        task_definition_arn=arn,
+        previous_task_definition_arn=previous,
+        service_deployment_arn=watch.service_deployment_arn,
     )
     wait = job.options.poll_min_s
     last_seen: Rollout | None = None
-    last_reported: tuple[int, int, int, int] | None = None
+    last_reported: tuple[object, ...] | None = None
     last_emit = time.monotonic()
     while True:
         now = time.time()
@@ -92,23 +93,31 @@ async def follow(
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)
         try:
-            service = await calls.poll(job, patience.at(deadline=ask_until, details=details))
+            rollout = await watch.look(patience.at(deadline=ask_until, details=details))
         except NoAnswer as silent:
             if ask_until < deadline:
                 raise HandOver(details) from silent
             return Followed(None, last_seen, silent.silence)
-        if service is None:
+        if rollout is None:
             return Followed(Rollout(RolloutState.INACTIVE, reason="service disappeared"), last_seen)
-        rollout = last_seen = evaluate_rollout(service, deployment_id, arn)
+        last_seen = rollout
         if rollout.terminal:
             return Followed(rollout, last_seen)
-        counts = (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks)
         # An event on every change, and a heartbeat while nothing moves.
-        if counts != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
-            last_reported, last_emit = counts, time.monotonic()
+        changed = _what_changes(rollout)
+        if changed != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
+            last_reported, last_emit = changed, time.monotonic()
             await reporter.emit(
                 Phase.IN_PROGRESS,
-                f"{rollout.running}/{rollout.desired} running, {rollout.pending} pending, "
-                f"{rollout.failed_tasks} failed",
+                progress_words(rollout, time.time()),
                 rollout_details(rollout, deployment_id, arn, previous),
             )
+
+
+def _what_changes(rollout: Rollout) -> tuple[object, ...]:
+    """What is worth an event when it changes (not the bake's clock: heartbeats show that)."""
+    progress = rollout.progress
+    about = (
+        () if progress is None else (progress.status, progress.stage, progress.traffic_percent, progress.hook)
+    )
+    return (rollout.running, rollout.desired, rollout.pending, rollout.failed_tasks, *about)

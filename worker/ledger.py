@@ -93,6 +93,8 @@ class JobRecord:
     task_definition_arn: str | None = None
     previous_task_definition_arn: str | None = None
     deployment_id: str | None = None
+    service_deployment_arn: str | None = None  # ECS's service deployment of `deployment_id`
+    bake_extended: bool = False  # the deadline already holds the service's bake times
     terminal: Phase | None = None  # set: the job ended, and its reader holds no lease
 
     @property
@@ -118,6 +120,8 @@ def _record(raw: dict[bytes, bytes]) -> JobRecord:
         task_definition_arn=_text(raw, "task_definition_arn"),
         previous_task_definition_arn=_text(raw, "previous_task_definition_arn"),
         deployment_id=_text(raw, "deployment_id"),
+        service_deployment_arn=_text(raw, "service_deployment_arn") or None,
+        bake_extended=_text(raw, "bake_extended") == "1",
         terminal=Phase(terminal) if terminal else None,
     )
 

@@ -51,7 +51,7 @@ class Reporter:
 
 
 def rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: str | None) -> EventDetails:
-    return EventDetails(
+    details = EventDetails(
         running=rollout.running,
         desired=rollout.desired,
         pending=rollout.pending,
@@ -61,4 +61,21 @@ def rollout_details(rollout: Rollout, deployment_id: str, arn: str, previous: st
         previous_task_definition_arn=previous,
         rollout_state_reason=rollout.reason or None,
         service_events=rollout.service_events,
+        following="rollout_state",
+    )
+    progress = rollout.progress
+    if progress is None:
+        return details
+    return details.model_copy(
+        update={
+            "following": "service_deployment",
+            "service_deployment_arn": progress.service_deployment_arn,
+            "service_deployment_status": progress.status,
+            "strategy": progress.strategy,
+            "lifecycle_stage": progress.stage,
+            "traffic_percent": progress.traffic_percent,
+            "bake_left_s": progress.bake_left_s,
+            "hook": progress.hook,
+            "hook_since": progress.hook_since,
+        }
     )

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["InFlight", "Rollout", "RolloutState", "evaluate_rollout", "in_flight", "latest_service_events"]
+__all__ = [
+    "InFlight",
+    "Progress",
+    "Rollout",
+    "RolloutState",
+    "evaluate_rollout",
+    "in_flight",
+    "latest_service_events",
+]
 
 SERVICE_EVENTS_SHOWN = 3
 
@@ -24,6 +32,23 @@ class RolloutState(StrEnum):
     ROLLED_BACK = "rolled_back"  # ECS (circuit breaker) put another revision back as primary
     SUPERSEDED = "superseded"  # someone else's deployment replaced ours
     INACTIVE = "inactive"  # the service is DRAINING / INACTIVE / gone
+    # Production traffic is all on ours and the job was told to stop there (`done_when`);
+    # ECS goes on baking. Only ever from a service deployment (`worker.strategy`).
+    TRAFFIC_SHIFTED = "traffic_shifted"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What ECS's service deployment says beyond task counts (`worker.strategy`)."""
+
+    service_deployment_arn: str
+    status: str  # ECS's: IN_PROGRESS, ROLLBACK_IN_PROGRESS, SUCCESSFUL...
+    strategy: str
+    stage: str | None = None
+    traffic_percent: float | None = None
+    bake_left_s: float | None = None
+    hook: str | None = None  # the hook the current stage waits for
+    hook_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +64,7 @@ class Rollout:
     gone: bool = False  # our deployment is no longer listed: ECS dropped it, someone replaced it
     primary_deployment_id: str | None = None
     primary_rollout_state: str | None = None  # the PRIMARY deployment's (ours or another)
+    progress: Progress | None = None  # set when followed through ECS's service deployment
 
     @property
     def terminal(self) -> bool:

@@ -125,6 +125,8 @@ def settle(
             f"{rollout.running}/{rollout.desired} running {revision(arn)}{after}",
             Action.PRUNE if prune else Action.NONE,
         )
+    if rollout.state is RolloutState.TRAFFIC_SHIFTED:
+        return Verdict(Phase.BAKING, f"{_shifted(rollout, arn)}{after}")
     if rollout.state is RolloutState.ROLLED_BACK:
         return Verdict(
             Phase.ROLLED_BACK,
@@ -134,6 +136,17 @@ def settle(
     if rollout.state is RolloutState.FAILED and rollback:
         return Verdict(Phase.FAILED, reason, Action.ROLL_BACK)
     return Verdict(Phase.FAILED, reason)
+
+
+def _shifted(rollout: Rollout, arn: str) -> str:
+    """A job told to stop at full production traffic: what ECS still does."""
+    progress = rollout.progress
+    left = progress.bake_left_s if progress is not None else None
+    then = f"bakes for another {left / 60:.1f} min, then cleans up" if left else "finishes (bake, clean-up)"
+    return (
+        f"production traffic is on {revision(arn)} ({rollout.running}/{rollout.desired} running); "
+        f"ECS still {then} and may yet roll back: not followed further (done_when = traffic_shifted)"
+    )
 
 
 def timed_out(

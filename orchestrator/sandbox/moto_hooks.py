@@ -1,5 +1,9 @@
 """Class-level hooks in moto's ECS, and the registry of who drives which backend.
 
+The hooks route service creates, updates, reads and deletes to the driver, keep the
+deploymentConfiguration moto drops, and serve the service-deployments actions moto lacks
+(SERVICE_DEPLOYMENT_ACTIONS) for driven backends; a backend nobody drives answers as moto does.
+
 Why at class level: moto's reset recreates backend instances, never classes, so the hooks
 survive every reset. Why a registry: moto's backends are process-global, one per (account,
 region); each may be claimed by one driver (a `RolloutSimulator`), the most specific key first,
@@ -14,12 +18,18 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from moto.backends import get_backend
+from moto.core.responses import ActionResult
+from moto.core.utils import camelcase_to_underscores
+from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.ecs.responses import EC2ContainerServiceResponse
+
+from orchestrator.sandbox.deploy_schedule import STRATEGIES
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_CONFIGURATION",
     "LOCK",
+    "SERVICE_DEPLOYMENT_ACTIONS",
     "Driver",
     "claim",
     "deployment_configuration",
@@ -33,7 +43,11 @@ DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
     "deploymentCircuitBreaker": {"enable": False, "rollback": False},
     "maximumPercent": 200,
     "minimumHealthyPercent": 100,
+    "strategy": "ROLLING",
+    "bakeTimeInMinutes": 0,
 }
+# moto does not implement these ECS actions: a driver answers them (`deployment_api`)
+SERVICE_DEPLOYMENT_ACTIONS = ("ListServiceDeployments", "DescribeServiceDeployments", "StopServiceDeployment")
 
 LOCK = threading.RLock()
 Key = tuple[str | None, str | None]  # (account id, region); None = any
@@ -49,6 +63,10 @@ class Driver(Protocol):
     def on_read(self, backend: Any, service: Any) -> None: ...
 
     def on_delete(self, backend: Any, service: Any) -> None: ...
+
+    def on_service_deployments(self, backend: Any, action: str, params: dict[str, Any]) -> Any:
+        """The answer to one of SERVICE_DEPLOYMENT_ACTIONS (a response shape's dict)."""
+        ...
 
 
 _REGISTRY: dict[Key, Driver] = {}
@@ -87,14 +105,43 @@ def ecs_backends() -> Iterator[Any]:
         yield from list(dict.values(per_account))
 
 
-def deployment_configuration(requested: dict[str, Any] | None) -> dict[str, Any]:
-    """ECS's defaults under what the caller asked for."""
-    config = {**DEFAULT_DEPLOYMENT_CONFIGURATION, **(requested or {})}
+def deployment_configuration(
+    requested: dict[str, Any] | None, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """ECS's defaults under the service's `previous` settings under what the caller asked for
+    (an UpdateService keeps the settings it does not name); InvalidParameterException as ECS
+    for a strategy, bake time or traffic step it does not take."""
+    config = {**DEFAULT_DEPLOYMENT_CONFIGURATION, **(previous or {}), **(requested or {})}
     config["deploymentCircuitBreaker"] = {
         **DEFAULT_DEPLOYMENT_CONFIGURATION["deploymentCircuitBreaker"],
         **(config["deploymentCircuitBreaker"] or {}),
     }
+    problem = _configuration_problem(config)
+    if problem:
+        raise InvalidParameterException(problem)
     return config
+
+
+def _configuration_problem(config: dict[str, Any]) -> str | None:
+    if config["strategy"] not in STRATEGIES:
+        return f"strategy must be one of {', '.join(STRATEGIES)}."
+    linear = config.get("linearConfiguration") or {}
+    canary = config.get("canaryConfiguration") or {}
+    minutes = {
+        "bakeTimeInMinutes": config["bakeTimeInMinutes"],
+        "stepBakeTimeInMinutes": linear.get("stepBakeTimeInMinutes"),
+        "canaryBakeTimeInMinutes": canary.get("canaryBakeTimeInMinutes"),
+    }
+    for name, value in minutes.items():
+        if value is not None and not 0 <= value <= 1440:
+            return f"{name} must be between 0 and 1440."
+    for name, value in (
+        ("stepPercent", linear.get("stepPercent")),
+        ("canaryPercent", canary.get("canaryPercent")),
+    ):
+        if value is not None and not 0 < value <= 100:
+            return f"{name} must be more than 0 and at most 100."
+    return None
 
 
 def _read(backend: Any, cluster_str: str | None, names: Iterable[str] | None = None) -> None:
@@ -168,13 +215,26 @@ def _delete_service(self: Any, cluster_name: str, service_name: str, force: bool
 
 def _response_create_service(self: Any) -> Any:
     with LOCK:
-        result = _ORIGINAL["response.create_service"](self)
         # moto drops deploymentConfiguration on create, and the circuit breaker lives there
-        service = result.result["service"]
-        service.deployment_configuration = deployment_configuration(
-            self._get_param("deploymentConfiguration")
-        )
+        config = deployment_configuration(self._get_param("deploymentConfiguration"))
+        result = _ORIGINAL["response.create_service"](self)
+        result.result["service"].deployment_configuration = config
         return result
+
+
+def _service_deployment_action(action: str) -> Callable[[Any], Any]:
+    """A response method for `action`: the driver's answer; plain moto's failure without one."""
+
+    def respond(self: Any) -> Any:
+        backend = self.ecs_backend
+        driver = driver_for(backend)
+        if driver is None:
+            raise NotImplementedError(
+                f"The {camelcase_to_underscores(action)} action has not been implemented"
+            )
+        return ActionResult(driver.on_service_deployments(backend, action, self._get_params()))
+
+    return respond
 
 
 def _response_call_action(self: Any) -> Any:
@@ -205,3 +265,7 @@ def _install_hooks() -> None:
     for name, hook in response_hooks.items():
         _ORIGINAL[f"response.{name}"] = getattr(EC2ContainerServiceResponse, name)
         setattr(EC2ContainerServiceResponse, name, hook)
+    for action in SERVICE_DEPLOYMENT_ACTIONS:  # moto dispatches an action to its snake_case method
+        setattr(
+            EC2ContainerServiceResponse, camelcase_to_underscores(action), _service_deployment_action(action)
+        )

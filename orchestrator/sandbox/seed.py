@@ -1,11 +1,12 @@
 """Create the clusters, task definitions and services a sandbox or a test deploys to.
 
 Why: an empty AWS has nothing to roll out. The seeded services look like real Fargate
-services (awsvpc, cpu/memory, tags, desiredCount 2, the rolling ECS controller and, unless
-told otherwise, the circuit breaker with rollback) so the deploy path meets what it meets in
-production. No networkConfiguration: moto does not ask for one, and looking up the default VPC
-would wake moto's EC2 backend, which costs about a second after every reset. Plain (sync)
-botocore is fine here: seeding runs once, before anything async starts.
+services (awsvpc, cpu/memory, tags, desiredCount 2, the ECS controller, the rolling strategy
+unless told another and, unless told otherwise, the circuit breaker with rollback) so the
+deploy path meets what it meets in production. No networkConfiguration: moto does not ask for
+one, and looking up the default VPC would wake moto's EC2 backend, which costs about a second
+after every reset. Plain (sync) botocore is fine here: seeding runs once, before anything async
+starts.
 """
 
 from __future__ import annotations
@@ -70,11 +71,13 @@ def seed_services(
     desired_count: int = 2,
     session: Session | None = None,
     role_arn: str | None = None,
+    deployments: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Create every cluster and service (family = service name); return the services' ARNs.
 
-    Pass a `session` to reuse its loaded service models (a fresh one takes a few 100 ms), and
-    `role_arn` to create them in that role's account.
+    Pass a `session` to reuse its loaded service models (a fresh one takes a few 100 ms),
+    `role_arn` to create them in that role's account, and `deployments` to give a (cluster,
+    service) more deploymentConfiguration settings (a strategy, a bake time, hooks, alarms).
     """
     session = session or get_session()
     ecs: Any = session.create_client("ecs", **client_options(endpoint_url, region, role_arn, session))
@@ -107,6 +110,7 @@ def seed_services(
                 "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": circuit_breaker},
                 "maximumPercent": 200,
                 "minimumHealthyPercent": 100,
+                **(deployments or {}).get((cluster, service), {}),
             },
             tags=[{"key": "app", "value": service}],
         )["service"]

@@ -25,6 +25,7 @@ import boto3
 from botocore.exceptions import ClientError
 from botocore.session import Session, get_session
 from moto.backends import get_backend
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from orchestrator.endpoints import Endpoints
 from orchestrator.job_queue import JobQueue
@@ -42,6 +43,7 @@ from worker.images import parse_image
 from worker.settings import WorkerSettings
 
 __all__ = [
+    "DEMO_DEPLOYMENTS",
     "SANDBOX_CREDENTIALS",
     "SANDBOX_SCENARIO",
     "SEEDED_TAG",
@@ -52,8 +54,17 @@ __all__ = [
     "start_sandbox",
 ]
 
-# A few seconds per rollout, and any image tagged "broken..." fails its health checks.
-SANDBOX_SCENARIO = RolloutScenario(rollout_s=4.0, failure_s=3.0, bad_images=("*:broken*",))
+# A few seconds per rollout, and any image tagged "broken..." fails its health checks; one of
+# ECS's minutes (bake times, linear and canary holds) lasts a second, every other lifecycle
+# stage a quarter of one, and a lifecycle hook answers after 3 s.
+SANDBOX_SCENARIO = RolloutScenario(
+    rollout_s=4.0,
+    failure_s=3.0,
+    bad_images=("*:broken*",),
+    minute_s=1.0,
+    stage_s=0.25,
+    hook_hold_s=3.0,
+)
 SANDBOX_CREDENTIALS = ("testing", "testing")  # (key id, secret): moto takes any
 SEEDED_TAG = "1.0.0"
 SANDBOX_ROLE = "ecs-fanout-worker"
@@ -65,6 +76,26 @@ LAMBDA_TRUST = {
 }
 SIDECAR = ("log-router", "public.ecr.aws/aws-observability/aws-for-fluent-bit:2.32")
 ESM_CONCURRENCY = 5
+# How the demo's services (specs/demo.toml) deploy, to show every strategy: blue/green with a
+# short bake, linear, canary, and a rolling update held by a lifecycle hook; every other service
+# rolls, as ECS does by default.
+DEMO_DEPLOYMENTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("payments", "api"): {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2},
+    ("payments", "ledger"): {
+        "strategy": "LINEAR",
+        "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 1},
+    },
+    ("storefront", "web"): {
+        "strategy": "CANARY",
+        "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 2},
+        "bakeTimeInMinutes": 1,
+    },
+    ("storefront", "search"): {
+        "strategy": "ROLLING",
+        "lifecycleHooks": [{"lifecycleStages": ["POST_SCALE_UP"]}],
+    },
+}
+DEMO_HOOK = "ecs-fanout-demo-smoke-test"  # a Lambda function name: the simulator answers for it
 
 
 class _SandboxLambda:
@@ -168,6 +199,20 @@ def _image_places(spec: Spec, places: Mapping[Place, Sequence[SeededService]]) -
     return where
 
 
+def demo_deployments(account: str, region: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """`DEMO_DEPLOYMENTS` in `account` and `region`: each hook's target and role there."""
+    hook = {
+        "hookTargetArn": f"arn:aws:lambda:{region}:{account}:function:{DEMO_HOOK}",
+        "roleArn": f"arn:aws:iam::{account}:role/ecs-fanout-demo-hooks",
+    }
+    return {
+        key: {**config, "lifecycleHooks": [{**hook, **h} for h in config["lifecycleHooks"]]}
+        if "lifecycleHooks" in config
+        else config
+        for key, config in DEMO_DEPLOYMENTS.items()
+    }
+
+
 def seed_spec(endpoint_url: str, spec: Spec, region: str, session: Session | None = None) -> None:
     """Seed `spec`'s world at the emulator: each role in its account's IAM (kept if it exists),
     each account's services and ECR images in their region, through that account's role."""
@@ -180,7 +225,9 @@ def seed_spec(endpoint_url: str, spec: Spec, region: str, session: Session | Non
             if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
                 raise
     for (role, where), services in places.items():
-        seed_services(endpoint_url, where, services, session=session, role_arn=role)
+        account = role_account(role) if role is not None else DEFAULT_ACCOUNT_ID
+        deployments = demo_deployments(account, where)
+        seed_services(endpoint_url, where, services, session=session, role_arn=role, deployments=deployments)
     for (role, where), images in _image_places(spec, places).items():
         seed_images(endpoint_url, where, images, session=session, role_arn=role)
 

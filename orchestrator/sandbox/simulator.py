@@ -1,84 +1,50 @@
 """Make moto's ECS roll deployments forward, fail and roll back the way ECS does.
 
 Why: moto 5.2.5 records `update_service(taskDefinition=...)` but starts no deployment:
-deployments[0] keeps the old revision, IN_PROGRESS, for ever. The tests, the `--sandbox` mode
-and the benchmarks all follow deployments, so they need an ECS that rolls out on schedule.
+deployments[0] keeps the old revision, IN_PROGRESS, for ever; and it knows neither deployment
+strategies nor service deployments. The tests, the `--sandbox` mode and the benchmarks all
+follow deployments, so they need an ECS that rolls out on schedule.
 
 How: `moto_hooks` calls the simulator that claims a backend whenever a service is created,
-updated, deleted or read. Each deployment's fate is fixed when it starts (healthy or bad image,
-circuit breaker settings) and its state at any instant is computed from that schedule when a
-read is served, so a reader never waits for a ticker and every timestamp is the scheduled one.
-The state lives on moto's Service objects, so a moto reset drops it with them.
+updated, deleted or read, and for the service-deployments actions. Each deployment's fate is
+fixed when it starts (healthy or bad image, its strategy's stages, circuit breaker, alarms,
+hooks) and its state at any instant is computed from that schedule when a read is served, so a
+reader never waits for a ticker and every timestamp is the scheduled one: the service
+deployment (`service_deployments`) walks its stages, and DescribeServices (`ecs_deployments`)
+follows it. The state lives on moto's Service objects, so a moto reset drops it with them.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import math
-import random
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from moto.ecs.exceptions import InvalidParameterException
 
-from orchestrator.sandbox import moto_hooks
-from orchestrator.sandbox.ecs_tasks import ServiceTasks
+from orchestrator.sandbox import deployment_api, ecs_deployments, moto_hooks
+from orchestrator.sandbox.cloudwatch_alarms import alarms_in_alarm
+from orchestrator.sandbox.ecs_deployments import BREAKER_REASON, Plan, ServiceState
 from orchestrator.sandbox.moto_hooks import LOCK, deployment_configuration
+from orchestrator.sandbox.scenario import RolloutScenario
+from orchestrator.sandbox.service_deployments import (
+    BREAKER,
+    FAILURES,
+    NEXT_STAGE,
+    START,
+    AlarmLookup,
+    ServiceDeployment,
+    Step,
+    open_service_deployment,
+    parse_service_deployment_arn,
+    revision_arn,
+    service_revision,
+)
 
 __all__ = ["RolloutScenario", "RolloutSimulator"]
 
-_BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
-_MAX_EVENTS = 100  # describe_services shows the latest 100 events
 _STATE_ATTR = "_ecs_fanout_rollout"
-
-
-@dataclass(frozen=True)
-class RolloutScenario:
-    """How simulated rollouts behave: how long they take and which images never start."""
-
-    rollout_s: float = 3.0  # until a healthy rollout COMPLETES
-    failure_s: float | None = None  # until a bad image's rollout FAILS; None = rollout_s
-    bad_images: tuple[str, ...] = ()  # fnmatch patterns against the new revision's images
-
-    def __post_init__(self) -> None:
-        if self.rollout_s < 0 or (self.failure_s is not None and self.failure_s < 0):
-            raise ValueError("rollout_s and failure_s must not be negative")
-
-    @property
-    def effective_failure_s(self) -> float:
-        return self.rollout_s if self.failure_s is None else self.failure_s
-
-    def bad_image(self, images: Iterable[str]) -> str | None:
-        """The first image that matches a bad pattern, if any."""
-        for image in images:
-            if any(fnmatch.fnmatchcase(image, pattern) for pattern in self.bad_images):
-                return image
-        return None
-
-
-@dataclass
-class _Plan:
-    """A deployment's fate, fixed when it starts."""
-
-    started_at: float
-    rollout_s: float
-    failure_s: float
-    bad_image: str | None
-    breaker: bool
-    rollback: bool
-    is_rollback: bool = False
-
-
-@dataclass
-class _ServiceState:
-    last_completed: str  # task definition ARN the circuit breaker rolls back to
-    plans: dict[str, _Plan] = field(default_factory=dict)
-    base_running: dict[str, int] = field(default_factory=dict)  # superseded deployment -> tasks then
-    tasks: ServiceTasks = field(default_factory=ServiceTasks)
+_KEEP_RECORDS = 100  # service deployments listed per service, newest kept
 
 
 class RolloutSimulator:
@@ -127,13 +93,40 @@ class RolloutSimulator:
     def __exit__(self, *exc_info: object) -> None:
         self.uninstall()
 
+    def _services(self, cluster: str | None = None, service: str | None = None) -> list[tuple[Any, Any]]:
+        """(backend, service) of the claimed backends: every service, or the one named."""
+        found: list[tuple[Any, Any]] = []
+        for backend in moto_hooks.ecs_backends():
+            if moto_hooks.driver_for(backend) is not self:
+                continue
+            if service is None:
+                found += [(backend, each) for each in list(backend.services.values())]
+                continue
+            key = f"{(cluster or 'default').split('/')[-1]}:{service.split('/')[-1]}"
+            if key in backend.services:
+                found.append((backend, backend.services[key]))
+        return found
+
     def advance(self) -> None:
         """Bring every service of the claimed backends up to now (reads do this lazily anyway)."""
         with LOCK:
-            for backend in moto_hooks.ecs_backends():
-                if moto_hooks.driver_for(backend) is self:
-                    for service in list(backend.services.values()):
-                        self.on_read(backend, service)
+            for backend, service in self._services():
+                self.on_read(backend, service)
+
+    def release_hooks(self, cluster: str, service: str, *, succeed: bool = True) -> int:
+        """Answer the lifecycle hook that the service's current deployment waits for (FAILED when
+        `succeed` is False, or for the scenario's hook_fail_images: ECS then rolls it back).
+        How many hooks answered: 0 when no stage is waiting for one right now."""
+        released = 0
+        with LOCK:
+            for backend, found in self._services(cluster, service):
+                self.on_read(backend, found)
+                state = self._adopt(backend, found)
+                record = state.current if state is not None else None
+                if record is not None and record.release_hook(self._clock(), succeed):
+                    released += 1
+                    self.on_read(backend, found)
+        return released
 
     # --- moto_hooks.Driver: called under LOCK ---------------------------------------------
 
@@ -141,13 +134,13 @@ class RolloutSimulator:
         self._adopt(backend, service)
 
     def on_delete(self, backend: Any, service: Any) -> None:
-        state: _ServiceState | None = getattr(service, _STATE_ATTR, None)
+        state: ServiceState | None = getattr(service, _STATE_ATTR, None)
         if state is not None:
             state.tasks.stop_all(backend, self._clock(), "Service deleted")
 
-    def _adopt(self, backend: Any, service: Any) -> _ServiceState | None:
+    def _adopt(self, backend: Any, service: Any) -> ServiceState | None:
         """The service's state; a service met for the first time counts as settled (ECS ran it)."""
-        state: _ServiceState | None = getattr(service, _STATE_ATTR, None)
+        state: ServiceState | None = getattr(service, _STATE_ATTR, None)
         if state is not None:
             return state
         controller = (service.deployment_controller or {}).get("type", "ECS")
@@ -157,24 +150,11 @@ class RolloutSimulator:
         if not hasattr(service, "deployment_configuration"):
             service.deployment_configuration = deployment_configuration(None)
         now = self._clock()
-        primary = service.deployments[0]
-        primary.update(
-            id=_deployment_id(),
-            status="PRIMARY",
-            taskDefinition=service.task_definition,
-            desiredCount=service.desired_count,
-            runningCount=service.desired_count,
-            pendingCount=0,
-            failedTasks=0,
-            createdAt=_utc(now),
-            updatedAt=_utc(now),
-        )
-        _finish(primary, "COMPLETED")
-        del service.deployments[1:]
-        state = _ServiceState(last_completed=service.task_definition)
+        ecs_deployments.adopt_primary(service, now)
+        revision = revision_arn(service.arn, service.cluster_name, service.name, service.deployments[0]["id"])
+        state = ServiceState(last_completed=service.task_definition, last_revision=revision)
         setattr(service, _STATE_ATTR, state)
-        _event(service, now, f"(service {service.name}) has reached a steady state.")
-        self._sync(backend, service, state, now)
+        ecs_deployments.sync_counts(backend, service, state, now)
         return state
 
     def on_update(self, backend: Any, original: Callable[..., Any], props: dict[str, Any]) -> Any:
@@ -192,6 +172,9 @@ class RolloutSimulator:
         self.on_read(backend, service)
         now = self._clock()
         force = bool(props.pop("force_new_deployment", False))  # moto would only rename deployments[0]
+        config = deployment_configuration(
+            props.get("deployment_configuration"), service.deployment_configuration
+        )
         desired = props.get("desired_count")
         cluster = backend._get_cluster(cluster_str)
         saved = (
@@ -209,7 +192,7 @@ class RolloutSimulator:
             (service.running_count, service.pending_count) = saved[2:]
         # moto stores taskDefinition as given ("family", "family:3"); ECS answers with the ARN
         service.task_definition = backend.describe_task_definition(service.task_definition).arn
-        service.deployment_configuration = deployment_configuration(service.deployment_configuration)
+        service.deployment_configuration = config
         if service.task_definition != previous_td or force:
             self._start(backend, service, state, service.task_definition, now)
         elif desired is not None:  # a scaling, not a deployment: the primary scales in place
@@ -224,177 +207,172 @@ class RolloutSimulator:
         now = self._clock()
         # apply every scheduled transition that is due, oldest first (a failure may start a
         # rollback that is itself already due to complete)
-        while service.deployments:
-            primary = service.deployments[0]
-            plan = state.plans.get(primary["id"])
-            if plan is None or primary.get("rolloutState") != "IN_PROGRESS":
-                break
-            if plan.bad_image is None and now >= plan.started_at + plan.rollout_s:
-                self._complete(service, state, primary, plan.started_at + plan.rollout_s)
-            elif plan.bad_image is not None and plan.breaker and now >= plan.started_at + plan.failure_s:
-                self._fail(backend, service, state, primary, plan, plan.started_at + plan.failure_s)
-            else:
-                break
-        self._sync(backend, service, state, now)
+        alarms = self._alarm_lookup(backend)
+        while self._step(backend, service, state, now, alarms):
+            pass
+        ecs_deployments.sync_counts(backend, service, state, now)
+
+    def on_service_deployments(self, backend: Any, action: str, params: dict[str, Any]) -> Any:
+        if not self._scenario.service_deployments_api:
+            raise deployment_api.unknown_operation(action)
+        return deployment_api.serve(self, backend, action, params)
+
+    # --- deployment_api.ServiceDeploymentRecords ------------------------------------------
+
+    def service_deployments_of(self, backend: Any, cluster: str, service: str) -> list[ServiceDeployment]:
+        found = backend._get_service(cluster, service.split("/")[-1])  # ECS's NotFound errors
+        self.on_read(backend, found)
+        state: ServiceState | None = getattr(found, _STATE_ATTR, None)
+        return list(state.records.values()) if state is not None else []
+
+    def find_service_deployment(self, backend: Any, arn: str) -> tuple[Any, ServiceDeployment] | None:
+        parsed = parse_service_deployment_arn(arn)
+        if parsed is None or parsed[:2] != (backend.region_name, backend.account_id):
+            return None
+        service = backend.services.get(f"{parsed[2]}:{parsed[3]}")
+        if service is None:
+            return None
+        self.on_read(backend, service)
+        state: ServiceState | None = getattr(service, _STATE_ATTR, None)
+        record = state.records.get(arn) if state is not None else None
+        return (service, record) if record is not None else None
+
+    def stop_service_deployment(
+        self, backend: Any, service: Any, record: ServiceDeployment, stop_type: str
+    ) -> None:
+        state: ServiceState = getattr(service, _STATE_ATTR)
+        now = self._clock()
+        primary = service.deployments[0]
+        if stop_type == "ABORT":
+            record.request_stop(now)
+            reason = f"ECS deployment {primary['id']} stopped."
+            ecs_deployments.mark_failed(service, primary, state.plans.get(primary["id"]), now, reason, False)
+        else:
+            record.roll_back(now, "Service deployment rolled back by StopServiceDeployment (ROLLBACK).")
+            self._abandon(backend, service, state, record, now, tasks_failed=False)
+        self.on_read(backend, service)
 
     # --- the state machine ---------------------------------------------------------------
+
+    def _alarm_lookup(self, backend: Any) -> AlarmLookup:
+        account, region = backend.account_id, backend.region_name
+        return lambda names: alarms_in_alarm(account, region, names)
+
+    def _step(self, backend: Any, service: Any, state: ServiceState, now: float, alarms: AlarmLookup) -> bool:
+        """Apply the earliest transition due by `now`; False when none is."""
+        primary = service.deployments[0] if service.deployments else None
+        plan = state.plans.get(primary["id"]) if primary is not None else None
+        rollback_end = ecs_deployments.rollback_end(primary, plan)
+        record = state.current
+        step = record.due(now, alarms) if record is not None else None
+        if (
+            rollback_end is not None
+            and rollback_end[0] <= now
+            and (step is None or rollback_end[0] <= step.at)
+        ):
+            assert plan is not None
+            ecs_deployments.end_rollback_deployment(service, state, plan, *rollback_end)
+            return True
+        if step is None or record is None:
+            return False
+        if step.kind in FAILURES:
+            self._fail(backend, service, state, record, step)
+            return True
+        record.advance(step)
+        if step.kind in (START, NEXT_STAGE) and primary is record.target.deployment and plan is not None:
+            self._follow(service, state, record, plan, step)
+        return True
+
+    def _fail(
+        self, backend: Any, service: Any, state: ServiceState, record: ServiceDeployment, step: Step
+    ) -> None:
+        """The circuit breaker, an alarm or a hook failed the deployment: ECS rolls it back, or
+        stops it where it is (FAILED, its tasks as they were)."""
+        breaker = step.kind == BREAKER
+        if record.fail(step):
+            self._abandon(backend, service, state, record, step.at, tasks_failed=breaker)
+            return
+        deployment = record.target.deployment
+        reason = BREAKER_REASON if breaker else str(record.status_reason)
+        plan = state.plans.get(deployment["id"])
+        ecs_deployments.mark_failed(service, deployment, plan, step.at, reason, breaker)
+
+    def _follow(
+        self, service: Any, state: ServiceState, record: ServiceDeployment, plan: Plan, step: Step
+    ) -> None:
+        """DescribeServices after the service deployment moved on: tasks start with SCALE_UP,
+        `rolloutState` COMPLETED once traffic is shifted, the old deployments gone at the end."""
+        primary = record.target.deployment
+        if plan.started_at is None:
+            plan.started_at = record.scale_up_at
+        if record.rolled_out and primary["rolloutState"] == "IN_PROGRESS":
+            ecs_deployments.complete_rollout(service, primary, step.at)
+        if record.status == "SUCCESSFUL":
+            ecs_deployments.settle(service, state, record.target.arn)
+
+    def _abandon(
+        self,
+        backend: Any,
+        service: Any,
+        state: ServiceState,
+        record: ServiceDeployment,
+        at: float,
+        tasks_failed: bool,
+    ) -> None:
+        """The deployment `record` started has failed at `at` and rolls back: FAILED, and a new
+        PRIMARY deployment of the revision the service ran last."""
+        deployment = record.target.deployment
+        reason = BREAKER_REASON if tasks_failed else str(record.status_reason)
+        ecs_deployments.mark_failed(
+            service, deployment, state.plans.get(deployment["id"]), at, reason, tasks_failed
+        )
+        service.task_definition = state.last_completed
+        rollback = self._start(backend, service, state, state.last_completed, at, rolls_back=record)
+        record.rolling_back_to(service_revision(service, rollback).arn)
+        ecs_deployments.add_event(
+            service,
+            at,
+            f"(service {service.name}) rolling back to deployment {rollback['id']} ({state.last_completed}).",
+        )
 
     def _start(
         self,
         backend: Any,
         service: Any,
-        state: _ServiceState,
+        state: ServiceState,
         td_arn: str,
         at: float,
-        is_rollback: bool = False,
-    ) -> None:
+        rolls_back: ServiceDeployment | None = None,
+    ) -> dict[str, Any]:
+        """A new PRIMARY deployment of `td_arn`: its plan and, unless it is a rollback, the
+        service deployment that drives it."""
         scenario = self._scenario
         td = backend.describe_task_definition(td_arn)
         images = [str(cd.get("image", "")) for cd in td.container_definitions]
         breaker = (service.deployment_configuration or {}).get("deploymentCircuitBreaker") or {}
-        previous = service.deployments[0] if service.deployments else {}
-        dep_id = _deployment_id()
-        deployment: dict[str, Any] = {
-            "id": dep_id,
-            "status": "PRIMARY",
-            "taskDefinition": td_arn,
-            "desiredCount": service.desired_count,
-            "pendingCount": service.desired_count,
-            "runningCount": 0,
-            "failedTasks": 0,
-            "createdAt": _utc(at),
-            "updatedAt": _utc(at),
-            "rolloutState": "IN_PROGRESS",
-            "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
-        }
-        for key in ("launchType", "platformVersion", "platformFamily", "networkConfiguration"):
-            if key in previous:
-                deployment[key] = previous[key]
-        if service.launch_type:
-            deployment["launchType"] = service.launch_type
-        for old in service.deployments:
-            if old["status"] == "PRIMARY":
-                old["status"] = "ACTIVE"
-                old["updatedAt"] = _utc(at)
-            state.base_running.setdefault(old["id"], int(old["runningCount"]))
-        service.deployments.insert(0, deployment)
-        state.plans[dep_id] = _Plan(
-            started_at=at,
+        sources = [service_revision(service, old) for old in service.deployments]
+        deployment = ecs_deployments.new_deployment(service, state, td_arn, at)
+        plan = Plan(
+            started_at=at if rolls_back else None,  # a rollback's tasks start at once
             rollout_s=scenario.rollout_s,
             failure_s=scenario.effective_failure_s,
             bad_image=scenario.bad_image(images),
             breaker=bool(breaker.get("enable")),
-            rollback=bool(breaker.get("rollback")) and not is_rollback,  # ECS never rolls a rollback back
-            is_rollback=is_rollback,
+            record=rolls_back,
+            is_rollback=rolls_back is not None,
         )
-
-    def _complete(self, service: Any, state: _ServiceState, primary: dict[str, Any], at: float) -> None:
-        primary.update(runningCount=primary["desiredCount"], pendingCount=0, updatedAt=_utc(at))
-        _finish(primary, "COMPLETED")
-        for gone in service.deployments[1:]:
-            state.plans.pop(gone["id"], None)
-            state.base_running.pop(gone["id"], None)
-        del service.deployments[1:]
-        state.last_completed = primary["taskDefinition"]
-        _event(service, at, f"(service {service.name}) (deployment {primary['id']}) deployment completed.")
-        _event(service, at, f"(service {service.name}) has reached a steady state.")
-
-    def _fail(
-        self,
-        backend: Any,
-        service: Any,
-        state: _ServiceState,
-        primary: dict[str, Any],
-        plan: _Plan,
-        at: float,
-    ) -> None:
-        primary.update(
-            failedTasks=_failed_tasks(primary["desiredCount"], plan, at),
-            pendingCount=0,
-            updatedAt=_utc(at),
-        )
-        _finish(primary, "FAILED", _BREAKER_REASON)
-        _event(
-            service,
-            at,
-            f"(service {service.name}) (deployment {primary['id']}) deployment failed: "
-            "tasks failed to start.",
-        )
-        if not plan.rollback:
-            return
-        service.task_definition = state.last_completed
-        self._start(backend, service, state, state.last_completed, at, is_rollback=True)
-        _event(
-            service,
-            at,
-            f"(service {service.name}) rolling back to deployment {service.deployments[0]['id']} "
-            f"({state.last_completed}).",
-        )
-
-    def _sync(self, backend: Any, service: Any, state: _ServiceState, now: float) -> None:
-        """Counts of every deployment at `now`, then the service's totals and its tasks."""
-        deployments: list[dict[str, Any]] = service.deployments
-        if not deployments:
-            return
-        primary = deployments[0]
-        plan = state.plans.get(primary["id"])
-        desired = int(primary["desiredCount"])
-        running, pending = int(primary["runningCount"]), int(primary["pendingCount"])
-        rollout_state = primary.get("rolloutState")
-        if rollout_state == "COMPLETED":
-            running, pending = desired, 0  # a later desiredCount change scales in place
-        elif rollout_state == "IN_PROGRESS" and plan is not None:
-            elapsed = max(0.0, now - plan.started_at)
-            if plan.bad_image is not None:
-                running, pending = 0, desired
-                primary["failedTasks"] = _failed_tasks(desired, plan, now)
-            else:
-                share = elapsed / plan.rollout_s if plan.rollout_s > 0 else 1.0
-                running, pending = max(0, min(desired - 1, math.floor(desired * share))), 0
-                pending = desired - running
-        if (running, pending) != (primary["runningCount"], primary["pendingCount"]):
-            primary.update(runningCount=running, pendingCount=pending, updatedAt=_utc(now))
-        # old deployments drain as the new one's tasks come up (minimumHealthyPercent 100)
-        replaced = running
-        for old in deployments[1:]:
-            base = state.base_running.get(old["id"], int(old["runningCount"]))
-            taken = min(base, replaced)
-            replaced -= taken
-            old.update(runningCount=base - taken, pendingCount=0)
-        total_running = sum(int(d["runningCount"]) for d in deployments)
-        total_pending = sum(int(d["pendingCount"]) for d in deployments)
-        cluster = backend.clusters.get(service.cluster_name)
-        if cluster is not None:
-            cluster.running_tasks_count += total_running - service.running_count
-            cluster.pending_tasks_count += total_pending - service.pending_count
-        service.running_count, service.pending_count = total_running, total_pending
-        bad_images = {dep_id: p.bad_image for dep_id, p in state.plans.items() if p.bad_image}
-        state.tasks.sync(backend, service, now, bad_images)
+        state.plans[deployment["id"]] = plan
+        if rolls_back is None:
+            plan.record = open_service_deployment(service, scenario, images, deployment, sources, at)
+            _track(state, plan.record, at)
+        return deployment
 
 
-def _failed_tasks(desired: int, plan: _Plan, at: float) -> int:
-    """ECS's breaker trips at half the desired count (3..200) failed tasks; time spreads them."""
-    threshold = max(3, min(200, math.ceil(desired / 2)))
-    elapsed = max(0.0, at - plan.started_at)
-    # (t0 + f) - t0 lands a few 1e-7 short of f at epoch-sized t0: compare with some slack
-    if plan.failure_s <= 0 or (plan.breaker and elapsed >= plan.failure_s - 1e-3):
-        return threshold
-    return math.floor(threshold * elapsed / plan.failure_s + 1e-6)
-
-
-def _finish(deployment: dict[str, Any], rollout_state: str, reason: str | None = None) -> None:
-    deployment["rolloutState"] = rollout_state
-    deployment["rolloutStateReason"] = reason or f"ECS deployment {deployment['id']} {rollout_state.lower()}."
-
-
-def _event(service: Any, at: float, message: str) -> None:
-    service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": _utc(at), "message": message})
-    del service.events[_MAX_EVENTS:]
-
-
-def _deployment_id() -> str:
-    return f"ecs-svc/{random.randrange(10**18, 10**19)}"  # ECS ids are 19 digits
-
-
-def _utc(at: float) -> datetime:
-    return datetime.fromtimestamp(at, UTC).replace(tzinfo=None)  # moto serialises naive UTC
+def _track(state: ServiceState, record: ServiceDeployment, at: float) -> None:
+    """`record` is the service's newest service deployment: the one before, if still going, is
+    STOPPED (a newer UpdateService replaces it); the oldest are forgotten past _KEEP_RECORDS."""
+    if state.current is not None and not state.current.terminal:
+        state.current.supersede(at, record.arn)
+    state.current = state.records[record.arn] = record
+    for old in list(state.records)[:-_KEEP_RECORDS]:
+        del state.records[old]
