@@ -30,7 +30,7 @@ def attach_command(argv: Sequence[str]) -> int:
         "lost here, so the command ends with the run's summary all the same.",
         epilog=exit_codes_epilog(
             {
-                ExitCode.OK: "the run ended, every target succeeded (as the run's own)",
+                ExitCode.OK: "the run ended, every target succeeded or is baking (as the run's own)",
                 ExitCode.FAILED: "the run ended otherwise (as the run's own)",
                 ExitCode.CONFIG: "unknown run id, or no Redis",
                 ExitCode.INTERRUPTED: "stopped following (the run goes on)",

@@ -155,7 +155,8 @@ def speaks_of_deployment(details: EventDetails) -> bool:
 def deployment_text(details: EventDetails, now: float, at: float) -> str:
     """Where the service deployment stands, as of `now` for details reported at `at` (both on
     the workers' clock, epoch seconds): the hook holding it and since when, the lifecycle stage,
-    production traffic on the new revision, the bake time left, the strategy and ECS's status.
+    production traffic on the new revision (not for ROLLING: it shifts none), the bake time left,
+    the strategy and ECS's status.
     "" when the details say none of it (a job following the rolloutState only)."""
     parts: list[str] = []
     if details.hook:
@@ -163,8 +164,8 @@ def deployment_text(details: EventDetails, now: float, at: float) -> str:
         parts.append(f"waiting for hook {hook_name(details.hook)}{held}")
     if details.lifecycle_stage:
         parts.append(details.lifecycle_stage)
-    if details.traffic_percent is not None:
-        parts.append(f"traffic {_percent(details.traffic_percent)}")
+    if details.traffic_percent is not None and details.strategy != DEFAULT_STRATEGY:
+        parts.append(f"traffic {_percent(details.traffic_percent)}")  # ROLLING shifts no traffic
     if details.bake_left_s is not None:
         parts.append(f"bake {span_text(details.bake_left_s - max(0.0, now - at))} left")
     ecs = " ".join(word for word in (details.strategy, details.service_deployment_status) if word)

@@ -8,7 +8,7 @@ __all__ = ["ExitCode"]
 
 
 class ExitCode(IntEnum):
-    OK = 0  # every target succeeded or already ran its image
+    OK = 0  # every target succeeded (or is baking: traffic shifted) or already ran its image
     FAILED = 1  # any other end state
     CONFIG = 2  # bad input or configuration: nothing was changed
     INTERRUPTED = 130  # Ctrl-C, SIGHUP (or a detach): ECS goes on with what was started

@@ -44,6 +44,8 @@ def caller_policy(
                     "ecs:DescribeClusters",
                     "ecs:DescribeServices",
                     "ecs:DescribeTaskDefinition",
+                    # a silent job's end, and `status RUN_ID`, ask its service deployment
+                    "ecs:DescribeServiceDeployments",
                     "ecr:DescribeImages",
                 ],
                 "Resource": "*",

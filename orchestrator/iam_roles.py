@@ -55,15 +55,26 @@ def deploy_statements(
     arn: Callable[[str, str], str], task_role_arns: list[str], any_role: str
 ) -> list[dict[str, Any]]:
     """What deploying takes, for the worker's role and each target-account role alike: describe
-    and update services, register (and clean up) revisions keeping their tags, pass task roles.
-    `arn(service, resource)` names a resource of the account; `any_role` when no task roles are
-    named."""
+    and update services, follow and stop their service deployments, register (and clean up)
+    revisions keeping their tags, pass task roles. `arn(service, resource)` names a resource of
+    the account; `any_role` when no task roles are named."""
     return [
         {
             "Sid": "DeployServices",
             "Effect": "Allow",
             "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
             "Resource": arn("ecs", "service/*/*"),
+        },
+        {
+            # Follow the service deployment UpdateService started, and roll it back (any strategy).
+            "Sid": "FollowServiceDeployments",
+            "Effect": "Allow",
+            "Action": [
+                "ecs:ListServiceDeployments",
+                "ecs:DescribeServiceDeployments",
+                "ecs:StopServiceDeployment",
+            ],
+            "Resource": [arn("ecs", "service/*/*"), arn("ecs", "service-deployment/*/*/*")],
         },
         {
             "Sid": "RegisterRevisions",

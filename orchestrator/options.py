@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 EXIT_CODE_MEANINGS = {
-    ExitCode.OK: "every target succeeded or already ran its image",
+    ExitCode.OK: "every target succeeded (baking included) or already ran its image",
     ExitCode.FAILED: "any other end state",
     ExitCode.CONFIG: "bad input or configuration: nothing was changed",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP): ECS finishes the rollouts already started",

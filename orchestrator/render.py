@@ -8,11 +8,11 @@ the line that heads a group (`111111111111 · eu-west-1 — 5 services: 3 succee
 progress, 1 failed`), here in the summary table and in the live view alike. A run in one
 scope is shown as before: no group lines, targets by name alone.
 
-A job following ECS's service deployment (a blue/green, linear or canary strategy) says where
-it stands on its `--plain` lines (`[ECS: waiting for hook check for 3m12s · ...]`,
-`orchestrator.ecs_strategy`); `--json` event lines carry the same in `details`. A `baking`
-end (done_when = "traffic_shifted") counts as a success, and the summary says it is not a
-whole one yet (`baking_note`).
+Where a job's service deployment stands (strategy, lifecycle stage, traffic, bake time left, a
+hook holding it) is in its `--plain` lines through the worker's own message (`...; post test
+traffic shift; production traffic 0%; waiting for hook check for 3m12s`), and in `--json` event
+lines' `details` as the worker sent them. A `baking` end (done_when = "traffic_shifted") counts
+as a success, and the summary says it is not a whole one yet (`baking_note`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from orchestrator.ecs_strategy import deployment_text
 from orchestrator.state import OK_PHASES, JobState, RunState, TargetResult
 from worker.contract import Phase, WorkerEvent
 from worker.target import Target
@@ -264,9 +263,7 @@ class PlainRenderer:
         if event is not None and event.phase is Phase.DUPLICATE:
             return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
-        ecs = "" if event is None else deployment_text(event.details, event.ts, event.ts)
-        suffix = f"  [ECS: {ecs}]" if ecs else ""
-        self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}{suffix}")
+        self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}")
 
     def _name(self, job: JobState) -> str:
         return f"{job.target.scope} {job.name}" if self._scoped else job.name

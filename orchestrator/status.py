@@ -16,7 +16,9 @@ images. The verdict, from the PRIMARY deployment:
 
 - `matches`: it runs what the run wanted, and that rollout is over (COMPLETED, or without a
   rolloutState all its tasks run);
-- `rolling_out`: it runs what the run wanted, not everywhere yet (IN_PROGRESS);
+- `rolling_out`: it runs what the run wanted, not everywhere yet (IN_PROGRESS), or the service
+  deployment the job followed is still under way (a bake, a hook: DescribeServiceDeployments,
+  20 a call);
 - `differs`: it runs something else (the previous revision after a rollback, a job that never
   started, a later deploy);
 - `missing`: the service or its cluster is gone.
@@ -31,9 +33,10 @@ import json
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+from botocore.exceptions import ClientError
 from redis.exceptions import RedisError
 
 from orchestrator.ecs_reads import EcsReads
@@ -44,12 +47,17 @@ from orchestrator.run import load_plan
 from worker.aws import AwsAccess
 from worker.ledger import JobLedger
 from worker.publisher import connect_redis, redact_url
+from worker.strategy import STILL_GOING
 from worker.target import Target
 from worker.taskdef import current_images
+
+if TYPE_CHECKING:
+    from types_aiobotocore_ecs import ECSClient
 
 __all__ = ["TargetStatus", "Wanted", "compare", "load_wanted", "report"]
 
 Verdict = Literal["matches", "rolling_out", "differs", "missing"]
+SERVICE_DEPLOYMENTS_PER_CALL = 20  # DescribeServiceDeployments' limit
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Wanted:
     images: dict[str, str]  # container -> image the spec asked for (empty for a revert)
     task_definition_arn: str | None  # the revision the job registered, or a revert's
     recorded: str | None  # the job's terminal phase in the ledger, if a worker recorded one
+    service_deployment_arn: str | None = None  # ECS's service deployment the job followed
 
 
 @dataclass
@@ -72,6 +81,7 @@ class TargetStatus:
     desired: int | None = None
     images: dict[str, str] = field(default_factory=dict)  # when read (the wish was images)
     message: str = ""
+    service_deployment: dict[str, Any] | None = None  # ECS's word on it now, when there is one
 
     @property
     def matches(self) -> bool:
@@ -107,8 +117,13 @@ def _judge(status: TargetStatus, service: dict[str, Any] | str, reads: EcsReads)
             return status
         status.images = current_images(described.get("taskDefinition", {}))
         same = all(status.images.get(c) == image for c, image in wanted.images.items())
+    under_way = (status.service_deployment or {}).get("status") in STILL_GOING
     if not same:
         status.verdict = "differs"
+    elif under_way:  # a blue/green PRIMARY is COMPLETED while its service deployment bakes
+        status.verdict = "rolling_out"
+        sd = status.service_deployment or {}
+        status.message = f"ECS's service deployment is {sd.get('status')} ({sd.get('lifecycleStage')})"
     elif status.rollout_state == "COMPLETED" or (
         status.rollout_state is None and (status.running or 0) >= (status.desired or 0)
     ):
@@ -126,6 +141,7 @@ async def compare(wanted: Sequence[Wanted], aws: AwsAccess) -> list[TargetStatus
     for one in wanted:
         by_scope.setdefault(one.target.scope, []).append(one)
     reads: dict[str, EcsReads] = {}
+    deployments: dict[str, dict[str, Any]] = {}
     async with AsyncExitStack() as stack:
 
         async def read(scope: str, group: list[Wanted]) -> None:
@@ -139,14 +155,36 @@ async def compare(wanted: Sequence[Wanted], aws: AwsAccess) -> list[TargetStatus
                 if isinstance(s := scope_reads.services[w.target], dict)
             ]
             await scope_reads.read_task_definitions(str(a) for a in arns if a)
+            await _read_service_deployments(ecs, group, deployments)
 
         async with anyio.create_task_group() as tg:
             for scope, group in by_scope.items():
                 tg.start_soon(read, scope, group)
     return [
-        _judge(TargetStatus(w), reads[w.target.scope].services[w.target], reads[w.target.scope])
+        _judge(
+            TargetStatus(w, service_deployment=deployments.get(w.service_deployment_arn or "")),
+            reads[w.target.scope].services[w.target],
+            reads[w.target.scope],
+        )
         for w in wanted
     ]
+
+
+async def _read_service_deployments(
+    ecs: ECSClient, group: Sequence[Wanted], into: dict[str, dict[str, Any]]
+) -> None:
+    """ECS's word on the service deployments the jobs followed, 20 a call; none where the API
+    does not answer (then `rolloutState` is all there is)."""
+    arns = [w.service_deployment_arn for w in group if w.service_deployment_arn]
+    for start in range(0, len(arns), SERVICE_DEPLOYMENTS_PER_CALL):
+        try:
+            answer = await ecs.describe_service_deployments(
+                serviceDeploymentArns=arns[start : start + SERVICE_DEPLOYMENTS_PER_CALL]
+            )
+        except ClientError:
+            return
+        for sd in answer.get("serviceDeployments", []):
+            into[str(sd["serviceDeploymentArn"])] = dict(sd)
 
 
 async def load_wanted(redis_url: str, run_id: str, region: str | None) -> list[Wanted] | None:
@@ -178,6 +216,7 @@ async def _wanted(ledger: JobLedger, planned: PlannedJob, region: str | None) ->
         images={c.container: c.image for c in job.changes},
         task_definition_arn=job.revision or record.task_definition_arn,
         recorded=None if record.terminal is None else record.terminal.value,
+        service_deployment_arn=record.service_deployment_arn,
     )
 
 
@@ -208,6 +247,8 @@ def json_object(run_id: str, status: TargetStatus) -> dict[str, Any]:
         "matches": status.matches,
         "task_definition_arn": status.task_definition_arn,
         "rollout_state": status.rollout_state,
+        "service_deployment_status": (status.service_deployment or {}).get("status"),
+        "lifecycle_stage": (status.service_deployment or {}).get("lifecycleStage"),
         "running": status.running,
         "desired": status.desired,
         "wanted_task_definition_arn": status.wanted.task_definition_arn,

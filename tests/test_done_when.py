@@ -1,7 +1,9 @@
-"""`done_when` in the spec and the plan, and the timeout a worker may extend by the bake time."""
+"""`done_when` in the spec and the plan, the timeout a worker may extend by the bake time, and what
+a run shows when a rollout ends `baking` (done_when = "traffic_shifted")."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,10 @@ import pytest
 
 from orchestrator.errors import SpecError
 from orchestrator.plan import plan_jobs
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from orchestrator.spec import load_spec, spec_from_data
+from tests.cli import run_cli
+from tests.test_cli_e2e import REGION
 from worker.contract import DoneWhen
 
 RUN = "20261129T015900Z-ab12cd"
@@ -144,3 +149,63 @@ def test_only_a_timeout_nobody_gave_extends_by_the_bake_time(
     # An entry's timeout is its service's: the other service still has nobody's timeout.
     web_given = argument is not None or "timeout" in top
     assert web.job.options.extend_for_bake is not web_given
+
+
+def test_traffic_shifted_ends_baking_a_success_the_summary_qualifies(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    """Two blue/green services held by a lifecycle hook: prod/api with done_when = "traffic_shifted"
+    ends `baking` as soon as production traffic is on its new revision, prod/web (the default,
+    "baked") `succeeded` after its bake. Exit 0, and --all-or-nothing puts nothing back."""
+    hook = "arn:aws:lambda:us-east-1:123456789012:function:payments-smoke-test"
+    blue_green = {
+        "strategy": "BLUE_GREEN",
+        "bakeTimeInMinutes": 5,
+        "lifecycleHooks": [
+            {
+                "hookTargetArn": hook,
+                "roleArn": "arn:aws:iam::123456789012:role/ecs-hooks",
+                "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+            }
+        ],
+    }
+    aws.set_scenario(RolloutScenario(rollout_s=0.6, minute_s=0.4, stage_s=0.2, hook_hold_s=1.5))
+    seed_services(
+        aws.endpoint_url,
+        REGION,
+        [("prod", name, {"app": f"registry.example.com/{name}:1"}) for name in ("api", "web")],
+        deployments={("prod", "api"): blue_green, ("prod", "web"): blue_green},
+    )
+    spec_path = tmp_path / "blue-green.toml"
+    spec_path.write_text(
+        'poll_interval = "200ms"\nheartbeat = "10s"\n'
+        + "".join(
+            f'[[deploy]]\ncluster = "prod"\nservice = "{name}"\ncontainer = "app"\n'
+            f'image = "registry.example.com/{name}:2"\n{extra}\n'
+            for name, extra in (("api", 'done_when = "traffic_shifted"'), ("web", ""))
+        )
+    )
+
+    result = run_cli(str(spec_path), "--plain", "--all-or-nothing", redis_url=redis_url)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    held = [
+        line for line in lines if " prod/api " in line and "waiting for hook payments-smoke-test for" in line
+    ]
+    assert held, result.stdout  # a deployment held by its hook says so, not silent
+    ends = {line.split()[1]: line.split()[2] for line in lines if re.match(r"\d\d:\d\d:\d\d prod/", line)}
+    assert ends == {"prod/api": "baking", "prod/web": "succeeded"}
+    run_id = lines[0].split()[1].rstrip(":")
+    assert lines[-2] == f"run {run_id}: 1 baking, 1 succeeded"
+    assert lines[-1] == (
+        "1 service is still baking: traffic is on the new revision, ECS may yet roll back "
+        f"(`ecs-fanout status {run_id}` asks ECS)"
+    )
+    assert [row.split()[:2] for row in lines[-5:-2]] == [
+        ["TARGET", "STATUS"],
+        ["prod/api/app", "baking"],
+        ["prod/web/app", "succeeded"],
+    ]
+    assert "--all-or-nothing" not in result.stderr  # a success: nothing is put back
+    assert aws.request_counts().get("UpdateService") == 2

@@ -404,7 +404,8 @@ async def test_error_after_update_service_keeps_the_rollout_warning(aws: AwsEmul
         with anyio.move_on_after(1.0):  # the worker dies after update_service, mid-rollout
             await deployer.run(job)
         await anyio.sleep(1.3)
-        aws.inject_fault("DescribeServices", 403)  # the redelivery's first call: its first poll
+        # the redelivery's first call: its first look at the service deployment it resumes
+        aws.inject_fault("DescribeServiceDeployments", 403)
         assert await deployer.run(job) is Phase.FAILED
     assert not aws.pending_faults()
     [updated] = [e for e in await stream(redis) if e.phase is Phase.UPDATED]

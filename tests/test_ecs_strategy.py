@@ -1,5 +1,5 @@
 """ECS's deployment strategies in words: a service's set-up (plan, --dry-run) and where its service
-deployment stands (--plain lines, --json events, the summary's word for a `baking` end)."""
+deployment stands (the live view's words, --json events, the summary's word for a `baking` end)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.ecs_strategy import DeploymentSetup, deployment_text, span_text
 from orchestrator.plan import PlannedJob
-from orchestrator.render import JsonRenderer, PlainRenderer, summary_table
+from orchestrator.render import JsonRenderer, scope_line, summary_table
 from orchestrator.state import RunState
 from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
 from worker.target import Target
@@ -141,6 +141,17 @@ def test_plan_json_names_each_part_of_the_set_up() -> None:
             id="status-alone",
         ),
         pytest.param({"following": "rollout_state", "strategy": "ROLLING"}, 0, "", id="rolling-fallback"),
+        pytest.param(
+            {
+                "strategy": "ROLLING",
+                "service_deployment_status": "IN_PROGRESS",
+                "lifecycle_stage": "SCALE_UP",
+                "traffic_percent": 100.0,
+            },
+            0,
+            "SCALE_UP · ROLLING IN_PROGRESS",
+            id="rolling-shifts-no-traffic",
+        ),
         pytest.param({"hook": HOOK}, 0, "waiting for hook check-payments-traffic", id="hook-since-unknown"),
     ],
 )
@@ -208,26 +219,6 @@ BAKING = event(
 )
 
 
-def test_plain_lines_say_where_the_service_deployment_stands() -> None:
-    out = io.StringIO()
-    renderer = PlainRenderer(out)
-    state = one_job()
-    renderer.started(state)
-    for each in (HELD, BAKING):
-        job = state.apply(each)
-        assert job is not None
-        renderer.changed(job, each)
-    held, baking = [line.split(" ", 1)[1].split() for line in out.getvalue().splitlines()[1:]]
-    assert " ".join(held) == (
-        "prod/api in_progress 3/3 running [ECS: waiting for hook check-payments-traffic for 3m12s · "
-        "POST_TEST_TRAFFIC_SHIFT · traffic 0% · BLUE_GREEN IN_PROGRESS]"
-    )
-    assert " ".join(baking) == (
-        "prod/api baking production traffic is on api:2; ECS is still baking it (10m left) "
-        "[ECS: BAKE_TIME · traffic 100% · bake 10m left · BLUE_GREEN IN_PROGRESS]"
-    )
-
-
 def test_a_baking_end_is_a_success_the_summary_qualifies() -> None:
     state = one_job(HELD, BAKING)
     lines = summary_table(state).splitlines()
@@ -264,3 +255,10 @@ def test_json_events_carry_the_service_deployment_and_the_summary_says_baking() 
     assert (baking["lifecycle_stage"], baking["bake_left_s"], "hook" in baking) == ("BAKE_TIME", 600.0, False)
     [result] = lines[-1]["results"]
     assert (result["status"], result["message"]) == ("baking", BAKING.message)
+
+
+def test_a_groups_counts_name_baking_apart() -> None:
+    phases = [Phase.SUCCEEDED, Phase.BAKING, Phase.BAKING, Phase.ROLLED_BACK, Phase.IN_PROGRESS]
+    assert scope_line(("111111111111", "eu-west-1"), phases) == (
+        "111111111111 · eu-west-1 — 5 services: 1 succeeded, 2 baking, 1 in progress, 1 failed"
+    )

@@ -19,6 +19,8 @@ from worker.aws import AwsAccess
 from worker.ecs_calls import controller_problem
 
 SIDECAR = "fluent-bit:3"
+# What deploys a CODE_DEPLOY service instead (worker.ecs_calls words it, the worker refuses it too).
+CODE_DEPLOY_REFUSED = str(controller_problem({"deploymentController": {"type": "CODE_DEPLOY"}}))
 ECR_ONLY = {"ECS_FANOUT_ALLOWED_REGISTRIES": "*.dkr.ecr.*.amazonaws.com"}
 
 
@@ -79,17 +81,14 @@ def test_preflight_refuses_the_run_naming_every_bad_entry(
             "tag '9.9.9' not found in ECR repository 'svc03': RepositoryNotFoundException: "
             "The repository with name 'svc03' does not exist in the registry with id '123456789012'",
         ],
-        [
-            "entry 6 (cluster-0/legacy/app)",
-            "service uses the CODE_DEPLOY deployment controller; ecs-fanout deploys only services on "
-            "the ECS (rolling update) controller",
-        ],
+        ["entry 6 (cluster-0/legacy/app)", CODE_DEPLOY_REFUSED],
         [
             "entry 7 (cluster-0/svc04/app)",
             "registry docker.io is not in the allow-list (*.dkr.ecr.*.amazonaws.com)",
         ],
         ["preflight refused the run", "nothing was changed"],
     ]
+    assert CODE_DEPLOY_REFUSED.startswith("service uses the CODE_DEPLOY deployment controller")
     after = aws.request_counts()
     for action in ("RegisterTaskDefinition", "UpdateService", "SendMessageBatch"):
         assert after.get(action) == before.get(action), action  # entry 1 was not deployed either

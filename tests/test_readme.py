@@ -100,3 +100,11 @@ def test_the_sandbox_demo_runs_as_written(redis_url: str) -> None:
     assert set(statuses) == {"rolled_back", "skipped", "succeeded"}
     (rolled_back,) = [r for r in summary["results"] if r["status"] == "rolled_back"]
     assert "broken" in rolled_back["image"]
+
+    # The demo mixes ECS's four strategies: each service is followed through its service
+    # deployment, and the hook of storefront/search holds a stage (not silent, not lost).
+    details = [line["details"] for line in lines if line["type"] == "event"]
+    assert {d.get("strategy") for d in details} >= {"ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"}
+    assert {d.get("following") for d in details if d.get("following")} == {"service_deployment"}
+    assert any(d.get("hook") for d in details)
+    assert any(d.get("lifecycle_stage") == "BAKE_TIME" for d in details)

@@ -5,14 +5,16 @@ tests/test_run_lifecycle.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from orchestrator.exits import ExitCode
-from orchestrator.sandbox import AwsEmulator
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from tests.cli import run_cli
 from tests.ecs_verdicts import ecs_verdict
 from tests.fleet import Fleets
 from tests.test_boundary import OWN_SETTINGS, one_line
+from tests.test_cli_e2e import REGION
 
 
 def deployed(fleet_path: str, redis_url: str) -> str:
@@ -60,9 +62,10 @@ def test_status_of_a_finished_run_agrees_with_ecs(aws: AwsEmulator, fleet: Fleet
         "matching": 2,
         "by_status": {"matches": 2, "differs": 1},
     }
-    # Read in batches: one DescribeClusters, one DescribeServices per cluster; the wanted
+    # Read in batches: one DescribeClusters, one DescribeServices per cluster, one
+    # DescribeServiceDeployments for the jobs' service deployments (20 a call); the wanted
     # revisions come from the ledger, so no task definition is read.
-    assert calls == {"DescribeClusters": 1, "DescribeServices": 2}
+    assert calls == {"DescribeClusters": 1, "DescribeServices": 2, "DescribeServiceDeployments": 1}
 
     plain = run_cli("status", run_id, redis_url=redis_url)
     lines = plain.stdout.splitlines()
@@ -100,3 +103,32 @@ def test_status_of_an_unknown_run_is_one_line(redis_url: str) -> None:
     result = run_cli("status", "20261129T000000Z-abcdef", redis_url=redis_url, drop=OWN_SETTINGS)
     one_line(result, ExitCode.CONFIG, "no run '20261129T000000Z-abcdef'", "REDIS_URL")
     assert result.stdout == ""
+
+
+def test_status_of_a_baking_service_asks_its_service_deployment(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    """A blue/green PRIMARY is COMPLETED while its service deployment still bakes: `status`
+    says `rolling_out` for as long as ECS does, not `matches`."""
+    aws.set_scenario(RolloutScenario(rollout_s=0.5, minute_s=60.0))
+    seed_services(
+        aws.endpoint_url,
+        REGION,
+        [("prod", "api", {"app": "registry.example.com/api:1"})],
+        deployments={("prod", "api"): {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 30}},
+    )
+    spec = tmp_path / "baking.toml"
+    spec.write_text(
+        'poll_interval = "200ms"\ndone_when = "traffic_shifted"\n[[deploy]]\ncluster = "prod"\n'
+        'service = "api"\ncontainer = "app"\nimage = "registry.example.com/api:2"\n'
+    )
+    run_id = deployed(str(spec), redis_url)
+
+    code, objects = status(run_id, redis_url)
+
+    (target,) = [o for o in objects if o["type"] == "target"]
+    assert code == ExitCode.FAILED
+    assert target["rollout_state"] == "COMPLETED"  # what a tool reading rolloutState alone sees
+    assert target["status"] == "rolling_out" and target["recorded"] == "baking"
+    assert (target["service_deployment_status"], target["lifecycle_stage"]) == ("IN_PROGRESS", "BAKE_TIME")
+    assert "IN_PROGRESS (BAKE_TIME)" in target["message"]

@@ -163,7 +163,7 @@ async def test_timeout_during_the_bake_is_rolled_back_by_stopping_the_deployment
         "linearConfiguration": {"stepPercent": 50.0, "stepBakeTimeInMinutes": 0},
         "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0},
     }
-    extra: dict[str, Any] = {key: value for key, value in no_holds.items() if key.startswith(strategy.lower())}
+    extra: dict[str, Any] = {k: v for k, v in no_holds.items() if k.startswith(strategy.lower())}
     old = seed_service(aws, strategy, bake_minutes=1, **extra)
     deploy_job = new_job(timeout_s=3.0)
     assert await deployer.run(deploy_job) is Phase.TIMED_OUT
@@ -264,3 +264,40 @@ async def test_without_the_service_deployments_api_rollout_state_is_followed_and
     said = [e.message for e in events if "rolloutState" in e.message]
     assert said and "service-deployments API is not available" in said[0]
     assert events[-1].details.following == "rollout_state"
+
+
+async def test_an_alarm_during_the_bake_makes_ecs_roll_back_and_is_named(
+    aws: AwsEmulator, deployer: Deployer, redis: Redis
+) -> None:
+    aws.set_scenario(scenario(minute_s=60.0))
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=aws.endpoint_url)
+    cloudwatch.put_metric_alarm(
+        AlarmName="api-5xx",
+        Namespace="shop",
+        MetricName="5xx",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    alarms = {"alarmNames": ["api-5xx"], "enable": True, "rollback": True}
+    old = seed_service(aws, "BLUE_GREEN", bake_minutes=30, alarms=alarms)
+    deploy_job = new_job()
+    outcome: list[Phase | None] = []
+
+    async def deploy() -> None:
+        outcome.append(await deployer.run(deploy_job))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deploy)
+        with anyio.fail_after(10):
+            while True:
+                if "BAKE_TIME" in stages(await events_of(redis, deploy_job)):
+                    break
+                await anyio.sleep(0.1)
+        cloudwatch.set_alarm_state(AlarmName="api-5xx", StateValue="ALARM", StateReason="5xx above 1")
+    assert outcome == [Phase.ROLLED_BACK]
+    last = (await events_of(redis, deploy_job))[-1]
+    assert "ECS rolled back" in last.message and "api-5xx" in last.message
+    assert service_task_definition(aws) == old

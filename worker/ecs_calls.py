@@ -85,9 +85,10 @@ def controller_problem(service: Mapping[str, Any]) -> str | None:
     controller = service.get("deploymentController", {}).get("type", SUPPORTED_CONTROLLER)
     if controller == SUPPORTED_CONTROLLER:
         return None
+    how = "deploy it with CodeDeploy" if controller == "CODE_DEPLOY" else "deploy it with its own controller"
     return (
-        f"service uses the {controller} deployment controller; ecs-fanout deploys only services on "
-        f"the ECS (rolling update) controller"
+        f"service uses the {controller} deployment controller: {how} (ecs-fanout deploys services on "
+        "the ECS controller, with any strategy: ROLLING, BLUE_GREEN, LINEAR, CANARY)"
     )
 
 

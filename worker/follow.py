@@ -100,9 +100,11 @@ async def follow(
             return Followed(None, last_seen, silent.silence)
         if rollout is None:
             return Followed(Rollout(RolloutState.INACTIVE, reason="service disappeared"), last_seen)
-        last_seen = rollout
         if rollout.terminal:
-            return Followed(rollout, last_seen)
+            return Followed(rollout, rollout)
+        if last_seen is not None and _stage(last_seen) != _stage(rollout):
+            wait = job.options.poll_min_s  # a new stage: the next one may come soon (a short bake)
+        last_seen = rollout
         # An event on every change, and a heartbeat while nothing moves.
         changed = _what_changes(rollout)
         if changed != last_reported or time.monotonic() - last_emit >= job.options.heartbeat_s / 3:
@@ -112,6 +114,11 @@ async def follow(
                 progress_words(rollout, time.time()),
                 rollout_details(rollout, deployment_id, arn, previous),
             )
+
+
+def _stage(rollout: Rollout) -> tuple[str, str | None] | None:
+    progress = rollout.progress
+    return None if progress is None else (progress.status, progress.stage)
 
 
 def _what_changes(rollout: Rollout) -> tuple[object, ...]:

@@ -23,6 +23,7 @@ from worker.rollout import Progress, Rollout, RolloutState
 __all__ = [
     "HOOK_STAGES",
     "ROLLING",
+    "STILL_GOING",
     "STOPPABLE",
     "bake_total_s",
     "evaluate_service_deployment",
@@ -47,7 +48,8 @@ HOOK_STAGES = frozenset(
 )
 # Production traffic is all on the new revision from these stages on.
 _SHIFTED_STAGES = frozenset({"BAKE_TIME", "CLEAN_UP"})
-_STILL_GOING = STOPPABLE | {"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"}
+# ECS has not said its last word on these.
+STILL_GOING = STOPPABLE | {"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"}
 
 
 def revision_number(arn_or_id: str) -> str:
@@ -120,7 +122,7 @@ def _state(status: str, stage: str | None, done_when: DoneWhen) -> RolloutState:
         return RolloutState.COMPLETED
     if status == "ROLLBACK_SUCCESSFUL":
         return RolloutState.ROLLED_BACK
-    if status in _STILL_GOING:
+    if status in STILL_GOING:
         shifted = status == "IN_PROGRESS" and stage in _SHIFTED_STAGES
         if shifted and done_when is DoneWhen.TRAFFIC_SHIFTED:
             return RolloutState.TRAFFIC_SHIFTED
