@@ -36,11 +36,12 @@ from worker.patience import NoAnswer, Patience
 from worker.publisher import EventPublisher
 from worker.reporter import Reporter, rollout_details
 from worker.rollback import after_deadline, revert_by_stop, roll_back
-from worker.rollout import Rollout, RolloutState, evaluate_rollout, in_flight
+from worker.rollout import Rollout, in_flight
 from worker.strategy import bake_total_s
 from worker.target_lease import TargetLease
 from worker.verdict import Action, Silence, replaced, settle, unanswered
-from worker.watch import Watch, open_watch, still_rolling
+from worker.wakeups import Wakeups
+from worker.watch import Watch, open_watch, replaced_or, still_rolling
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -63,6 +64,7 @@ class Deployer:
         budget: ApiBudget | None = None,
         allowed_registries: Sequence[str] = (),
         min_lease_s: float = 60.0,
+        wakeups: Wakeups | None = None,
     ) -> None:
         self._calls = ServiceCalls(ecs, budget=budget, allowed_registries=allowed_registries)
         self._ledger = ledger
@@ -70,6 +72,7 @@ class Deployer:
         self._targets = TargetLeases(ledger.redis)  # one deploy of a service at a time, across runs
         # How long a silent owner keeps the job before a redelivery may take over.
         self._min_lease_s = min_lease_s
+        self.wakeups = wakeups  # set: ECS's events wake this deployer's followers early
 
     @classmethod
     def on_redis(
@@ -325,8 +328,7 @@ class Deployer:
         if rollout is None:
             message, details = await after_deadline(watch, patience, followed)
             return Phase.TIMED_OUT, message, details
-        if rollout.state is RolloutState.FAILED and rollout.progress is not None:
-            rollout = await self._or_replaced(job, rollout, deployment_id, arn)
+        rollout = await replaced_or(self._calls, job, rollout, deployment_id, arn)
         verdict = settle(
             rollout,
             deployment_id,
@@ -352,7 +354,9 @@ class Deployer:
         default timeout, the deadline also holds the bake times the service deployment has."""
         record = await self._ledger.read(job)
         known = record.service_deployment_arn if record.deployment_id == deployment_id else None
-        watch = await open_watch(self._calls, job, patience, deployment_id, arn, previous, known)
+        watch = await open_watch(
+            self._calls, job, patience, deployment_id, arn, previous, known, wakeups=self.wakeups
+        )
         sd_arn = watch.service_deployment_arn
         if sd_arn is None:
             said = f"following deployment {deployment_id} by its rolloutState: {watch.note}"
@@ -380,17 +384,6 @@ class Deployer:
         deadline = patience.deadline + extra
         await self._ledger.record(job, deadline=repr(deadline), bake_extended="1")
         return watch, patience.at(deadline=deadline)
-
-    async def _or_replaced(self, job: DeployJob, rollout: Rollout, deployment_id: str, arn: str) -> Rollout:
-        """A service deployment ECS STOPPED may have been replaced by someone else's: then the
-        service's deployments say so (and nobody's deployment is rolled back over theirs)."""
-        if rollout.progress is None or rollout.progress.status != "STOPPED":
-            return rollout
-        service = await self._calls.poll(job)
-        if service is None:
-            return rollout
-        seen = evaluate_rollout(service, deployment_id, arn)
-        return seen if seen.state is RolloutState.SUPERSEDED or seen.gone else rollout
 
     async def _prune(self, job: DeployJob, arn: str, previous: str | None) -> str:
         with anyio.move_on_after(CONFIRM_S * 2):

@@ -13,8 +13,6 @@ import random
 import time
 from dataclasses import dataclass
 
-import anyio
-
 from worker.contract import EventDetails, Phase
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
@@ -85,10 +83,10 @@ async def follow(
             pause = remaining
         if hand_over_at is not None and now + pause > hand_over_at:
             raise HandOver(base)
-        await anyio.sleep(pause)
-        if pause == remaining:
+        woken = await watch.pause(pause)
+        if pause == remaining and not woken:
             return Followed(None, last_seen)
-        wait = min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
+        wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)

@@ -19,14 +19,15 @@ import anyio
 
 from worker.contract import DeployJob, DoneWhen
 from worker.ecs_calls import Unavailable
-from worker.rollout import InFlight, Rollout, evaluate_rollout
+from worker.rollout import InFlight, Rollout, RolloutState, evaluate_rollout
 from worker.strategy import STOPPABLE, evaluate_service_deployment
+from worker.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from worker.ecs_calls import ServiceCalls
     from worker.patience import Patience
 
-__all__ = ["FIND_TRIES", "Watch", "open_watch", "progress_words", "still_rolling"]
+__all__ = ["FIND_TRIES", "Watch", "open_watch", "progress_words", "replaced_or", "still_rolling"]
 
 # ECS lists a service deployment shortly after UpdateService returns: ask a few times.
 FIND_TRIES = 3
@@ -45,7 +46,16 @@ class Watch:
     service_deployment_arn: str | None = None
     note: str = ""  # why the job follows `rolloutState`, when it does
     done_when: DoneWhen = DoneWhen.BAKED
+    wakeups: Wakeups | None = None  # ECS's events wake the follower early (`worker.wakeups`)
     _stage: tuple[str | None, float] | None = field(default=None, repr=False)
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait up to `seconds` before the next look; True when ECS's word on the deployment
+        cut the wait short."""
+        if self.wakeups is None:
+            await anyio.sleep(seconds)
+            return False
+        return await self.wakeups.sleep(self.deployment_id, seconds)
 
     async def look(self, patience: Patience | None = None) -> Rollout | None:
         """What ECS says of the deployment now; None when the service or deployment is gone."""
@@ -67,7 +77,13 @@ class Watch:
     def for_rollback(self) -> Watch:
         """The same deployment, watched to its very end (ECS's rollback of it included)."""
         return Watch(
-            self.calls, self.job, self.deployment_id, self.arn, self.previous, self.service_deployment_arn
+            self.calls,
+            self.job,
+            self.deployment_id,
+            self.arn,
+            self.previous,
+            self.service_deployment_arn,
+            wakeups=self.wakeups,
         )
 
 
@@ -84,10 +100,11 @@ async def open_watch(
     arn: str,
     previous: str | None,
     known_arn: str | None = None,
+    wakeups: Wakeups | None = None,
 ) -> Watch:
     """The watch for `deployment_id`: its service deployment (`known_arn` when a worker before
     this one found it), else `rolloutState` with the reason in `note`."""
-    watch = Watch(calls, job, deployment_id, arn, previous, done_when=job.options.done_when)
+    watch = Watch(calls, job, deployment_id, arn, previous, done_when=job.options.done_when, wakeups=wakeups)
     if known_arn is not None:
         watch.service_deployment_arn = known_arn
         return watch
@@ -164,3 +181,17 @@ async def still_rolling(
         task_definition=str(primary["taskDefinition"]),
         replacing=str(replacing["taskDefinition"]) if replacing else None,
     )
+
+
+async def replaced_or(
+    calls: ServiceCalls, job: DeployJob, rollout: Rollout, deployment_id: str, arn: str
+) -> Rollout:
+    """`rollout`, unless ECS STOPPED the service deployment because someone else's replaced it:
+    then the service's deployments say so (and nobody's deployment is rolled back over theirs)."""
+    if rollout.progress is None or rollout.progress.status != "STOPPED":
+        return rollout
+    service = await calls.poll(job)
+    if service is None:
+        return rollout
+    seen = evaluate_rollout(service, deployment_id, arn)
+    return seen if seen.state is RolloutState.SUPERSEDED or seen.gone else rollout

@@ -1,0 +1,47 @@
+"""Followers sleeping between looks at their deployment, and what wakes them early.
+
+A job looks at its deployment, then sleeps until its next look. When ECS itself says the
+deployment changed (its EventBridge events, consumed elsewhere), the follower is woken at once
+and looks again: it sees the end within milliseconds of ECS saying so instead of at its next
+poll. A wake that comes while the follower is busy looking is kept for its next sleep, so none is
+lost. One `Wakeups` serves every follower of one event loop; `wake` must be called on that loop.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+__all__ = ["Wakeups"]
+
+
+class Wakeups:
+    def __init__(self) -> None:
+        self._sleeping: dict[str, anyio.Event] = {}
+        self._pending: set[str] = set()
+
+    async def sleep(self, key: str, seconds: float) -> bool:
+        """Sleep up to `seconds`; True when woken for `key` (a deployment id) before that."""
+        if key in self._pending:
+            self._pending.discard(key)
+            return True
+        event = self._sleeping.setdefault(key, anyio.Event())
+        try:
+            with anyio.move_on_after(seconds):
+                await event.wait()
+                return True
+            return False
+        finally:
+            if self._sleeping.get(key) is event:
+                del self._sleeping[key]
+
+    def wake(self, key: str) -> None:
+        """ECS said something of deployment `key`: its follower looks now."""
+        event = self._sleeping.pop(key, None)
+        if event is None:
+            self._pending.add(key)
+        else:
+            event.set()
+
+    def forget(self, key: str) -> None:
+        """The follower of `key` is done: drop a wake nobody will collect."""
+        self._pending.discard(key)
