@@ -21,7 +21,7 @@ from worker.ecs_calls import JobAborted, Unavailable
 from worker.follow import Followed, follow
 from worker.patience import NoAnswer
 from worker.reporter import rollout_details
-from worker.rollout import RolloutState
+from worker.rollout import RolloutState, primary_flight
 from worker.strategy import STOPPABLE
 from worker.verdict import timed_out
 from worker.watch import Watch
@@ -135,11 +135,11 @@ async def revert_by_stop(
     back to the revision still running beside it). None: no such deployment under way, or ECS
     refused; the revert then goes by UpdateService."""
     deployments: Sequence[Mapping[str, Any]] = service.get("deployments") or ()
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    flight = primary_flight(service)
     beside = any(d.get("status") == "ACTIVE" and d.get("taskDefinition") == job.revision for d in deployments)
-    if primary is None or not beside:
+    if flight is None or not beside:
         return None
-    deployment_id = str(primary["id"])
+    deployment_id = flight.deployment_id
     try:
         sd_arn = await calls.find_service_deployment(job, deployment_id, patience)
     except Unavailable:
@@ -147,7 +147,7 @@ async def revert_by_stop(
     sd = await calls.describe_service_deployment(job, sd_arn, patience) if sd_arn else None
     if sd_arn is None or sd is None or sd.get("status") not in STOPPABLE:
         return None
-    watch = Watch(calls, job, deployment_id, str(primary["taskDefinition"]), job.revision, sd_arn)
+    watch = Watch(calls, job, deployment_id, flight.task_definition, job.revision, sd_arn)
     said = await _stop(watch, patience.at(Phase.ROLLING_BACK, deadline=_rollback_deadline(watch, patience)))
     if said is None:
         return None

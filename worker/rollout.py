@@ -20,6 +20,7 @@ __all__ = [
     "evaluate_rollout",
     "in_flight",
     "latest_service_events",
+    "primary_flight",
 ]
 
 SERVICE_EVENTS_SHOWN = 3
@@ -160,7 +161,14 @@ def in_flight(service: Mapping[str, Any]) -> InFlight | None:
     state = primary.get("rolloutState")
     short = int(primary.get("runningCount", 0)) < int(primary.get("desiredCount", 0))
     rolling = state == "IN_PROGRESS" or (state is None and (len(deployments) > 1 or short))
-    if not rolling:
+    return primary_flight(service) if rolling else None
+
+
+def primary_flight(service: Mapping[str, Any]) -> InFlight | None:
+    """The service's PRIMARY deployment and the revision it replaces, however far it got."""
+    deployments: Sequence[Mapping[str, Any]] = service.get("deployments") or ()
+    primary = _primary(deployments)
+    if primary is None:
         return None
     replacing = next((d for d in deployments if d.get("status") == "ACTIVE"), None)
     return InFlight(

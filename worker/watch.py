@@ -10,7 +10,7 @@ rolling back do not care which; `worker.strategy` and `worker.rollout` decide wh
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ import anyio
 
 from worker.contract import DeployJob, DoneWhen
 from worker.ecs_calls import Unavailable
-from worker.rollout import InFlight, Rollout, RolloutState, evaluate_rollout
+from worker.rollout import InFlight, Rollout, RolloutState, evaluate_rollout, primary_flight
 from worker.strategy import STOPPABLE, evaluate_service_deployment
 from worker.wakeups import Wakeups
 
@@ -164,23 +164,15 @@ async def still_rolling(
     """The service's PRIMARY deployment when its service deployment is still under way although
     `rolloutState` says COMPLETED (a blue/green or canary deployment baking, a hook holding it):
     a job that finds its revision "already there" follows it. None where the API does not answer."""
-    deployments: Sequence[Mapping[str, Any]] = service.get("deployments") or ()
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
-    if primary is None:
+    flight = primary_flight(service)
+    if flight is None:
         return None
     try:
-        sd_arn = await calls.find_service_deployment(job, str(primary["id"]), patience)
+        sd_arn = await calls.find_service_deployment(job, flight.deployment_id, patience)
     except Unavailable:
         return None
     sd = await calls.describe_service_deployment(job, sd_arn, patience) if sd_arn else None
-    if sd is None or sd.get("status") not in STOPPABLE:
-        return None
-    replacing = next((d for d in deployments if d.get("status") == "ACTIVE"), None)
-    return InFlight(
-        deployment_id=str(primary["id"]),
-        task_definition=str(primary["taskDefinition"]),
-        replacing=str(replacing["taskDefinition"]) if replacing else None,
-    )
+    return flight if sd is not None and sd.get("status") in STOPPABLE else None
 
 
 async def replaced_or(
