@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from orchestrator.session import ExecutorFactory
     from orchestrator.settings import LambdaSettings, Settings
     from orchestrator.spec import Spec
+    from orchestrator.waves import WavePlan
     from worker.aws import AwsAccess
     from worker.target import Target
 
@@ -287,6 +288,7 @@ def _execute(
         allowed_registries = settings.allowed_registries
         if not args.skip_preflight:
             planned = _preflight(spec, args.spec, planned, aws, allowed_registries)
+        waves = _waves(args, spec, planned, region, max_parallel, aws, run_id)
         if not redis_url:
             if executor == "lambda" and not args.sandbox:
                 raise ConfigError(
@@ -316,6 +318,7 @@ def _execute(
                 remote_workers=executor == "lambda",
                 caller=caller,
                 aws=endpoints.aws,
+                waves=waves if session_run_id == run_id else None,  # a revert puts all back at once
             )
 
         code = session(planned, run_id)
@@ -323,6 +326,34 @@ def _execute(
             _put_back(session, redis_url, run_id)
         return code
     raise AssertionError("unreachable: the with-block returns")
+
+
+def _waves(
+    args: argparse.Namespace,
+    spec: Spec,
+    planned: list[PlannedJob],
+    region: str | None,
+    max_parallel: int,
+    aws: AwsAccess,
+    run_id: str,
+) -> WavePlan | None:
+    """The run's waves (None: all at once); their gates' alarms and task definitions checked."""
+    import anyio
+
+    from orchestrator.wave_preflight import check_gates
+    from orchestrator.waves import plan_waves
+
+    waves = plan_waves(
+        spec,
+        planned,
+        region=args.region,
+        default_region=region,
+        all_or_nothing=args.all_or_nothing,
+        max_parallel=max_parallel,
+    )
+    if waves is not None and not args.skip_preflight:
+        anyio.run(check_gates, waves, aws, run_id, args.spec)
+    return waves
 
 
 def _executor(

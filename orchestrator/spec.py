@@ -33,62 +33,23 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Any, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
-from orchestrator.regions import check_region
 from orchestrator.spec_access import Reach, access_conflicts, access_of, region_of
 from orchestrator.spec_files import read_spec_data
+from orchestrator.spec_types import Image, Name, Region, Seconds, StrictModel, kind
+from orchestrator.spec_waves import WaveSpec, check_waves
 from worker.access import Access
 from worker.images import ImageRefError, compose_image, parse_image
 
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
 
 
-def _duration(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a duration such as '90s' or '15m', got {_kind(value)}")
-    return parse_duration(value)
-
-
-def _name(value: str) -> str:
-    # The one printable whitespace character is the space: same as testing each character.
-    if " " in value or not value.isprintable():
-        raise ValueError(f"{value!r} must not contain spaces or control characters")
-    return value
-
-
-def _image(value: str) -> str:
-    parse_image(value)  # ImageRefError is a ValueError: reported even when other fields fail
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_duration)]
-"""A duration in seconds, written as a number of seconds or a string such as ``15m``."""
-
-Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
-Image = Annotated[str, AfterValidator(_image)]
-Region = Annotated[str, AfterValidator(check_region)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Defaults(_Model, Reach):
+class Defaults(StrictModel, Reach):
     """The top-level settings; every field has a default. `Reach`: role_arn, external_id, profile."""
 
     region: Region | None = None
@@ -111,7 +72,7 @@ class Defaults(_Model, Reach):
         return self
 
 
-class DeployEntry(_Model, Reach):
+class DeployEntry(StrictModel, Reach):
     """One container of one service and the image it must run; `region` and the `Reach` fields
     (role_arn, external_id, profile) override the top level's (orchestrator.spec_access)."""
 
@@ -124,6 +85,7 @@ class DeployEntry(_Model, Reach):
     timeout: Seconds | None = None
     rollback: bool | None = None
     region: Region | None = None
+    wave: Name | None = None  # in a spec with [[wave]] tables: the wave it is deployed in
 
     @model_validator(mode="after")
     def _valid_reference(self) -> Self:
@@ -152,9 +114,10 @@ class DeployEntry(_Model, Reach):
 
 
 class Spec(Defaults):
-    """A whole spec: the defaults and at least one entry."""
+    """A whole spec: the defaults, at least one entry, and its waves (none: all at once)."""
 
     deploy: list[DeployEntry] = Field(min_length=1)
+    wave: list[WaveSpec] = Field(default_factory=list)
     _index: tuple[list[DeployEntry], dict[tuple[str, str, str], int]] | None = PrivateAttr(default=None)
 
     def entry_name(self, cluster: str, service: str, container: str) -> str:
@@ -183,18 +146,10 @@ class Spec(Defaults):
 
 
 _ENTRY_KEYS = tuple(DeployEntry.model_fields)
-_TOP_KEYS = (*Defaults.model_fields, "deploy")
+_TOP_KEYS = (*Defaults.model_fields, "deploy", "wave")
+_WAVE_KEYS = frozenset(WaveSpec.model_fields) - {"name", "region", *Reach.model_fields}
 _OVERRIDES = ("timeout", "rollback")  # a region or a way in makes another service: no conflict
 _SELF_EXPLAINED = frozenset({"image"})  # their messages name the field and the value
-_KINDS: dict[type, str] = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a float",
-    list: "an array",
-    dict: "a table",
-    type(None): "null",
-}
 _EXPECTED = {
     "string_type": "a string",
     "bool_type": "true or false",
@@ -223,8 +178,8 @@ def spec_from_data(data: Mapping[str, Any], path: str) -> Spec:
 
 def _validate(data: object, path: str) -> Spec:
     if not isinstance(data, Mapping):
-        raise SpecError(path, [f"the top level must be a table (a JSON object), got {_kind(data)}"])
-    top = {key: value for key, value in data.items() if key != "deploy"}
+        raise SpecError(path, [f"the top level must be a table (a JSON object), got {kind(data)}"])
+    top = {key: value for key, value in data.items() if key not in ("deploy", "wave")}
     problems: list[str] = []
     defaults: Defaults | None = None
     try:
@@ -237,7 +192,7 @@ def _validate(data: object, path: str) -> Spec:
         raw_entries = []
     elif not isinstance(raw_entries, list):
         hint = " (write [[deploy]], not [deploy])" if isinstance(raw_entries, Mapping) else ""
-        problems.append(f"'deploy' must be an array of tables{hint}, got {_kind(raw_entries)}")
+        problems.append(f"'deploy' must be an array of tables{hint}, got {kind(raw_entries)}")
         raw_entries = []
     entries: list[tuple[int, DeployEntry]] = []
     for index, raw in enumerate(raw_entries, 1):
@@ -247,13 +202,17 @@ def _validate(data: object, path: str) -> Spec:
             label = f"entry {index} ({_raw_label(raw)})"
             problems += (f"{label}: {_describe(e, _ENTRY_KEYS)}" for e in error.errors())
     reach = defaults or Reach()
-    problems += _cross_entry_problems(entries, reach, defaults.region if defaults else None)
+    top_region = defaults.region if defaults else None
+    problems += _cross_entry_problems(entries, reach, top_region)
+    waves, wave_problems = check_waves(data.get("wave"), entries, reach, top_region, _describe)
+    problems += wave_problems
     if problems or defaults is None:
         raise SpecError(path, problems)
     try:
         # exclude_unset: `Spec.model_fields_set` tells which defaults the file itself set.
         settings = defaults.model_dump(exclude_unset=True)
-        return Spec.model_validate({**settings, "deploy": [entry for _, entry in entries]})
+        deploy = [entry for _, entry in entries]
+        return Spec.model_validate({**settings, "deploy": deploy, **({"wave": waves} if waves else {})})
     except ValidationError as error:  # pragma: no cover - every check above ran already
         raise SpecError(path, [_describe(e, _TOP_KEYS) for e in error.errors()]) from None
 
@@ -330,23 +289,25 @@ def _describe(error: ErrorDetails, known: Iterable[str]) -> str:
     """One pydantic error in plain words."""
     loc = error["loc"]
     field = ".".join(str(part) for part in loc)
-    kind = error["type"]
+    error_type = error["type"]
     ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return f"unknown key {field!r}{_suggestion(str(loc[0]), known)}"
-    if kind == "missing":
+    if error_type == "extra_forbidden":
+        return f"unknown key {field!r}{_suggestion(str(loc[-1]), known)}"
+    if error_type == "missing":
         return f"missing field {field!r}"
-    if kind in ("value_error", "assertion_error"):
+    if error_type in ("value_error", "assertion_error"):
         reason = str(ctx.get("error", error["msg"]))
         return f"{field!r}: {reason}" if field and field not in _SELF_EXPLAINED else reason
     subject = f"{field!r}" if field else "the entry"
-    if kind in _EXPECTED:
-        return f"{subject} must be {_EXPECTED[kind]}, got {_kind(error['input'])}"
-    if kind == "string_too_short":
+    if error_type == "list_type" and field != "deploy":
+        return f"{subject} must be an array, got {kind(error['input'])}"
+    if error_type in _EXPECTED:
+        return f"{subject} must be {_EXPECTED[error_type]}, got {kind(error['input'])}"
+    if error_type == "string_too_short":
         return f"{subject} must not be empty"
-    if kind == "greater_than":
+    if error_type == "greater_than":
         return f"{subject} must be greater than {ctx.get('gt')}"
-    if kind == "too_short" and field == "deploy":
+    if error_type == "too_short" and field == "deploy":
         return "no [[deploy]] entries: the spec deploys nothing"
     return f"{subject}: {error['msg']}"
 
@@ -354,6 +315,8 @@ def _describe(error: ErrorDetails, known: Iterable[str]) -> str:
 def _suggestion(key: str, known: Iterable[str]) -> str:
     if known is _TOP_KEYS and key in _ENTRY_KEYS:
         return " (it belongs in a [[deploy]] entry)"
+    if known is _TOP_KEYS and key in _WAVE_KEYS:
+        return " (it belongs in a [[wave]] table)"
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -367,13 +330,6 @@ def _raw_label(raw: object) -> str:
         return value[:60] if value[:60].isprintable() else repr(value[:60])
 
     return "/".join(part(name) for name in ("cluster", "service", "container"))
-
-
-def _kind(value: object) -> str:
-    for cls, kind in _KINDS.items():
-        if type(value) is cls:
-            return kind
-    return type(value).__name__
 
 
 def _seconds(value: float) -> str:

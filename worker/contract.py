@@ -39,7 +39,7 @@ class _Strict(BaseModel):
 
 
 class Phase(StrEnum):
-    """Where a job is. The last six are terminal: a job reports exactly one of them."""
+    """Where a job is. A job reports exactly one of the terminal ones (`TERMINAL_PHASES`)."""
 
     QUEUED = "queued"  # sent by the orchestrator, not picked up yet
     STARTED = "started"  # a worker owns the job
@@ -55,6 +55,7 @@ class Phase(StrEnum):
     ROLLED_BACK = "rolled_back"
     TIMED_OUT = "timed_out"
     LOST = "lost"  # decided by the orchestrator: the job went silent
+    NOT_STARTED = "not_started"  # decided by the orchestrator: a gate stopped the run before its wave
 
     @property
     def terminal(self) -> bool:
@@ -62,7 +63,15 @@ class Phase(StrEnum):
 
 
 TERMINAL_PHASES = frozenset(
-    {Phase.SUCCEEDED, Phase.SKIPPED, Phase.FAILED, Phase.ROLLED_BACK, Phase.TIMED_OUT, Phase.LOST}
+    {
+        Phase.SUCCEEDED,
+        Phase.SKIPPED,
+        Phase.FAILED,
+        Phase.ROLLED_BACK,
+        Phase.TIMED_OUT,
+        Phase.LOST,
+        Phase.NOT_STARTED,
+    }
 )
 
 
