@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,7 @@ def _execute(
             from orchestrator.redis_server import private_redis
 
             redis_url = events.enter_context(private_redis(run_id))
+        from orchestrator.revert import put_back
         from orchestrator.session import run_session
 
         factory, queued_window_s = _executor(
@@ -323,7 +324,7 @@ def _execute(
 
         code = session(planned, run_id)
         if code == ExitCode.FAILED and args.all_or_nothing:
-            _put_back(session, redis_url, run_id)
+            put_back(session, redis_url, run_id)
         return code
     raise AssertionError("unreachable: the with-block returns")
 
@@ -390,17 +391,3 @@ def _executor(
         on_ready=endpoints.on_queue_ready,
     )
     return factory, max(spec.heartbeat, QUEUED_WINDOW_S)
-
-
-def _put_back(session: Callable[[list[PlannedJob], str], int], redis_url: str, run_id: str) -> None:
-    """`--all-or-nothing`: a run that puts every service `run_id` changed back."""
-    from orchestrator.plan import new_run_id
-    from orchestrator.revert import load_reverts
-
-    revert_run_id = new_run_id()
-    print(
-        f"ecs-fanout: --all-or-nothing: not every target succeeded; run {revert_run_id} puts back "
-        f"every service run {run_id} changed",
-        file=sys.stderr,
-    )
-    session(load_reverts(redis_url, run_id, revert_run_id), revert_run_id)

@@ -28,6 +28,7 @@ from moto.ecs.exceptions import InvalidParameterException
 from orchestrator.sandbox import moto_hooks
 from orchestrator.sandbox.ecs_tasks import ServiceTasks
 from orchestrator.sandbox.moto_hooks import LOCK, deployment_configuration
+from orchestrator.sandbox.one_off_tasks import OneOffTasks
 
 __all__ = ["RolloutScenario", "RolloutSimulator"]
 
@@ -43,6 +44,8 @@ class RolloutScenario:
     rollout_s: float = 3.0  # until a healthy rollout COMPLETES
     failure_s: float | None = None  # until a bad image's rollout FAILS; None = rollout_s
     bad_images: tuple[str, ...] = ()  # fnmatch patterns against the new revision's images
+    task_s: float = 1.5  # a one-off task (RunTask) runs this long, then stops
+    failing_tasks: tuple[str, ...] = ()  # fnmatch patterns: a one-off task's command or image exits 1
 
     def __post_init__(self) -> None:
         if self.rollout_s < 0 or (self.failure_s is not None and self.failure_s < 0):
@@ -81,8 +84,9 @@ class _ServiceState:
     tasks: ServiceTasks = field(default_factory=ServiceTasks)
 
 
-class RolloutSimulator:
-    """Drives moto's ECS deployments for the backends of one account/region (None = any).
+class RolloutSimulator(OneOffTasks):
+    """Drives moto's ECS deployments (and one-off tasks: `one_off_tasks`) for the backends of one
+    account/region (None = any).
 
     `install()` claims the backends (the last simulator installed for a key wins);
     `uninstall()` gives them back to plain moto. Several simulators may serve different
