@@ -31,6 +31,7 @@ from orchestrator.gates import (
     alarm_verdict,
     halt_verdict,
     poll_interval,
+    services_text,
     soak_problem,
     wanted_revisions,
 )
@@ -155,7 +156,7 @@ class GateRunner:
         assert soak_s is not None
         wanted = wanted_revisions(self._state.wave_jobs(self._state.waves.waves[wave.name]))
         until = time.time() + soak_s
-        watched = f"{len(wanted)} services" + (
+        watched = services_text(len(wanted)) + (
             f" and alarm(s) {', '.join(wave.gate.alarms)}" if wave.gate.alarms else ""
         )
         await self._say(wave.name, "soak", "soaking", f"watching {watched} for {soak_s:g}s", until=until)

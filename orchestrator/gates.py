@@ -31,6 +31,7 @@ __all__ = [
     "halt_verdict",
     "log_location",
     "poll_interval",
+    "services_text",
     "smoke_verdict",
     "soak_problem",
     "wanted_revisions",
@@ -49,16 +50,17 @@ def halt_verdict(halt: bool, jobs: Sequence[JobState]) -> Verdict:
     """The wave's results: every target OK passes; else `halt` stops the run, or it goes on."""
     troubled = [job for job in jobs if job.phase not in OK_PHASES]
     if not troubled:
-        return Verdict(True, f"{_services(len(jobs))} deployed")
+        return Verdict(True, f"{services_text(len(jobs))} deployed")
     named = ", ".join(f"{job.name} {job.phase.value}" for job in troubled[:3])
     more = f" and {len(troubled) - 3} more" if len(troubled) > 3 else ""
-    what = f"{len(troubled)} of {_services(len(jobs))} did not succeed ({named}{more})"
+    what = f"{len(troubled)} of {services_text(len(jobs))} did not succeed ({named}{more})"
     if halt:
         return Verdict(False, f"{what}: halt stops the run")
     return Verdict(True, f"{what}; halt = false: the run goes on")
 
 
-def _services(count: int) -> str:
+def services_text(count: int) -> str:
+    """`1 service`, `3 services`."""
     return f"{count} service" if count == 1 else f"{count} services"
 
 

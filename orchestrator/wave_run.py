@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from orchestrator.approval import Decision, decide, stop_requested, who
 from orchestrator.gate_events import GatePublisher
 from orchestrator.gate_run import GateRunner
+from orchestrator.gates import services_text
 from orchestrator.plan import PlannedJob
 from orchestrator.run import Schedule, StartJobs, WaitUntil
 from orchestrator.state import ORCHESTRATOR_SEQ, RunState
@@ -75,7 +76,7 @@ class WaveDriver:
                 if stop is not None:
                     await self._stop(index, f"stopped by {stop.by} (`ecs-fanout stop`) before it started")
                     return
-                await self._say(wave.name, "wave", "started", f"deploying {_services(len(wave.job_ids))}")
+                await self._say(wave.name, "wave", "started", f"deploying {services_text(len(wave.job_ids))}")
                 await start([self._jobs[job_id] for job_id in wave.job_ids])
             await wait_until(partial(self._ended, wave))
             verdict = await self._gates.run(wave, from_step=resume_at)
@@ -109,10 +110,6 @@ class WaveDriver:
             except (RedisError, OSError) as exc:
                 log.warning("could not publish that %s was not started (%s); trying again", job_id, exc)
                 await anyio.sleep(RETRY_S)
-
-
-def _services(count: int) -> str:
-    return f"{count} service" if count == 1 else f"{count} services"
 
 
 async def wave_schedule(

@@ -91,7 +91,20 @@ def seed_services(
             cpu="256",
             memory="512",
             containerDefinitions=[
-                {"name": name, "image": image, "essential": True, "portMappings": []}
+                {
+                    "name": name,
+                    "image": image,
+                    "essential": True,
+                    "portMappings": [],
+                    "logConfiguration": {  # where a task's logs are: a smoke test says so
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": f"/ecs/{service}",
+                            "awslogs-region": region,
+                            "awslogs-stream-prefix": "ecs",
+                        },
+                    },
+                }
                 for name, image in containers.items()
             ],
             tags=[{"key": "app", "value": service}, {"key": "seeded-by", "value": "ecs-fanout"}],
