@@ -110,3 +110,4 @@ class WaveBoard:
         for wave in self.waves.values():
             if wave.status == "pending":
                 wave.status = "not_started"
+                wave.message = f"wave {name} stopped the run"

@@ -32,14 +32,14 @@ def cluster_of(service: str) -> str:
     return f"c{int(service[1:]) % 2}"
 
 
-def write_waves(directory: Path, gates: Mapping[str, Sequence[str]] = (), **top: str) -> Path:
+def write_waves(directory: Path, gates: Mapping[str, Sequence[str]] | None = None, **top: str) -> Path:
     """The spec (three waves, gates as TOML lines per wave name), seeded with its alarms."""
     lines = [
         f'{key} = "{value}"' for key, value in {"poll_interval": "100ms", "timeout": "60s", **top}.items()
     ]
     alarms: list[str] = []
     for wave in WAVES:
-        lines += ["[[wave]]", f'name = "{wave}"', *dict(gates).get(wave, ())]
+        lines += ["[[wave]]", f'name = "{wave}"', *(gates or {}).get(wave, ())]
     for line in lines:
         if line.startswith("alarms"):
             alarms += json.loads(line.split("=", 1)[1])
