@@ -141,9 +141,10 @@ class Judge:
         wave = self.state.apply_gate(event)
         if wave is not None and gate_changed is not None:
             gate_changed(wave, event)
+        wave_name = undecided.name
         for job in self.state.jobs.values():
             if not job.terminal and not waves.started(job.wave):
-                changed(self.state.mark_not_started(job.job_id, now, f"not started: {event.message}"))
+                changed(self.state.mark_not_started(job.job_id, now, f"wave {wave_name} stopped the run: {event.message}"))
 
     def _how_it_ended(self) -> str:
         if self.meta is None:

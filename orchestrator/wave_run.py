@@ -93,7 +93,7 @@ class WaveDriver:
         await self._say(wave.name, "wave", "stopped", message)
         for later in self._plan.waves[index + 1 :]:
             for job_id in later.job_ids:
-                await self._not_started(job_id, f"not started: wave {wave.name} stopped the run: {message}")
+                await self._not_started(job_id, f"wave {wave.name} stopped the run: {message}")
 
     async def _not_started(self, job_id: str, message: str) -> None:
         event = WorkerEvent(

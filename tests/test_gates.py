@@ -281,7 +281,10 @@ def test_a_wave_waiting_for_approval_is_found_and_said() -> None:
     )
     waiting = state.waves.awaiting()
     assert waiting is not None and waiting.name == "one"
-    assert gate_text(waiting, 0, can_decide=True) == ("waiting for approval (a: approve or stop)", "waiting")
+    assert gate_text(waiting, 0, can_decide=True) == (
+        "waiting for approval: press a to approve or stop",
+        "waiting",
+    )
     assert "ecs-fanout approve gates-run --wave one" in gate_text(waiting, 0)[0]
     state.apply_gate(gate("one", "approve", "passed", "approved by someone@somewhere"))
     assert state.waves.awaiting() is None

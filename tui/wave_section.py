@@ -50,9 +50,8 @@ def gate_text(wave: WaveState, now: float, can_decide: bool = False) -> tuple[st
         return "at its gate", "active"
     left = "" if step.until is None else f", {elapsed_text(step.until - now)} left"
     word = GATE_WORDS[wave.current]
-    if wave.awaiting_approval:
-        ask = "a: approve or stop" if can_decide else step.message.removeprefix("waiting for approval: ")
-        return f"waiting for approval ({ask})", "waiting"
+    if wave.awaiting_approval:  # here (the run's own view), or the commands that decide it
+        return "waiting for approval: press a to approve or stop" if can_decide else step.message, "waiting"
     if step.state == "soaking":
         return f"soaking{left}: {step.message}", "active"
     if step.state in ("running", "waiting"):
