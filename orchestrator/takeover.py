@@ -144,7 +144,11 @@ class Judge:
         wave_name = undecided.name
         for job in self.state.jobs.values():
             if not job.terminal and not waves.started(job.wave):
-                changed(self.state.mark_not_started(job.job_id, now, f"wave {wave_name} stopped the run: {event.message}"))
+                changed(
+                    self.state.mark_not_started(
+                        job.job_id, now, f"wave {wave_name} stopped the run: {event.message}"
+                    )
+                )
 
     def _how_it_ended(self) -> str:
         if self.meta is None:

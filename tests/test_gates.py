@@ -20,9 +20,11 @@ from orchestrator.gates import (
     soak_problem,
     wanted_revisions,
 )
+from orchestrator.liveness import RunMeta
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer, summary_table
 from orchestrator.state import ORCHESTRATOR_SEQ, JobState, RunState
+from orchestrator.takeover import GONE_FOR_S, Judge
 from orchestrator.waves import Gate, PlannedWave, WavePlan
 from tui.wave_section import gate_text
 from worker.contract import ContainerChange, DeployJob, Phase, WorkerEvent
@@ -344,3 +346,31 @@ def test_gate_lines_in_json_and_plain_and_the_summary_by_wave() -> None:
     )
     assert table[3] == "wave two — 2 services: 2 not started · not started: wave one stopped the run"
     assert [r.wave for r in state.results()] == ["one", "two", "two"]
+
+
+def judged(items: list[GateEvent]) -> tuple[RunState, list[str]]:
+    """`attach`'s judge, the run's orchestrator gone for good, after `items` were folded."""
+    state = run_with_waves()
+    for item in items:
+        state.apply_gate(item)
+    end(state, "a", Phase.SUCCEEDED)
+    judge = Judge(state, [], RunMeta(heartbeat_s=30.0))
+    said: list[str] = []
+    for now in (200.0, 200.0 + GONE_FOR_S):
+        judge.orchestrator_seen(False, now, lambda j: said.append(j.job_id), lambda w, e: said.append(w.name))
+    return state, said
+
+
+def test_attach_ends_the_waves_of_a_run_whose_orchestrator_is_gone() -> None:
+    state, said = judged([gate("one", "wave", "started"), gate("one", "soak", "soaking", "watching")])
+    assert [w.status for w in state.waves.waves.values()] == ["stopped", "not_started"]
+    assert said == ["one", f"{RUN_ID}:b", f"{RUN_ID}:c"] and state.done
+    assert state.jobs[f"{RUN_ID}:b"].message.startswith("wave one stopped the run: its orchestrator stopped")
+
+
+def test_attach_waits_with_a_run_whose_gate_waits_for_a_person() -> None:
+    state, said = judged(
+        [gate("one", "wave", "started"), gate("one", "approve", "waiting", "waiting for approval")]
+    )
+    assert said == [] and not state.done  # `ecs-fanout approve` takes the run over and decides
+    assert state.jobs[f"{RUN_ID}:b"].phase is Phase.QUEUED
