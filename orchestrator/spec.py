@@ -18,6 +18,10 @@ the top level and one ``[[deploy]]`` entry per container::
     tag = "v1.4.2"          # or digest = "sha256:<64 hex>", or both (image:tag@digest)
     timeout = "20m"         # optional per-entry overrides: timeout, rollback
 
+A spec may also roll out in waves: `[[wave]]` tables (their order and gates) and a `wave` on
+every entry, checked by `orchestrator.spec_waves`; the value types (`Seconds`, `Name`, ...) are
+`orchestrator.spec_types`'.
+
 `load_spec` reads and validates a file and raises `SpecError` listing *every* problem, each
 naming the entry (``entry 3 (prod/api/app)``) and saying what is wrong in plain words.
 Besides each entry on its own, the spec as a whole must hold at least one entry, must not
