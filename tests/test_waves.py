@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
-from tests.cli import ROOT, run_cli, spawn_cli
+from tests.cli import ROOT, CliInTerminal, run_cli, spawn_cli
 from tests.waves_fleet import (
     SERVICES,
     WAVES,
@@ -195,4 +195,21 @@ def test_a_run_killed_while_waiting_for_approval_is_attached_and_finished_by_app
     assert summary_of(followed) == {
         s: ("succeeded", wave) for wave, services in WAVES.items() for s in services
     }
+    assert revisions_in_use() == {s: f"{s}:2" for s in SERVICES}
+
+
+def test_the_live_view_asks_for_the_approval_and_a_gives_it(
+    emulator: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    spec = write_waves(tmp_path, {"canary": ["approve = true"]})
+    env = {**os.environ, "REDIS_URL": redis_url, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"}
+    terminal = CliInTerminal(str(spec), "--exit-on-done", env=env)
+
+    terminal.read(60, until=lambda shown: b"passed its checks" in shown)
+    assert revisions_in_use()["s2"] == "s2:1"  # the rest waits for the answer
+    os.write(terminal.leader, b"a")
+    shown = terminal.finish(120)
+
+    assert terminal.process.returncode == 0, shown[-3000:]
+    assert "wave canary — 1 service: 1 succeeded · passed: gate passed (halt, approve)" in shown
     assert revisions_in_use() == {s: f"{s}:2" for s in SERVICES}
