@@ -12,13 +12,16 @@ the gate comes to it. While a gate waits for a person, `awaiting` names its wave
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import socket
 import time
 from typing import Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from worker.keys import run_approval, run_awaiting, run_stop
 
@@ -34,8 +37,11 @@ __all__ = [
     "who",
 ]
 
+log = logging.getLogger(__name__)
+
 Decision = Literal["approve", "stop"]
 DECISION_TTL_S = 7 * 24 * 3600
+RETRY_S = 1.0
 
 
 class Decided(BaseModel):
@@ -70,7 +76,11 @@ async def request_stop(redis: Redis, run_id: str, by: str) -> Decided:
 
 
 async def stop_requested(redis: Redis, run_id: str) -> Decided | None:
-    raw = await redis.get(run_stop(run_id))
+    """A stop of the run, if one was asked; None too while Redis is away (the next look sees it)."""
+    try:
+        raw = await redis.get(run_stop(run_id))
+    except (RedisError, OSError):
+        return None
     return None if raw is None else Decided.model_validate_json(raw)
 
 
@@ -84,11 +94,18 @@ async def decision_for(redis: Redis, run_id: str, wave: str) -> Decided | None:
 
 
 async def set_awaiting(redis: Redis, run_id: str, wave: str | None) -> None:
-    """Say which wave waits for a person now (None: none does)."""
-    if wave is None:
-        await redis.delete(run_awaiting(run_id))
-    else:
-        await redis.set(run_awaiting(run_id), wave, ex=DECISION_TTL_S)
+    """Say which wave waits for a person now (None: none does); while Redis is away, again
+    every second (`approve` without `--wave` reads it)."""
+    while True:
+        try:
+            if wave is None:
+                await redis.delete(run_awaiting(run_id))
+            else:
+                await redis.set(run_awaiting(run_id), wave, ex=DECISION_TTL_S)
+            return
+        except (RedisError, OSError) as exc:
+            log.warning("could not say in Redis that wave %s waits (%s); trying again", wave, exc)
+            await anyio.sleep(RETRY_S)
 
 
 async def awaiting(redis: Redis, run_id: str) -> str | None:

@@ -70,9 +70,8 @@ class GateRunner:
     async def run(self, wave: PlannedWave, from_step: GateStep | None = None) -> Verdict:
         """Every step of the wave's gate (from `from_step` on, for a run taken over); the first
         that does not pass stops the run."""
-        steps = gate_steps(wave.gate)
-        if from_step is not None:
-            steps = steps[steps.index(from_step) :]
+        every = gate_steps(wave.gate)
+        steps = every[every.index(from_step) :] if from_step is not None else every
         for step in steps:
             stop = await stop_requested(self._redis, self._run_id)
             if stop is not None and step != "approve":
@@ -84,7 +83,7 @@ class GateRunner:
                 await self._say(wave.name, step, "stopped", verdict.message)
             if not verdict.passed:
                 return verdict
-        return Verdict(True, f"gate passed ({', '.join(steps)})")
+        return Verdict(True, f"gate passed ({', '.join(every)})")
 
     async def _step(self, step: GateStep, wave: PlannedWave) -> Verdict:
         if step == "halt":
