@@ -213,3 +213,38 @@ def test_the_live_view_asks_for_the_approval_and_a_gives_it(
     assert terminal.process.returncode == 0, shown[-3000:]
     assert "wave canary — 1 service: 1 succeeded · passed: gate passed (halt, approve)" in shown
     assert revisions_in_use() == {s: f"{s}:2" for s in SERVICES}
+
+
+def test_stop_from_another_process_starts_no_further_wave(
+    emulator: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    spec = write_waves(tmp_path, {"canary": ["approve = true"]})
+    process = spawn_cli(str(spec), "--json", redis_url=redis_url)
+    lines = Lines(process)
+    run_id = json_lines(lines.until(lambda line: '"type":"run"' in line, 60))[0]["run_id"]
+    lines.until(lambda line: '"gate":"approve","state":"waiting"' in line, 60)
+
+    stopped = run_cli("stop", run_id, redis_url=redis_url, timeout=60)
+    output = json_lines(lines.rest(120))
+
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"run {run_id} stopped: it starts no further wave" in stopped.stderr
+    assert process.returncode == 1
+    assert ("canary", "approve", "stopped") in gate_events(output)
+    assert summary_of(output) == {
+        "s0": ("succeeded", "staging"),
+        "s1": ("succeeded", "canary"),
+        **{s: ("not_started", "rest") for s in WAVES["rest"]},
+    }
+    for service in WAVES["rest"]:
+        assert registered(service) == [f"{service}:1"]
+
+
+def test_approve_says_what_it_cannot_approve(emulator: AwsEmulator, redis_url: str, tmp_path: Path) -> None:
+    unknown = run_cli("approve", "20200101T000000Z-000000", redis_url=redis_url, timeout=60)
+    assert unknown.returncode == 2 and "no run '20200101T000000Z-000000'" in unknown.stderr
+    done = run_cli(str(write_waves(tmp_path)), "--json", redis_url=redis_url)
+    run_id = json_lines(done.stdout)[0]["run_id"]
+    late = run_cli("approve", run_id, "--wave", "rest", redis_url=redis_url, timeout=60)
+    assert late.returncode == 2 and f"run {run_id} has ended" in late.stderr
+    assert "Traceback" not in unknown.stderr + late.stderr
