@@ -225,7 +225,9 @@ def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
     grouped = _grouped(state, results)
     indent = "  " if len(grouped) > 1 else ""
     header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
-    rows = {id(r): _row(r) for r in results}
+    # Grouped by wave, a run over several accounts or regions says each row's (as --plain does).
+    where = bool(state.waves) and len(scopes(state)) > 1
+    rows = {id(r): _row(r, where) for r in results}
     widths = [max(len(row[i]) for row in [header, *rows.values()]) for i in range(3)]
     widths[0], widths[2] = min(widths[0], TARGET_MAX), min(widths[2], IMAGE_MAX)
     message_width = width - len(indent) - sum(widths) - 2 * len(widths)
@@ -263,9 +265,10 @@ def _grouped(state: RunState, results: list[TargetResult]) -> list[tuple[str, li
     return [(scope_line(scope, [job.phase for job in jobs[scope]]), rows) for scope, rows in by_scope.items()]
 
 
-def _row(r: TargetResult) -> tuple[str, str, str, str]:
+def _row(r: TargetResult, where: bool = False) -> tuple[str, str, str, str]:
+    target = "/".join(part for part in (r.cluster, r.service, r.container) if part)
     return (
-        "/".join(part for part in (r.cluster, r.service, r.container) if part),
+        f"{r.account or '-'}/{r.region or '-'} {target}" if where else target,
         r.status.value,
         r.image or (f"revision {r.revision}" if r.revision else r.planned_image or ""),
         r.message,
