@@ -8,5 +8,7 @@ events are folded into `state`, pure) -> a renderer (`render`: --json / --plain,
 `attach`, `rollback` and `iam-policy` live with their modules), every command through
 `boundary` (expected failures: one line and an exit code of `exits`); `settings` reads the
 environment; `sandbox` holds the AWS emulator and rollout simulator that `--sandbox`, the tests
-and the benchmarks use.
+and the benchmarks use. A spec with waves (`spec_waves`, `waves`) is run wave by wave by
+`wave_run` through each wave's gate (`gate_run`, judged by `gates`; said as `gate_events`,
+folded by `wave_state`); `approve`/`stop` (`approve_command`, `resume`) decide a gate.
 """

@@ -25,7 +25,8 @@ from redis.exceptions import RedisError
 
 from orchestrator.errors import RedisUnavailable
 from orchestrator.exits import ExitCode
-from orchestrator.feed import EventFeed, stream_id_key
+from orchestrator.feed import EventFeed, FeedItem, stream_id_key
+from orchestrator.gate_events import GateEvent
 from orchestrator.liveness import REFRESH_S, RunMeta, is_alive, load_meta
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
@@ -34,7 +35,9 @@ from orchestrator.run import load_plan
 from orchestrator.state import JobState, RunState, exit_code
 from orchestrator.stop_signals import stop_code
 from orchestrator.takeover import Judge, local_time
-from worker.contract import WorkerEvent
+from orchestrator.wave_state import WaveState
+from orchestrator.wave_store import load_waves
+from orchestrator.waves import WavePlan
 from worker.keys import event_stream
 from worker.publisher import connect_redis, redact_url
 
@@ -61,7 +64,7 @@ async def follow_run(
     feed = EventFeed(redis, run_id)
     tail = await _stream_tail(redis, run_id)
     to_local = local_time(await redis.time())
-    send, receive = anyio.create_memory_object_stream[tuple[WorkerEvent, float]](max_buffer_size=math.inf)
+    send, receive = anyio.create_memory_object_stream[tuple[FeedItem, float]](max_buffer_size=math.inf)
 
     async def pump() -> None:
         async with send:
@@ -70,6 +73,9 @@ async def follow_run(
 
     def changed(job: JobState) -> None:
         renderer.changed(job, None)
+
+    def gate_changed(wave: WaveState, event: GateEvent) -> None:
+        renderer.gate_changed(wave, event)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pump)
@@ -84,20 +90,28 @@ async def follow_run(
                 except (RedisError, OSError):  # Redis away: nobody can tell; the feed reconnects
                     pass
                 else:
-                    judge.orchestrator_seen(alive, now, changed)
+                    judge.orchestrator_seen(alive, now, changed, gate_changed)
             deadline = min(
                 next_check if caught_up else now + LIVENESS_CHECK_S, judge.next_deadline() or math.inf
             )
             with anyio.move_on_after(max(0.0, deadline - time.time())):
-                event, received_at = await receive.receive()
-                job = state.apply(event, received_at=received_at)
-                if job is not None:
-                    renderer.changed(job, event)
+                _fold(state, renderer, *await receive.receive())
                 continue
             judge.judge(time.time(), changed)
         tg.cancel_scope.cancel()  # unsubscribe now
     renderer.finished(state)
     return state
+
+
+def _fold(state: RunState, renderer: Renderer, item: FeedItem, received_at: float) -> None:
+    if isinstance(item, GateEvent):
+        wave = state.apply_gate(item)
+        if wave is not None:
+            renderer.gate_changed(wave, item)
+        return
+    job = state.apply(item, received_at=received_at)
+    if job is not None:
+        renderer.changed(job, item)
 
 
 async def _stream_tail(redis: Redis, run_id: str) -> tuple[int, int]:
@@ -106,10 +120,12 @@ async def _stream_tail(redis: Redis, run_id: str) -> tuple[int, int]:
     return stream_id_key(last[0][0].decode()) if last else (0, 0)
 
 
-async def _load(redis_url: str, run_id: str) -> tuple[list[PlannedJob] | None, RunMeta | None]:
+async def _load(
+    redis_url: str, run_id: str
+) -> tuple[list[PlannedJob] | None, RunMeta | None, WavePlan | None]:
     redis = connect_redis(redis_url, max_connections=2)
     try:
-        return await load_plan(redis, run_id), await load_meta(redis, run_id)
+        return await load_plan(redis, run_id), await load_meta(redis, run_id), await load_waves(redis, run_id)
     except (RedisError, OSError) as exc:
         raise RedisUnavailable(
             f"cannot reach Redis at {redact_url(redis_url)} ({exc}): is REDIS_URL the run's, and is it up?"
@@ -121,7 +137,7 @@ async def _load(redis_url: str, run_id: str) -> tuple[list[PlannedJob] | None, R
 def attach(run_id: str, redis_url: str, output: str, exit_on_done: bool) -> int:
     """Follow run `run_id` to its end; its exit code (as the run's own), 2 for an unknown
     run id, 130 when stopped before the end."""
-    planned, meta = anyio.run(_load, redis_url, run_id)
+    planned, meta, waves = anyio.run(_load, redis_url, run_id)
     if planned is None:
         print(
             f"ecs-fanout: no run {run_id!r} in Redis (a run keeps its plan for 7 days; "
@@ -129,7 +145,7 @@ def attach(run_id: str, redis_url: str, output: str, exit_on_done: bool) -> int:
             file=sys.stderr,
         )
         return ExitCode.CONFIG
-    state = RunState.from_plan(run_id, planned)
+    state = RunState.from_plan(run_id, planned, waves)
 
     async def follow(renderer: Renderer) -> None:
         redis = connect_redis(redis_url, max_connections=4)

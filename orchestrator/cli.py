@@ -51,6 +51,10 @@ SUBCOMMANDS = {
         "status_command",
         "what ECS runs now for each target of a run, and if it matches",
     ),
+    "approve": Subcommand(
+        "orchestrator.approve_command", "approve_command", "approve a wave waiting at its gate"
+    ),
+    "stop": Subcommand("orchestrator.approve_command", "stop_command", "a run starts no further wave"),
     "iam-policy": Subcommand(
         "orchestrator.iam", "iam_policy_command", "least-privilege IAM policies, as JSON"
     ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from orchestrator.session import ExecutorFactory
     from orchestrator.settings import LambdaSettings, Settings
     from orchestrator.spec import Spec
+    from orchestrator.waves import WavePlan
     from worker.aws import AwsAccess
     from worker.target import Target
 
@@ -289,6 +290,7 @@ def _execute(
         allowed_registries = settings.allowed_registries
         if not args.skip_preflight:
             planned = _preflight(spec, args.spec, planned, aws, allowed_registries)
+        waves = _waves(args, spec, planned, region, max_parallel, aws, run_id)
         if not redis_url:
             if executor == "lambda" and not args.sandbox:
                 raise ConfigError(
@@ -298,6 +300,7 @@ def _execute(
             from orchestrator.redis_server import private_redis
 
             redis_url = events.enter_context(private_redis(run_id))
+        from orchestrator.revert import put_back
         from orchestrator.session import run_session
 
         factory, queued_window_s = _executor(
@@ -318,13 +321,42 @@ def _execute(
                 remote_workers=executor == "lambda",
                 caller=caller,
                 aws=endpoints.aws,
+                waves=waves if session_run_id == run_id else None,  # a revert puts all back at once
             )
 
         code = session(planned, run_id)
         if code == ExitCode.FAILED and args.all_or_nothing:
-            _put_back(session, redis_url, run_id)
+            put_back(session, redis_url, run_id)
         return code
     raise AssertionError("unreachable: the with-block returns")
+
+
+def _waves(
+    args: argparse.Namespace,
+    spec: Spec,
+    planned: list[PlannedJob],
+    region: str | None,
+    max_parallel: int,
+    aws: AwsAccess,
+    run_id: str,
+) -> WavePlan | None:
+    """The run's waves (None: all at once); their gates' alarms and task definitions checked."""
+    import anyio
+
+    from orchestrator.wave_preflight import check_gates
+    from orchestrator.waves import plan_waves
+
+    waves = plan_waves(
+        spec,
+        planned,
+        region=args.region,
+        default_region=region,
+        all_or_nothing=args.all_or_nothing,
+        max_parallel=max_parallel,
+    )
+    if waves is not None and not args.skip_preflight:
+        anyio.run(check_gates, waves, aws, run_id, args.spec)
+    return waves
 
 
 def _executor(
@@ -361,17 +393,3 @@ def _executor(
         on_ready=endpoints.on_queue_ready,
     )
     return factory, max(spec.heartbeat, QUEUED_WINDOW_S)
-
-
-def _put_back(session: Callable[[list[PlannedJob], str], int], redis_url: str, run_id: str) -> None:
-    """`--all-or-nothing`: a run that puts every service `run_id` changed back."""
-    from orchestrator.plan import new_run_id
-    from orchestrator.revert import load_reverts
-
-    revert_run_id = new_run_id()
-    print(
-        f"ecs-fanout: --all-or-nothing: not every target succeeded; run {revert_run_id} puts back "
-        f"every service run {run_id} changed",
-        file=sys.stderr,
-    )
-    session(load_reverts(redis_url, run_id, revert_run_id), revert_run_id)

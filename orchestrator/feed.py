@@ -1,5 +1,7 @@
 """The run's event feed: Redis pushes events to us; the stream fills any gap.
 
+The run's events are its workers' and its gates' (`orchestrator.gate_events`), in one stream.
+
 We SUBSCRIBE to the run's exact channel before any job starts, so nothing published later can
 be missed while connected. Pub/sub is at-most-once, though: whenever a subscription is
 (re)confirmed, after the first subscribe or after redis-py reconnected by itself, we replay
@@ -15,20 +17,23 @@ without its data hands out stream ids from its clock: they still come after the 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 import anyio
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from orchestrator.gate_events import GateEvent, gate_from_fields, gate_from_message
 from worker.contract import WorkerEvent
 from worker.keys import event_channel, event_stream
-from worker.publisher import decode_envelope
 
-__all__ = ["EventFeed", "read_stream", "stream_id_key"]
+__all__ = ["EventFeed", "FeedItem", "read_entries", "read_stream", "stream_id_key"]
+
+FeedItem = WorkerEvent | GateEvent  # a worker's event, or a gate's (orchestrator.gate_events)
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +46,33 @@ def stream_id_key(stream_id: str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-async def read_stream(
+async def read_entries(
     redis: Redis, run_id: str, *, after: str = "0-0", count: int | None = None
-) -> list[tuple[str, WorkerEvent]]:
-    """(stream id, event) pairs of a run's stream after id `after`, oldest first."""
+) -> list[tuple[str, FeedItem]]:
+    """(stream id, event) pairs of a run's stream after id `after`, oldest first: the workers'
+    events and the gates'."""
     entries = cast(
         "list[tuple[bytes, dict[bytes, bytes]]]",
         await redis.xrange(event_stream(run_id), min=f"({after}", count=count),
     )
-    return [(raw_id.decode(), WorkerEvent.from_json(fields[b"event"])) for raw_id, fields in entries]
+    return [
+        (raw_id.decode(), gate_from_fields(fields) or WorkerEvent.from_json(fields[b"event"]))
+        for raw_id, fields in entries
+    ]
+
+
+async def read_stream(
+    redis: Redis, run_id: str, *, after: str = "0-0", count: int | None = None
+) -> list[tuple[str, WorkerEvent]]:
+    """(stream id, event) pairs of the workers' events of a run's stream after id `after`."""
+    entries = await read_entries(redis, run_id, after=after, count=count)
+    return [(stream_id, event) for stream_id, event in entries if isinstance(event, WorkerEvent)]
+
+
+def _decode(raw: str | bytes) -> tuple[str, FeedItem]:
+    """(stream id, event) from a message on a run's channel: a worker's envelope or a gate's."""
+    data: dict[str, Any] = json.loads(raw)
+    return str(data["id"]), gate_from_message(data) or WorkerEvent.model_validate(data["event"])
 
 
 class EventFeed:
@@ -85,9 +108,9 @@ class EventFeed:
         self._last = key
         return True
 
-    async def _replay(self) -> AsyncIterator[WorkerEvent]:
+    async def _replay(self) -> AsyncIterator[FeedItem]:
         while True:
-            entries = await read_stream(self._redis, self._run_id, after=self.last_id, count=REPLAY_BATCH)
+            entries = await read_entries(self._redis, self._run_id, after=self.last_id, count=REPLAY_BATCH)
             for stream_id, event in entries:
                 if self._fresh(stream_id):
                     yield event
@@ -100,7 +123,7 @@ class EventFeed:
         if self._on_reconnect is not None:
             await self._on_reconnect()
 
-    async def events(self) -> AsyncIterator[WorkerEvent]:
+    async def events(self) -> AsyncIterator[FeedItem]:
         """Yields until cancelled. Reconnects with backoff when redis-py gives up."""
         attempt = 0
         while True:
@@ -119,9 +142,9 @@ class EventFeed:
                         async for event in self._replay():
                             yield event
                     elif message["type"] == "message":
-                        stream_id, event = decode_envelope(message["data"])
+                        stream_id, item = _decode(message["data"])
                         if self._fresh(stream_id):
-                            yield event
+                            yield item
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.connected = False
                 delay = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]

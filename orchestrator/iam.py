@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.iam_roles import deploy_statements
+from orchestrator.iam_roles import deploy_statements, gate_statements
 
 __all__ = ["caller_policy", "iam_policy_command", "worker_policy"]
 
@@ -30,9 +30,16 @@ def _queue_arns(region: str, account: str, queue_name: str) -> list[str]:
 
 
 def caller_policy(
-    *, region: str, account: str, function_name: str, queue_name: str, worker_role_arn: str
+    *,
+    region: str,
+    account: str,
+    function_name: str,
+    queue_name: str,
+    worker_role_arn: str,
+    task_role_arns: list[str] | None = None,
 ) -> Policy:
-    """What `ecs-fanout` itself calls with the `lambda` executor (and preflight, `plan`, `--dry-run`)."""
+    """What `ecs-fanout` itself calls with the `lambda` executor (and preflight, `plan`, `--dry-run`,
+    and the gates of a run with waves: `task_role_arns` are what its smoke tests pass to ECS)."""
     function_arn = _arn("lambda", region, account, f"function:{function_name}")
     return {
         "Version": "2012-10-17",
@@ -100,6 +107,7 @@ def caller_policy(
                 "Resource": worker_role_arn,
                 "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
             },
+            *gate_statements(task_role_arns or [], f"arn:aws:iam::{account}:role/*"),
         ],
     }
 
@@ -198,7 +206,7 @@ def iam_policy_command(argv: Sequence[str]) -> int:
     worker_role_arn = args.worker_role_arn or lam.role_arn or "arn:aws:iam::*:role/ecs-fanout-worker"
     vpc = bool(lam.subnet_ids) if args.vpc is None else args.vpc
     policies = {
-        "caller": caller_policy(**common, worker_role_arn=worker_role_arn),
+        "caller": caller_policy(**common, worker_role_arn=worker_role_arn, task_role_arns=args.task_role_arn),
         "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=vpc),
     }
     if args.spec:

@@ -13,7 +13,14 @@ from typing import Any
 
 from worker.access import Access
 
-__all__ = ["assume_statement", "deploy_statements", "role_permissions", "role_trust", "target_roles"]
+__all__ = [
+    "assume_statement",
+    "deploy_statements",
+    "gate_statements",
+    "role_permissions",
+    "role_trust",
+    "target_roles",
+]
 
 Policy = dict[str, Any]
 
@@ -105,6 +112,27 @@ def deploy_statements(
     ]
 
 
+def gate_statements(task_role_arns: list[str], any_role: str) -> list[dict[str, Any]]:
+    """What the gates of a run with waves call, where the gate runs (the caller, or a wave's
+    role): a smoke test's one-off task (RunTask passes its task definition's roles to ECS), and
+    CloudWatch alarms. Neither takes a resource ARN known before the run."""
+    return [
+        {
+            "Sid": "RunWaveGates",
+            "Effect": "Allow",
+            "Action": ["ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "cloudwatch:DescribeAlarms"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "PassTaskRolesToSmokeTests",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": task_role_arns or [any_role],
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        },
+    ]
+
+
 def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
     """What a target-account role needs: read for preflight and `plan`, deploy for the worker."""
     partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
@@ -122,5 +150,6 @@ def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
                 "Resource": "*",
             },
             *deploy_statements(arn, list(task_role_arns), f"arn:{partition}:iam::{account}:role/*"),
+            gate_statements(list(task_role_arns), f"arn:{partition}:iam::{account}:role/*")[0],
         ],
     }

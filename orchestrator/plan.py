@@ -53,6 +53,7 @@ class PlannedJob(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job: DeployJob
+    wave: str | None = None  # the wave it is deployed in (orchestrator.waves); None: no waves
 
     @property
     def target(self) -> Target:
@@ -141,7 +142,7 @@ def _planned(
         changes=tuple(ContainerChange(container=name, image=image) for name, image in images.items()),
         options=options,
     )
-    return PlannedJob(job=job)
+    return PlannedJob(job=job, wave=entries[0].wave)  # the spec put a service in one wave
 
 
 def _options(

@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from orchestrator.gate_events import GateEvent
 from orchestrator.state import OK_PHASES, JobState, RunState, TargetResult
+from orchestrator.wave_state import WaveState
 from worker.contract import Phase, WorkerEvent
 from worker.target import Target
 
@@ -39,6 +41,7 @@ __all__ = [
     "shorten",
     "status_counts",
     "summary_table",
+    "wave_line",
 ]
 
 Scope = tuple[str | None, str | None]  # (account, region); None: the caller's, the run's
@@ -71,12 +74,15 @@ STATUS_WORDS = (
     ("in progress", "active"),
     ("queued", "queued"),
     ("failed", "failed"),
+    ("not started", "queued"),
 )
 
 
 def _status_word(phase: Phase) -> str:
     if phase in OK_PHASES:
         return phase.value
+    if phase is Phase.NOT_STARTED:
+        return "not started"
     if phase.terminal:
         return "failed"  # failed, rolled back, timed out, lost: what makes the exit code 1
     return "queued" if phase is Phase.QUEUED else "in progress"
@@ -98,7 +104,33 @@ def scope_line(scope: Scope, phases: Sequence[Phase]) -> str:
     return f"{scope_label(scope)} — {len(phases)} {noun}: {counts}"
 
 
-_TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revision"}
+_WAVE_WORDS = {
+    "pending": "waiting for the waves before it",
+    "deploying": "deploying",
+    "gating": "at its gate",
+    "passed": "passed",
+    "stopped": "stopped the run",
+    "not_started": "not started",
+}
+GATE_WORDS = {
+    "wave": "wave",
+    "halt": "halt",
+    "smoke_test": "smoke test",
+    "soak": "soak",
+    "alarms": "alarms",
+    "approve": "approval",
+}
+
+
+def wave_line(wave: WaveState, phases: Sequence[Phase]) -> str:
+    """`wave canary — 2 services: 2 succeeded · passed: gate passed (halt, soak)`."""
+    counts = ", ".join(f"{n} {word}" for word, n in status_counts(phases))
+    noun = "service" if len(phases) == 1 else "services"
+    said = f": {wave.message}" if wave.message and wave.decided else ""
+    return f"wave {wave.name} — {len(phases)} {noun}: {counts} · {_WAVE_WORDS[wave.status]}{said}"
+
+
+_TARGET_FIELDS = {"account", "region", "cluster", "service", "container", "revision", "wave"}
 
 
 class JsonRenderer:
@@ -120,6 +152,14 @@ class JsonRenderer:
         targets = [
             {**r.model_dump(include=_TARGET_FIELDS), "image": r.planned_image} for r in state.results()
         ]
+        waves = [
+            {
+                "name": wave.name,
+                "targets": len(wave.job_ids),
+                "gate": wave.gate.model_dump(exclude_defaults=True),
+            }
+            for wave in state.waves.waves.values()
+        ]
         self._write(
             {
                 "type": "run",
@@ -127,6 +167,7 @@ class JsonRenderer:
                 "spec": self._spec_path,
                 "caller": self._caller,
                 "targets": targets,
+                **({"waves": waves} if waves else {}),
             }
         )
 
@@ -151,6 +192,12 @@ class JsonRenderer:
                 "received_at": None if event is None else job.last_event_at,
                 "details": job.details.model_dump(exclude_defaults=True),
             }
+        )
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        self._write(
+            event.model_dump(mode="json", exclude={"details"})
+            | {"details": event.details.model_dump(mode="json", exclude_defaults=True)}
         )
 
     def finished(self, state: RunState) -> None:
@@ -183,12 +230,12 @@ def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
     A run over several accounts or regions lists its rows under a line per (account, region)
     with that group's counts, the rows indented by two."""
     results = state.results()
-    grouped: dict[Scope, list[TargetResult]] = {}
-    for result in results:
-        grouped.setdefault(_scope(result), []).append(result)
+    grouped = _grouped(state, results)
     indent = "  " if len(grouped) > 1 else ""
     header = ("TARGET", "STATUS", "IMAGE", "MESSAGE")
-    rows = {id(r): _row(r) for r in results}
+    # Grouped by wave, a run over several accounts or regions says each row's (as --plain does).
+    where = bool(state.waves) and len(scopes(state)) > 1
+    rows = {id(r): _row(r, where) for r in results}
     widths = [max(len(row[i]) for row in [header, *rows.values()]) for i in range(3)]
     widths[0], widths[2] = min(widths[0], TARGET_MAX), min(widths[2], IMAGE_MAX)
     message_width = width - len(indent) - sum(widths) - 2 * len(widths)
@@ -199,10 +246,9 @@ def summary_table(state: RunState, width: int = SUMMARY_WIDTH) -> str:
         return (indent + cells + "  " + message).rstrip()
 
     lines = [line(header)]
-    jobs = scopes(state)
-    for scope, group in grouped.items():
+    for title, group in grouped:
         if indent:
-            lines.append(scope_line(scope, [job.phase for job in jobs[scope]]))
+            lines.append(shorten(title, width) if len(title) > width else title)
         lines += (line(rows[id(r)]) for r in group)
     counts = ", ".join(f"{n} {phase.value}" for phase, n in sorted(state.counts().items()))
     note = baking_note(state)
@@ -221,9 +267,29 @@ def baking_note(state: RunState) -> str | None:
     )
 
 
-def _row(r: TargetResult) -> tuple[str, str, str, str]:
+def _grouped(state: RunState, results: list[TargetResult]) -> list[tuple[str, list[TargetResult]]]:
+    """The rows under their group's line: per wave in a run with waves, else per account and region."""
+    if state.waves:
+        by_wave: dict[str | None, list[TargetResult]] = {name: [] for name in state.waves.waves}
+        for result in results:
+            by_wave.setdefault(result.wave, []).append(result)
+        waves = state.waves.waves
+        return [
+            (wave_line(waves[name], [job.phase for job in state.wave_jobs(waves[name])]), rows)
+            for name, rows in by_wave.items()
+            if name in waves
+        ]
+    by_scope: dict[Scope, list[TargetResult]] = {}
+    for result in results:
+        by_scope.setdefault(_scope(result), []).append(result)
+    jobs = scopes(state)
+    return [(scope_line(scope, [job.phase for job in jobs[scope]]), rows) for scope, rows in by_scope.items()]
+
+
+def _row(r: TargetResult, where: bool = False) -> tuple[str, str, str, str]:
+    target = "/".join(part for part in (r.cluster, r.service, r.container) if part)
     return (
-        "/".join(part for part in (r.cluster, r.service, r.container) if part),
+        f"{r.account or '-'}/{r.region or '-'} {target}" if where else target,
         r.status.value,
         r.image or (f"revision {r.revision}" if r.revision else r.planned_image or ""),
         r.message,
@@ -253,6 +319,9 @@ class PlainRenderer:
         names = (self._name(job) for job in state.jobs.values())
         self._width = max(NAME_WIDTH, min(NAME_WIDTH_MAX, max(map(len, names), default=0)))
         where = f" in {len(groups)} account/region groups" if self._scoped else ""
+        waves = state.waves.waves
+        if waves:
+            where += f" in {len(waves)} waves ({', '.join(waves)})"
         who = f" as {self._caller}" if self._caller else ""
         self._line(f"run {state.run_id}: {len(state.jobs)} services{where}{who}")
 
@@ -264,6 +333,11 @@ class PlainRenderer:
             return  # a delivery that did nothing: the job did not change, no line
         stamp = time.strftime("%H:%M:%S")
         self._line(f"{stamp} {self._name(job):<{self._width}} {job.phase.value:<12} {job.message}")
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        what = f"{GATE_WORDS[event.gate]}: " if event.gate != "wave" else ""
+        self._line(f"{stamp} {'wave ' + wave.name:<{self._width}} {event.state:<12} {what}{event.message}")
 
     def _name(self, job: JobState) -> str:
         return f"{job.target.scope} {job.name}" if self._scoped else job.name

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from orchestrator.gate_events import GateEvent
     from orchestrator.state import JobState, RunState
+    from orchestrator.wave_state import WaveState
     from worker.contract import WorkerEvent
 
 __all__ = ["Renderer"]
@@ -22,4 +24,7 @@ class Renderer(Protocol):
         """A set-up step of the executor (e.g. `lambda`, `queue`, `mapping`) moved on."""
 
     def changed(self, job: JobState, event: WorkerEvent | None) -> None: ...
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        """A wave started, its gate moved on, or it passed or stopped the run."""
+
     def finished(self, state: RunState) -> None: ...

@@ -7,20 +7,21 @@ It goes through the same workers, events and output as any run, so it is just as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import anyio
 from redis.asyncio import Redis
 
 from orchestrator.errors import ConfigError
-from orchestrator.plan import PlannedJob, job_id_for
+from orchestrator.plan import PlannedJob, job_id_for, new_run_id
 from orchestrator.run import load_plan
 from worker.contract import DeployJob
 from worker.keys import job_hash
 from worker.publisher import connect_redis
 
-__all__ = ["load_reverts", "revert_jobs"]
+__all__ = ["load_reverts", "put_back", "revert_jobs"]
 
 
 def _revert(planned: PlannedJob, previous: str, run_id: str, region: str | None) -> PlannedJob:
@@ -79,3 +80,15 @@ def load_reverts(
             await redis.aclose()
 
     return anyio.run(load)
+
+
+def put_back(session: Callable[[list[PlannedJob], str], int], redis_url: str, run_id: str) -> None:
+    """`--all-or-nothing`: a run (`session`: jobs, run id -> exit code) that puts every service
+    `run_id` changed back, in every wave."""
+    revert_run_id = new_run_id()
+    print(
+        f"ecs-fanout: --all-or-nothing: not every target succeeded; run {revert_run_id} puts back "
+        f"every service run {run_id} changed",
+        file=sys.stderr,
+    )
+    session(load_reverts(redis_url, run_id, revert_run_id), revert_run_id)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,7 +33,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.confirm_silent import Confirm, SilentEnd
-from orchestrator.feed import EventFeed
+from orchestrator.feed import EventFeed, FeedItem
+from orchestrator.gate_events import GateEvent
 from orchestrator.plan import PlannedJob
 from orchestrator.renderer import Renderer  # re-exported: its home is `orchestrator.renderer`
 from orchestrator.state import ORCHESTRATOR_SEQ, JobState, RunState
@@ -41,7 +42,7 @@ from worker.contract import DeployJob, Phase, WorkerEvent
 from worker.keys import run_plan
 from worker.publisher import EventPublisher
 
-__all__ = ["Executor", "Renderer", "load_plan", "run_jobs", "save_plan"]
+__all__ = ["Executor", "Renderer", "Schedule", "StartJobs", "WaitUntil", "load_plan", "run_jobs", "save_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,28 @@ class Executor(Protocol):
     ) -> None:
         """Start every job: `on_start` when a job is handed to a worker, `on_failed` when it
         never will be or its worker died (the message says why)."""
+
+
+StartJobs = Callable[[Sequence[DeployJob]], Awaitable[None]]
+WaitUntil = Callable[[Callable[[], bool]], Awaitable[None]]
+Schedule = Callable[[StartJobs, WaitUntil], Awaitable[None]]
+"""When to start which jobs (`orchestrator.wave_run`): given a way to start jobs and a way to wait
+until the run's state says something; it returns when it has started every job it will."""
+
+
+class _Changes:
+    """Wakes whoever waits on the run's state each time an event is folded in."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            await self._event.wait()
 
 
 PLAN_TTL_S = 7 * 24 * 3600
@@ -105,7 +128,7 @@ class _Asked:
     lost_message: str | None
 
 
-_Item = WorkerEvent | _Asked
+_Item = FeedItem | _Asked
 
 
 class _Silence:
@@ -183,18 +206,14 @@ async def _fold(
     listening: Callable[[], bool],
     silence: _Silence,
     start: Callable[..., object],
+    changes: _Changes,
 ) -> None:
     while not state.done:
         deadline = state.next_silence_deadline(heartbeat_s, queued_window_s)
         timeout = math.inf if deadline is None else max(0.0, deadline - time.time())
         with anyio.move_on_after(timeout):
-            item = await receive.receive()
-            if isinstance(item, _Asked):
-                silence.answered(item, time.time(), renderer)
-                continue
-            job = state.apply(item, received_at=time.time())
-            if job is not None:
-                renderer.changed(job, item)
+            _fold_one(state, await receive.receive(), renderer, silence)
+            changes.notify()
             continue
         now = time.time()
         if not listening():  # Redis is away: nobody could have heard them
@@ -202,6 +221,20 @@ async def _fold(
             continue
         for job in state.silent_jobs(now, heartbeat_s, queued_window_s):
             silence.found(job, now, start, renderer)
+        changes.notify()
+
+
+def _fold_one(state: RunState, item: _Item, renderer: Renderer, silence: _Silence) -> None:
+    if isinstance(item, _Asked):
+        silence.answered(item, time.time(), renderer)
+    elif isinstance(item, GateEvent):
+        wave = state.apply_gate(item)
+        if wave is not None:
+            renderer.gate_changed(wave, item)
+    else:
+        job = state.apply(item, received_at=time.time())
+        if job is not None:
+            renderer.changed(job, item)
 
 
 async def run_jobs(
@@ -214,9 +247,13 @@ async def run_jobs(
     heartbeat_s: float,
     queued_window_s: float | None = None,
     confirm: Confirm | None = None,
+    schedule: Schedule | None = None,
+    replayed_to: str = "0-0",
 ) -> RunState:
     """Run every planned job to a terminal phase; `state` is updated in place as events come.
-    `confirm` asks ECS about a silent job's deployment before it is called `lost`."""
+    `confirm` asks ECS about a silent job's deployment before it is called `lost`; `schedule`
+    starts the jobs (by default, all at once); `replayed_to`: the stream id up to which `state`
+    was folded already (a run taken over)."""
 
     async def after_reconnect() -> None:
         _restart_silence(state, time.time())
@@ -227,7 +264,8 @@ async def run_jobs(
         except RedisError as exc:  # e.g. a read-only replica: it costs `attach`, not the run
             log.info("could not write the run's plan back to Redis (%s)", exc)
 
-    feed = EventFeed(redis, state.run_id, on_reconnect=after_reconnect)
+    feed = EventFeed(redis, state.run_id, last_id=replayed_to, on_reconnect=after_reconnect)
+    changes = _Changes()
     send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
     renderer.started(state)
     await save_plan(redis, state.run_id, planned)
@@ -243,8 +281,14 @@ async def run_jobs(
 
     workers_done = anyio.Event()
 
+    async def start(jobs: Sequence[DeployJob]) -> None:
+        await executor.run_all(jobs, on_start, on_failed)
+
     async def run_workers() -> None:
-        await executor.run_all([p.job for p in planned], on_start, on_failed)
+        if schedule is None:
+            await start([p.job for p in planned])
+        else:
+            await schedule(start, changes.wait_until)
         workers_done.set()
 
     async with anyio.create_task_group() as tg:
@@ -262,6 +306,7 @@ async def run_jobs(
             lambda: feed.connected,
             silence,
             tg.start_soon,
+            changes,
         )
         with anyio.move_on_after(WORKER_GRACE_S):
             await workers_done.wait()

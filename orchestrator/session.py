@@ -32,6 +32,8 @@ from orchestrator.renderer import Renderer
 from orchestrator.run import Executor, run_jobs
 from orchestrator.state import RunState, exit_code
 from orchestrator.stop_signals import stop_code, stop_reason
+from orchestrator.wave_run import approver, wave_schedule
+from orchestrator.waves import WavePlan
 from worker.aws import AwsAccess
 from worker.credentials import Clients
 from worker.publisher import connect_redis, redact_url
@@ -99,12 +101,16 @@ def run_session(
     remote_workers: bool = False,
     caller: str | None = None,
     aws: AwsAccess | None = None,
+    waves: WavePlan | None = None,
+    resumed: tuple[RunState, str] | None = None,
 ) -> int:
     """Run `planned` to its end and render it; the exit code. `caller` (who runs it, as STS
     says) is shown in the output's header. With `aws` (the run's way to AWS), a silent job
-    that started a deployment is asked of ECS before it is called `lost`."""
+    that started a deployment is asked of ECS before it is called `lost`. `waves`: deploy wave
+    by wave, through each wave's gate (needs `aws`). `resumed`: a run taken over, its state
+    folded from its stream up to the id given (`orchestrator.resume`)."""
     anyio.run(check_redis, redis_url)  # refuse before any set-up, as bad configuration
-    state = RunState.from_plan(run_id, planned)
+    state = resumed[0] if resumed is not None else RunState.from_plan(run_id, planned, waves)
 
     async def drive(renderer: Renderer) -> None:
         redis = connect_redis(redis_url)
@@ -121,7 +127,12 @@ def run_session(
                 ),
                 executor_factory(redis, renderer) as executor,
             ):
-                confirm = None if aws is None else ecs_confirm(Clients(clients_stack, aws, run_id), redis)
+                clients = None if aws is None else Clients(clients_stack, aws, run_id)
+                confirm = None if clients is None else ecs_confirm(clients, redis)
+                schedule = None
+                if waves is not None:
+                    assert clients is not None, "a run with waves calls AWS at its gates"
+                    schedule = await wave_schedule(waves, state, planned, redis, clients)
                 await run_jobs(
                     state,
                     planned,
@@ -131,6 +142,8 @@ def run_session(
                     heartbeat_s=heartbeat_s,
                     queued_window_s=queued_window_s,
                     confirm=confirm,
+                    schedule=schedule,
+                    replayed_to=resumed[1] if resumed is not None else "0-0",
                 )
         finally:
             with anyio.CancelScope(shield=True):
@@ -139,7 +152,14 @@ def run_session(
     if output == "tui":
         from tui import run_tui  # Textual is imported only when the live view is used
 
-        code = run_tui(state, drive, spec_path=spec_path, exit_on_done=exit_on_done, caller=caller)
+        code = run_tui(
+            state,
+            drive,
+            spec_path=spec_path,
+            exit_on_done=exit_on_done,
+            caller=caller,
+            decide=None if waves is None else approver(redis_url, run_id),
+        )
         if code == ExitCode.INTERRUPTED:  # the user detached while jobs ran, or a signal came
             _say(interrupted_report(state, stop_reason()))
             return stop_code()

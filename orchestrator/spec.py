@@ -19,6 +19,10 @@ the top level and one ``[[deploy]]`` entry per container::
     tag = "v1.4.2"          # or digest = "sha256:<64 hex>", or both (image:tag@digest)
     timeout = "20m"         # optional per-entry overrides: timeout, rollback, done_when
 
+A spec may also roll out in waves: `[[wave]]` tables (their order and gates) and a `wave` on
+every entry, checked by `orchestrator.spec_waves`; the value types (`Seconds`, `Name`, ...) are
+`orchestrator.spec_types`'.
+
 `load_spec` reads and validates a file and raises `SpecError` listing *every* problem, each
 naming the entry (``entry 3 (prod/api/app)``) and saying what is wrong in plain words.
 Besides each entry on its own, the spec as a whole must hold at least one entry, must not
@@ -35,22 +39,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, PrivateAttr, ValidationError, model_validator
 
-from orchestrator.durations import parse_duration
 from orchestrator.errors import SpecError
-from orchestrator.regions import check_region
 from orchestrator.spec_access import Reach, access_conflicts, access_of, region_of
 from orchestrator.spec_files import read_spec_data
+from orchestrator.spec_types import Image, Name, Region, Seconds, StrictModel
+from orchestrator.spec_waves import WaveSpec, check_waves
 from orchestrator.spec_words import describe, kind, one_of, raw_label, seconds, show
 from worker.access import Access
 from worker.contract import DoneWhen
@@ -59,40 +54,12 @@ from worker.images import ImageRefError, compose_image, parse_image
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
 
 
-def _duration(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ValueError(f"must be a duration such as '90s' or '15m', got {kind(value)}")
-    return parse_duration(value)
-
-
-def _name(value: str) -> str:
-    # The one printable whitespace character is the space: same as testing each character.
-    if " " in value or not value.isprintable():
-        raise ValueError(f"{value!r} must not contain spaces or control characters")
-    return value
-
-
-def _image(value: str) -> str:
-    parse_image(value)  # ImageRefError is a ValueError: reported even when other fields fail
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_duration)]
-"""A duration in seconds, written as a number of seconds or a string such as ``15m``."""
-
-Name = Annotated[str, Field(min_length=1), AfterValidator(_name)]
-Image = Annotated[str, AfterValidator(_image)]
-Region = Annotated[str, AfterValidator(check_region)]
 Done = Annotated[DoneWhen, BeforeValidator(lambda value: one_of(DoneWhen, value))]
 """When following a rollout ends with success: "baked" (ECS's service deployment SUCCESSFUL,
 through its bake time) or "traffic_shifted" (production traffic all on the new revision)."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class Defaults(_Model, Reach):
+class Defaults(StrictModel, Reach):
     """The top-level settings; every field has a default. `Reach`: role_arn, external_id, profile."""
 
     region: Region | None = None
@@ -116,7 +83,7 @@ class Defaults(_Model, Reach):
         return self
 
 
-class DeployEntry(_Model, Reach):
+class DeployEntry(StrictModel, Reach):
     """One container of one service and the image it must run; `region` and the `Reach` fields
     (role_arn, external_id, profile) override the top level's (orchestrator.spec_access)."""
 
@@ -130,6 +97,7 @@ class DeployEntry(_Model, Reach):
     rollback: bool | None = None
     done_when: Done | None = None
     region: Region | None = None
+    wave: Name | None = None  # in a spec with [[wave]] tables: the wave it is deployed in
 
     @model_validator(mode="after")
     def _valid_reference(self) -> Self:
@@ -158,9 +126,10 @@ class DeployEntry(_Model, Reach):
 
 
 class Spec(Defaults):
-    """A whole spec: the defaults and at least one entry."""
+    """A whole spec: the defaults, at least one entry, and its waves (none: all at once)."""
 
     deploy: list[DeployEntry] = Field(min_length=1)
+    wave: list[WaveSpec] = Field(default_factory=list)
     _index: tuple[list[DeployEntry], dict[tuple[str, str, str], int]] | None = PrivateAttr(default=None)
 
     def entry_name(self, cluster: str, service: str, container: str) -> str:
@@ -189,7 +158,10 @@ class Spec(Defaults):
 
 
 _ENTRY_KEYS = tuple(DeployEntry.model_fields)
-_TOP_KEYS = (*Defaults.model_fields, "deploy")
+_TOP_KEYS = (*Defaults.model_fields, "deploy", "wave")
+_WAVE_KEYS = frozenset(WaveSpec.model_fields) - {"name", "region", *Reach.model_fields}
+# Keys met at the top level that belong in another table: said so instead of "unknown".
+_ELSEWHERE = dict.fromkeys(_WAVE_KEYS, "a [[wave]] table") | dict.fromkeys(_ENTRY_KEYS, "a [[deploy]] entry")
 _OVERRIDES = ("timeout", "rollback", "done_when")  # a region or a way in makes another service
 
 
@@ -209,13 +181,13 @@ def spec_from_data(data: Mapping[str, Any], path: str) -> Spec:
 def _validate(data: object, path: str) -> Spec:
     if not isinstance(data, Mapping):
         raise SpecError(path, [f"the top level must be a table (a JSON object), got {kind(data)}"])
-    top = {key: value for key, value in data.items() if key != "deploy"}
+    top = {key: value for key, value in data.items() if key not in ("deploy", "wave")}
     problems: list[str] = []
     defaults: Defaults | None = None
     try:
         defaults = Defaults.model_validate(top)
     except ValidationError as error:
-        problems += (f"top level: {describe(e, _TOP_KEYS, _ENTRY_KEYS)}" for e in error.errors())
+        problems += (f"top level: {describe(e, _TOP_KEYS, _ELSEWHERE)}" for e in error.errors())
     raw_entries = data.get("deploy")
     if raw_entries is None or (isinstance(raw_entries, list) and not raw_entries):
         problems.append("no [[deploy]] entries: the spec deploys nothing")
@@ -232,13 +204,17 @@ def _validate(data: object, path: str) -> Spec:
             label = f"entry {index} ({raw_label(raw)})"
             problems += (f"{label}: {describe(e, _ENTRY_KEYS)}" for e in error.errors())
     reach = defaults or Reach()
-    problems += _cross_entry_problems(entries, reach, defaults.region if defaults else None)
+    top_region = defaults.region if defaults else None
+    problems += _cross_entry_problems(entries, reach, top_region)
+    waves, wave_problems = check_waves(data.get("wave"), entries, reach, top_region, describe)
+    problems += wave_problems
     if problems or defaults is None:
         raise SpecError(path, problems)
     try:
         # exclude_unset: `Spec.model_fields_set` tells which defaults the file itself set.
         settings = defaults.model_dump(exclude_unset=True)
-        return Spec.model_validate({**settings, "deploy": [entry for _, entry in entries]})
+        deploy = [entry for _, entry in entries]
+        return Spec.model_validate({**settings, "deploy": deploy, **({"wave": waves} if waves else {})})
     except ValidationError as error:  # pragma: no cover - every check above ran already
         raise SpecError(path, [describe(e, _TOP_KEYS) for e in error.errors()]) from None
 

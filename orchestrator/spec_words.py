@@ -9,26 +9,19 @@ it, `raw_label` an entry too broken to validate (`prod/web/?`).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum, StrEnum
 from typing import TypeVar
 
 from pydantic_core import ErrorDetails
 
-__all__ = ["describe", "kind", "one_of", "raw_label", "seconds", "show"]
+from orchestrator.spec_types import kind
+
+__all__ = ["describe", "kind", "one_of", "raw_label", "seconds", "show"]  # kind is spec_types' own
 
 _E = TypeVar("_E", bound=StrEnum)
 
 _SELF_EXPLAINED = frozenset({"image"})  # their messages name the field and the value
-_KINDS: dict[type, str] = {
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a float",
-    list: "an array",
-    dict: "a table",
-    type(None): "null",
-}
 _EXPECTED = {
     "string_type": "a string",
     "bool_type": "true or false",
@@ -42,21 +35,23 @@ _EXPECTED = {
 }
 
 
-def describe(error: ErrorDetails, known: Iterable[str], elsewhere: Collection[str] = ()) -> str:
+def describe(error: ErrorDetails, known: Iterable[str], elsewhere: Mapping[str, str] | None = None) -> str:
     """One pydantic error in plain words. `known`: the keys where it was found (for "did you
-    mean"); `elsewhere`: keys that belong in a [[deploy]] entry instead."""
+    mean"); `elsewhere`: keys that belong in another table, and which (`a [[deploy]] entry`)."""
     loc = error["loc"]
     field = ".".join(str(part) for part in loc)
     kind_ = error["type"]
     ctx = error.get("ctx") or {}
     if kind_ == "extra_forbidden":
-        return f"unknown key {field!r}{_suggestion(str(loc[0]), known, elsewhere)}"
+        return f"unknown key {field!r}{_suggestion(str(loc[-1]), known, elsewhere)}"
     if kind_ == "missing":
         return f"missing field {field!r}"
     if kind_ in ("value_error", "assertion_error"):
         reason = str(ctx.get("error", error["msg"]))
         return f"{field!r}: {reason}" if field and field not in _SELF_EXPLAINED else reason
     subject = f"{field!r}" if field else "the entry"
+    if kind_ == "list_type" and field != "deploy":
+        return f"{subject} must be an array, got {kind(error['input'])}"
     if kind_ in _EXPECTED:
         return f"{subject} must be {_EXPECTED[kind_]}, got {kind(error['input'])}"
     if kind_ == "string_too_short":
@@ -68,9 +63,9 @@ def describe(error: ErrorDetails, known: Iterable[str], elsewhere: Collection[st
     return f"{subject}: {error['msg']}"
 
 
-def _suggestion(key: str, known: Iterable[str], elsewhere: Collection[str]) -> str:
-    if key in elsewhere:
-        return " (it belongs in a [[deploy]] entry)"
+def _suggestion(key: str, known: Iterable[str], elsewhere: Mapping[str, str] | None) -> str:
+    if elsewhere and key in elsewhere:
+        return f" (it belongs in {elsewhere[key]})"
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -101,14 +96,6 @@ def raw_label(raw: object) -> str:
         return value[:60] if value[:60].isprintable() else repr(value[:60])
 
     return "/".join(part(name) for name in ("cluster", "service", "container"))
-
-
-def kind(value: object) -> str:
-    """What a value is, in the spec's terms: `a string`, `a table`, `null`."""
-    for cls, word in _KINDS.items():
-        if type(value) is cls:
-            return word
-    return type(value).__name__
 
 
 def seconds(value: float) -> str:

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.exits import ExitCode
+from orchestrator.gate_events import GateEvent
 from orchestrator.plan import PlannedJob
+from orchestrator.wave_state import WaveBoard, WaveState
+from orchestrator.waves import WavePlan
 from worker.contract import TERMINAL_PHASES, ContainerChange, EventDetails, Phase, WorkerEvent
 from worker.target import Target
 
@@ -54,6 +57,7 @@ class TargetResult(BaseModel):
     status: Phase
     task_definition_arn: str | None
     message: str
+    wave: str | None = None  # the wave it was deployed in; None in a run without waves
 
 
 @dataclass
@@ -74,6 +78,7 @@ class JobState:
     deployment_id: str | None = None
     recent: deque[WorkerEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
     confirming: bool = False  # silent, and ECS is being asked what its rollout became
+    wave: str | None = None  # its wave (orchestrator.waves); None in a run without waves
 
     @property
     def judged_outside(self) -> bool:
@@ -101,17 +106,27 @@ class JobState:
 class RunState:
     run_id: str
     jobs: dict[str, JobState]
+    waves: WaveBoard = field(default_factory=WaveBoard)  # empty: a run without waves
 
     @classmethod
-    def from_plan(cls, run_id: str, planned: Iterable[PlannedJob]) -> RunState:
+    def from_plan(cls, run_id: str, planned: Iterable[PlannedJob], waves: WavePlan | None = None) -> RunState:
         jobs = {
-            p.job.job_id: JobState(p.job.job_id, p.job.target, p.job.changes, p.job.revision) for p in planned
+            p.job.job_id: JobState(p.job.job_id, p.job.target, p.job.changes, p.job.revision, wave=p.wave)
+            for p in planned
         }
-        return cls(run_id, jobs)
+        return cls(run_id, jobs, WaveBoard.from_plan(waves))
 
     @property
     def done(self) -> bool:
-        return all(job.terminal for job in self.jobs.values())
+        """Every job ended and every wave's gate decided (a run without waves: jobs alone)."""
+        return all(job.terminal for job in self.jobs.values()) and self.waves.finished
+
+    def apply_gate(self, event: GateEvent) -> WaveState | None:
+        """Fold a gate event in; the wave it changed, or None when it is not this run's."""
+        return None if event.run_id != self.run_id else self.waves.apply(event)
+
+    def wave_jobs(self, wave: WaveState) -> list[JobState]:
+        return [self.jobs[job_id] for job_id in wave.job_ids if job_id in self.jobs]
 
     def counts(self) -> dict[Phase, int]:
         counts: dict[Phase, int] = {}
@@ -140,7 +155,8 @@ class RunState:
             return None
         job.last_seq = event.seq
         job.last_event_at = received_at if received_at is not None else event.ts
-        job.started_at = job.started_at or event.ts
+        if event.phase is not Phase.NOT_STARTED:  # the orchestrator's word on a job never sent
+            job.started_at = job.started_at or event.ts
         job.phase = event.phase
         job.message = event.message
         job.details = event.details
@@ -185,6 +201,14 @@ class RunState:
         job.ended_at = now
         return job
 
+    def mark_not_started(self, job_id: str, now: float, message: str) -> JobState:
+        """The orchestrator's word on a job whose wave will not start (`attach`'s, here)."""
+        job = self.jobs[job_id]
+        job.phase = Phase.NOT_STARTED
+        job.message = message
+        job.ended_at = now
+        return job
+
     def next_silence_deadline(self, window_s: float, queued_window_s: float | None = None) -> float | None:
         """When the first running job would count as lost, if nothing arrives before."""
         return min(self._silence_deadlines(window_s, queued_window_s).values(), default=None)
@@ -215,6 +239,7 @@ def _results(job: JobState) -> list[TargetResult]:
             status=job.phase,
             task_definition_arn=job.task_definition_arn,
             message=job.message,
+            wave=job.wave,
         )
         for container, image, planned in lines
     ]

@@ -28,9 +28,11 @@ import time
 from collections.abc import Callable, Sequence
 
 from orchestrator.feed import stream_id_key
+from orchestrator.gate_events import GateEvent
 from orchestrator.liveness import REFRESH_S, RunMeta
 from orchestrator.plan import PlannedJob
 from orchestrator.state import JobState, RunState
+from orchestrator.wave_state import WaveState
 from worker.contract import Phase
 
 __all__ = ["GONE_FOR_S", "NEVER_STARTED", "Judge", "local_time", "stream_time"]
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 NEVER_STARTED = "never started: the orchestrator stopped before sending it"
 GONE_FOR_S = REFRESH_S + 0.5  # a key missing this long is gone: not a Redis that came back empty
+ORCHESTRATOR_GONE = "nobody started the waves after it"
 
 
 def stream_time(stream_id: str) -> float:
@@ -65,9 +68,16 @@ class Judge:
     def judging(self) -> bool:
         return self.orphaned_at is not None
 
-    def orchestrator_seen(self, alive: bool, now: float, changed: Callable[[JobState], None]) -> None:
+    def orchestrator_seen(
+        self,
+        alive: bool,
+        now: float,
+        changed: Callable[[JobState], None],
+        gate_changed: Callable[[WaveState, GateEvent], None] | None = None,
+    ) -> None:
         """What the liveness key said. Missing for `GONE_FOR_S` (a Redis that restarted empty has
-        it back within a refresh), the orchestrator is gone: judge the jobs that never spoke."""
+        it back within a refresh), the orchestrator is gone: judge the jobs that never spoke, and
+        the waves nobody will start (unless one waits for a person: `approve` takes the run over)."""
         if alive:
             self.orphaned_at = self._missing_since = None  # it is there: it judges
             return
@@ -76,7 +86,12 @@ class Judge:
         if self.orphaned_at is not None or now - self._missing_since < GONE_FOR_S:
             return
         self.orphaned_at = now
-        unstarted = [j for j in self.state.jobs.values() if not j.terminal and j.last_event_at is None]
+        waves = self.state.waves
+        unstarted = [
+            j
+            for j in self.state.jobs.values()
+            if not j.terminal and j.last_event_at is None and waves.started(j.wave)
+        ]
         if not self.state.done:
             log.warning(
                 "run %s: its orchestrator%s is gone (%s); judging its silent jobs here (heartbeat %.0fs)",
@@ -92,6 +107,48 @@ class Judge:
                 changed(lost)
             else:  # a remote worker may still take it: it gets its window from now
                 self.state.mark_started(job.job_id, now)
+        self._end_waves(now, changed, gate_changed)
+
+    def _end_waves(
+        self,
+        now: float,
+        changed: Callable[[JobState], None],
+        gate_changed: Callable[[WaveState, GateEvent], None] | None,
+    ) -> None:
+        """Nobody will start the waves the gone orchestrator had not decided: the first stops the
+        run here, the later ones and their jobs are `not_started`. Not while a wave waits for a
+        person: `ecs-fanout approve` (or `stop`) takes the run over and decides them."""
+        waves = self.state.waves
+        undecided = next((w for w in waves.waves.values() if not w.decided), None)
+        if undecided is None or waves.awaiting() is not None:
+            if undecided is not None:
+                log.warning(
+                    "run %s waits for approval of wave %s and its orchestrator is gone: "
+                    "`ecs-fanout approve %s` (or `stop`) takes the run over",
+                    self.state.run_id,
+                    undecided.name,
+                    self.state.run_id,
+                )
+            return
+        event = GateEvent(
+            run_id=self.state.run_id,
+            wave=undecided.name,
+            gate="wave",
+            state="stopped",
+            message=f"its orchestrator stopped ({ORCHESTRATOR_GONE})",
+            ts=now,
+        )
+        wave = self.state.apply_gate(event)
+        if wave is not None and gate_changed is not None:
+            gate_changed(wave, event)
+        wave_name = undecided.name
+        for job in self.state.jobs.values():
+            if not job.terminal and not waves.started(job.wave):
+                changed(
+                    self.state.mark_not_started(
+                        job.job_id, now, f"wave {wave_name} stopped the run: {event.message}"
+                    )
+                )
 
     def _how_it_ended(self) -> str:
         if self.meta is None:

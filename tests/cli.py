@@ -68,7 +68,7 @@ class CliInTerminal:
             cwd=ROOT,
         )
         os.close(follower)
-        self._leader = leader
+        self.leader = leader  # what a person types goes here
         self.output = bytearray()
 
     def read(self, seconds: float, until: Callable[[bytearray], bool] = lambda _: False) -> None:
@@ -77,7 +77,7 @@ class CliInTerminal:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not until(self.output):
             try:
-                chunk = os.read(self._leader, 65536)
+                chunk = os.read(self.leader, 65536)
             except OSError:  # the child closed the terminal
                 return
             if not chunk:
@@ -87,6 +87,6 @@ class CliInTerminal:
     def finish(self, seconds: float) -> str:
         """Reads to the end and waits for the child's exit: all it showed."""
         self.read(seconds)
-        os.close(self._leader)
+        os.close(self.leader)
         self.process.wait(timeout=30)
         return self.output.decode(errors="replace")

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis.asyncio
 
 from orchestrator.feed import read_stream
+from orchestrator.gate_events import GateEvent
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import PlannedJob
 from orchestrator.run import Executor, Renderer, run_jobs
@@ -19,6 +20,7 @@ from orchestrator.sandbox import seed_services
 from orchestrator.sandbox.session import sandbox_services
 from orchestrator.spec import Spec, load_spec
 from orchestrator.state import JobState, RunState
+from orchestrator.wave_state import WaveState
 from worker.aws import AwsAccess
 from worker.contract import Phase, WorkerEvent
 from worker.publisher import connect_redis
@@ -95,6 +97,9 @@ class Silent:
         pass
 
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
+        pass
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
         pass
 
     def finished(self, state: RunState) -> None:

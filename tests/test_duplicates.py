@@ -30,11 +30,13 @@ from botocore.exceptions import (
 from redis.asyncio import Redis
 
 from orchestrator.feed import read_stream
+from orchestrator.gate_events import GateEvent
 from orchestrator.plan import PlannedJob
 from orchestrator.render import JsonRenderer, PlainRenderer
 from orchestrator.run import run_jobs
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
 from orchestrator.state import JobState, RunState
+from orchestrator.wave_state import WaveState
 from worker.aws import AwsAccess
 from worker.aws_errors import CREDENTIALS_HINT, aws_failure_message
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
@@ -116,6 +118,10 @@ class Headless:
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         self.json.changed(job, event)
         self.plain.changed(job, event)
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        self.json.gate_changed(wave, event)
+        self.plain.gate_changed(wave, event)
 
     def finished(self, state: RunState) -> None:
         self.json.finished(state)

@@ -212,9 +212,11 @@ def test_caller_policy_passes_only_the_worker_role_to_lambda() -> None:
         queue_name="jobs",
         worker_role_arn="arn:aws:iam::123456789012:role/worker",
     )
-    [passrole] = [s for s in policy["Statement"] if s["Action"] == "iam:PassRole"]
-    assert passrole["Resource"] == "arn:aws:iam::123456789012:role/worker"
-    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    to_lambda, to_smoke_tests = [s for s in policy["Statement"] if s["Action"] == "iam:PassRole"]
+    assert to_lambda["Resource"] == "arn:aws:iam::123456789012:role/worker"
+    assert to_lambda["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    # A wave's smoke test runs a task: its roles go to ECS, never to Lambda.
+    assert to_smoke_tests["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
 
 
 async def test_second_run_uploads_nothing(settings: LambdaSettings) -> None:

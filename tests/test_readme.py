@@ -108,3 +108,26 @@ def test_the_sandbox_demo_runs_as_written(redis_url: str) -> None:
     assert {d.get("following") for d in details if d.get("following")} == {"service_deployment"}
     assert any(d.get("hook") for d in details)
     assert any(d.get("lifecycle_stage") == "BAKE_TIME" for d in details)
+
+
+def test_the_waves_demo_runs_as_written(redis_url: str) -> None:
+    (demo,) = commands(fenced_block("Waves"))
+    assert demo[1:] == ["-m", "orchestrator", "specs/waves.toml", "--sandbox"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ECS_FANOUT_"))}
+    env["REDIS_URL"] = redis_url
+    argv = [sys.executable, *demo[1:], "--json"]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+
+    spec = tomllib.loads((ROOT / demo[3]).read_text())
+    waves = [wave["name"] for wave in spec["wave"]]
+    started = [line["wave"] for line in lines if line["type"] == "gate" and line["state"] == "started"]
+    assert started == waves  # one after the other, each once
+    steps = {line["gate"] for line in lines if line["type"] == "gate" and line["wave"] == "canary"}
+    assert {"smoke_test", "soak", "alarms"} <= steps
+    summary = lines[-1]
+    assert summary["type"] == "summary"
+    assert {(r["service"], r["wave"], r["status"]) for r in summary["results"]} == {
+        (e["service"], e["wave"], "succeeded") for e in spec["deploy"]
+    }

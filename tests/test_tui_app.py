@@ -14,12 +14,14 @@ import pytest
 from textual.widgets import DataTable, Footer, Static
 
 from orchestrator.exits import ExitCode
+from orchestrator.gate_events import GateEvent
 from orchestrator.options import choose_output
 from orchestrator.plan import PlannedJob, plan_jobs
 from orchestrator.render import JsonRenderer
 from orchestrator.renderer import Renderer
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.state import JobState, RunState
+from orchestrator.wave_state import WaveState
 from tests.cli import CliInTerminal
 from tests.fleet import Fleet, Fleets, run_planned
 from tui import FanoutApp
@@ -49,6 +51,10 @@ class FanOut:
     def changed(self, job: JobState, event: WorkerEvent | None) -> None:
         for renderer in self._renderers:
             renderer.changed(job, event)
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        for renderer in self._renderers:
+            renderer.gate_changed(wave, event)
 
     def finished(self, state: RunState) -> None:
         for renderer in self._renderers:

@@ -25,10 +25,14 @@ Design notes:
 - Grouped by account and region: a run over several shows its panes under a header per
   (account, region) with that group's counts (`group.PaneGroup`); a run in one shows none. The
   header names the caller when the CLI knows it.
+- A run with waves shows a section per wave (`wave_section.WaveSection`) over its groups, its
+  header the wave's counts and what its gate does now; when a gate waits for approval the run's
+  own view asks (`a`: approve or stop), `attach`'s only shows the wait.
 
-Modules: `app` (the App, `run_tui`), `renderer`, `pane` (job and set-up panes), `group` (the
-panes of one account and region), `header` (header and summary), `screens` (event log, quit
-question), `view` (pure pane state).
+Modules: `app` (the App, `run_tui`), `renderer`, `layout` (which pane goes where), `pane` (job
+and set-up panes), `group` (the panes of one account and region), `wave_section` (a wave and
+its gate), `header` (header and summary), `screens` (event log, quit question, approval),
+`view` (pure pane state), `held_logs`.
 Nothing outside this package imports it except the CLI's session and `attach`, lazily, so
 that `--json` and `--help` never pay for importing Textual.
 """

@@ -15,11 +15,8 @@ with its counts; a run in one account and region has one group and shows no grou
 
 from __future__ import annotations
 
-import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from textual import on, work
@@ -29,20 +26,24 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Footer, Input
 
+from orchestrator.approval import Decision
 from orchestrator.exits import ExitCode
-from orchestrator.render import scopes, summary_table
+from orchestrator.render import summary_table
 from orchestrator.renderer import Renderer
 from orchestrator.state import RunState, exit_code
 from tui.group import PaneGroup
 from tui.header import RunHeader, RunSummary
+from tui.held_logs import logs_held
+from tui.layout import PaneLayout
 from tui.pane import Clock, JobPane, PaneStyles, SetupPane
 from tui.renderer import TuiRenderer
-from tui.screens import EventLogScreen, QuitScreen
+from tui.screens import ApprovalScreen, EventLogScreen, QuitScreen
 from tui.view import elapsed_text, phase_group
 
 __all__ = ["FLUSH_INTERVAL_S", "FanoutApp", "Runner", "run_tui"]
 
 Runner = Callable[[Renderer], Awaitable[object]]
+Decide = Callable[[str, Decision], Awaitable[None]]  # a wave's approval, given in the live view
 
 FLUSH_INTERVAL_S = 1 / 20
 RESTYLE_BUDGET_S = 0.008  # restyling per flush: a burst of phase changes spreads over frames
@@ -62,6 +63,7 @@ class FanoutApp(App[int]):
         Binding("f", "toggle_failures", "Failures only"),
         Binding("slash", "filter", "Filter"),
         Binding("c", "toggle_collapse", "Collapse finished"),
+        Binding("a", "ask_approval", "Approve wave"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -75,10 +77,12 @@ class FanoutApp(App[int]):
         exit_on_done: bool = False,
         confirm_quit: bool = True,
         caller: str | None = None,
+        decide: Decide | None = None,
     ) -> None:
         """`clock` drives every elapsed time shown (tests fix it); `confirm_quit=False` for
         `attach`, where quitting stops only the viewer; `caller`: who runs it (an account id or
-        ARN, from STS GetCallerIdentity), shown in the header when known."""
+        ARN, from STS GetCallerIdentity), shown in the header when known; `decide`: how this
+        view gives a wave's approval (the run's own view; `attach` only shows the wait)."""
         super().__init__()
         self.state = state
         self.renderer = TuiRenderer(self)
@@ -93,18 +97,11 @@ class FanoutApp(App[int]):
         self._clock = clock
         self._exit_on_done = exit_on_done
         self._confirm_quit = confirm_quit
+        self._decide = decide
         self._pane_styles = PaneStyles()
-        grouped = scopes(state)
-        self._groups: list[PaneGroup] = []
-        self._panes: dict[str, JobPane] = {}  # in the order shown: group by group
-        self._group_of: dict[str, PaneGroup] = {}
-        for scope, jobs in grouped.items():
-            panes = [JobPane(job, clock, self._pane_styles) for job in jobs]
-            group = PaneGroup(scope, panes, single=len(grouped) == 1)
-            self._groups.append(group)
-            for pane in panes:
-                self._panes[pane.job.job_id] = pane
-                self._group_of[pane.job.job_id] = group
+        layout = PaneLayout(state, clock, self._pane_styles, can_decide=decide is not None)
+        self._groups, self._panes, self._group_of = layout.groups, layout.panes, layout.group_of
+        self._sections = layout.sections  # a run with waves: one per wave, in order
         self._restyle: dict[str, None] = {}  # panes whose phase group moved, oldest first
         self._setup: dict[str, SetupPane] = {}
         self._started_at: float | None = None
@@ -112,10 +109,14 @@ class FanoutApp(App[int]):
         self._last_flush = -1.0
         self._last_second = -1
 
-    _PANE_ACTIONS = frozenset({"toggle_failures", "filter", "toggle_collapse", "clear_filter"})
+    _PANE_ACTIONS = frozenset(
+        {"toggle_failures", "filter", "toggle_collapse", "clear_filter", "ask_approval"}
+    )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The pane keys mean nothing over the event log or the quit question: hide them there.
+        if action == "ask_approval" and (self._decide is None or self.state.waves.awaiting() is None):
+            return False
         return action not in self._PANE_ACTIONS or self.screen is self.screen_stack[0]
 
     @property
@@ -133,7 +134,7 @@ class FanoutApp(App[int]):
         yield RunHeader(self.state.run_id, self._spec_path, self._caller)
         yield Horizontal(id="setup")
         with VerticalScroll(id="panes", can_focus=False):
-            yield from self._groups
+            yield from self._sections if self._sections else self._groups
         yield Input(placeholder="filter panes by name (enter: keep, escape: clear)", id="filter")
         yield RunSummary()
         yield Footer()
@@ -177,6 +178,27 @@ class FanoutApp(App[int]):
         if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()  # the first change after a quiet spell shows at once
 
+    @on(TuiRenderer.GateChanged)
+    def _gate_changed(self, message: TuiRenderer.GateChanged) -> None:
+        self._sections[message.wave.name].changed()
+        if isinstance(self.screen, ApprovalScreen) and not self.screen.wave.awaiting_approval:
+            self.screen.dismiss(None)  # decided elsewhere: `ecs-fanout approve` or `stop`
+        if message.wave.awaiting_approval:
+            self.action_ask_approval()
+
+    def action_ask_approval(self) -> None:
+        """`a`, or a wave's gate coming to its approval: the prompt (the run's own view only)."""
+        wave = self.state.waves.awaiting()
+        if self._decide is None or wave is None or isinstance(self.screen, ApprovalScreen):
+            return
+        decide = self._decide
+
+        def answered(decision: Decision | None) -> None:
+            if decision is not None:
+                self.run_worker(decide(wave.name, decision), group="approval")
+
+        self.push_screen(ApprovalScreen(wave, self.state.run_id), answered)
+
     @on(TuiRenderer.Finished)
     def _run_finished(self, message: TuiRenderer.Finished) -> None:
         self.flush()
@@ -206,6 +228,7 @@ class FanoutApp(App[int]):
                 self._restyle[job_id] = None
         for group in counted.values():
             group.jobs_changed()
+        self._sections.changed(self._panes[j].job.wave for j in dirty if j in self._panes)
         # A replay can move 200 panes to a new phase group at once: past the budget, next frame.
         deadline = time.perf_counter() + RESTYLE_BUDGET_S
         shown: dict[int, PaneGroup] = {}
@@ -217,6 +240,7 @@ class FanoutApp(App[int]):
             shown[id(group)] = group
         for group in shown.values():  # failures only: a group's first failure shows the group
             group.update_shown()
+        self._sections.update_shown()
         if not dirty:
             return
         self._refresh_header()
@@ -235,6 +259,7 @@ class FanoutApp(App[int]):
         if second != self._last_second:  # elapsed times move on once a second
             self._last_second = second
             self._refresh_header()
+            self._sections.changed()  # a soak's time left
             for pane in self._panes.values():
                 if not pane.job.terminal:
                     pane.tick(self._on_screen(pane, viewport))
@@ -283,6 +308,7 @@ class FanoutApp(App[int]):
                 self._apply_view(pane)
             for group in self._groups:
                 group.update_shown()
+            self._sections.update_shown()
         self._refresh_header()
         focused = self.focused
         if isinstance(focused, JobPane) and not focused.display:  # keep `enter` meaningful
@@ -343,29 +369,6 @@ class FanoutApp(App[int]):
             self.exit(ExitCode.INTERRUPTED)
 
 
-class _HeldLogs(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: deque[logging.LogRecord] = deque(maxlen=10_000)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def _logs_held() -> Iterator[None]:
-    """Log lines written to the terminal under the TUI would tear it: replay them after."""
-    root = logging.getLogger()
-    saved, held = root.handlers[:], _HeldLogs()
-    root.handlers = [held]
-    try:
-        yield
-    finally:
-        root.handlers = saved
-        for record in held.records:
-            root.handle(record)
-
-
 def run_tui(
     state: RunState,
     runner: Runner,
@@ -374,6 +377,7 @@ def run_tui(
     exit_on_done: bool = False,
     confirm_quit: bool = True,
     caller: str | None = None,
+    decide: Decide | None = None,
 ) -> int:
     """Run the app until the user quits; the run's exit code, or 130 when left unfinished.
 
@@ -388,8 +392,9 @@ def run_tui(
         exit_on_done=exit_on_done,
         confirm_quit=confirm_quit,
         caller=caller,
+        decide=decide,
     )
-    with _logs_held():
+    with logs_held():
         try:
             app.run()
         except KeyboardInterrupt:  # a SIGINT from outside (`kill -INT`, `docker stop`)

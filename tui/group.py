@@ -13,7 +13,7 @@ failures only), the whole group hides.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Container
@@ -22,9 +22,10 @@ from textual.style import Style
 from textual.widget import Widget
 
 from orchestrator.render import STATUS_WORDS, Scope, scope_label, status_counts
+from orchestrator.state import JobState
 from tui.pane import JobPane
 
-__all__ = ["GroupHeader", "PaneGroup"]
+__all__ = ["GroupHeader", "PaneGroup", "pane_groups"]
 
 _Part = str | Content | tuple[str, str | Style]
 _WORD_STYLE = dict(STATUS_WORDS)  # word -> phase group
@@ -100,3 +101,14 @@ class PaneGroup(Container):
         shown = any(pane.display for pane in self.panes)
         if self.display != shown:
             self.display = shown
+
+
+def pane_groups(
+    jobs: Iterable[JobState], make_pane: Callable[[JobState], JobPane], single: bool
+) -> list[PaneGroup]:
+    """A pane per job, grouped by account and region in the order first named; `single`: the
+    run has one account and region, so no group shows its header."""
+    grouped: dict[Scope, list[JobPane]] = {}
+    for job in jobs:
+        grouped.setdefault((job.target.account, job.target.region), []).append(make_pane(job))
+    return [PaneGroup(scope, panes, single=single) for scope, panes in grouped.items()]

@@ -14,7 +14,9 @@ from typing import Protocol
 
 from textual.message import Message
 
+from orchestrator.gate_events import GateEvent
 from orchestrator.state import JobState, RunState
+from orchestrator.wave_state import WaveState
 from worker.contract import WorkerEvent
 
 __all__ = ["MessageTarget", "TuiRenderer"]
@@ -48,6 +50,14 @@ class TuiRenderer:
     class JobsChanged(Message):
         """Some jobs changed since the last `take_dirty`: a wake-up, not one per event."""
 
+    class GateChanged(Message):
+        """A wave started, its gate moved on, or it passed or stopped the run (rare: one each)."""
+
+        def __init__(self, wave: WaveState, event: GateEvent) -> None:
+            super().__init__()
+            self.wave = wave
+            self.event = event
+
     class Finished(Message):
         """Every job reached a terminal phase."""
 
@@ -71,6 +81,9 @@ class TuiRenderer:
         if not self._wake_posted:
             self._wake_posted = True
             self._target.post_message(self.JobsChanged())
+
+    def gate_changed(self, wave: WaveState, event: GateEvent) -> None:
+        self._target.post_message(self.GateChanged(wave, event))
 
     def finished(self, state: RunState) -> None:
         self._target.post_message(self.Finished(state))

@@ -1,4 +1,4 @@
-"""The screens over the panes: one job's full event log, and the quit question.
+"""The screens over the panes: one job's full event log, the quit question, and a wave's approval.
 
 The log reads `JobState.recent` (the last 50 events the run core kept) and is refreshed by
 the app when that job changes, so it follows the job live; its title says where ECS's service
@@ -18,11 +18,13 @@ from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
+from orchestrator.approval import Decision
 from orchestrator.state import JobState
+from orchestrator.wave_state import WaveState
 from tui.pane import Clock
 from tui.view import JobView, elapsed_text, phase_icon
 
-__all__ = ["EventLogScreen", "QuitScreen"]
+__all__ = ["ApprovalScreen", "EventLogScreen", "QuitScreen"]
 
 
 class EventLogScreen(Screen[None]):
@@ -136,3 +138,52 @@ class QuitScreen(ModalScreen[bool]):
         """Every job ended while the question was up: nothing left to detach from, so the
         question goes and the end-of-run summary shows, as after any run."""
         self.dismiss(False)
+
+
+class ApprovalScreen(ModalScreen["Decision | None"]):
+    """A wave's gate waits for a person: approve (the next wave starts) or stop the run; `later`
+    leaves the question (the wave's header says it waits; `a` asks again). Dismissed by the app
+    when the decision came from elsewhere (`ecs-fanout approve` or `stop`)."""
+
+    BINDINGS = [
+        Binding("a", "choose('approve')", "Approve"),
+        Binding("s", "choose('stop')", "Stop the run"),
+        Binding("escape,l", "choose(None)", "Later"),
+    ]
+
+    def __init__(self, wave: WaveState, run_id: str) -> None:
+        super().__init__()
+        self.wave = wave
+        self._run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="approval-dialog"):
+            yield Static(Content(f"Wave {self.wave.name} passed its checks: approve?"), id="approval-title")
+            yield Static(
+                Content(
+                    "Approve: the next wave starts. Stop the run: no further wave starts (with "
+                    "--all-or-nothing, every service changed goes back).\nLater: decide here with `a`, "
+                    f"or from anywhere with `ecs-fanout approve {self._run_id}` or `ecs-fanout stop "
+                    f"{self._run_id}`."
+                ),
+                id="approval-text",
+            )
+            with Horizontal(id="approval-buttons"):
+                yield Button("Approve (a)", id="approve", variant="success")
+                yield Button("Stop the run (s)", id="stop", variant="error")
+                yield Button("Later (escape)", id="later")
+
+    @on(Button.Pressed, "#approve")
+    def _on_approve_pressed(self) -> None:
+        self.dismiss("approve")
+
+    @on(Button.Pressed, "#stop")
+    def _on_stop_pressed(self) -> None:
+        self.dismiss("stop")
+
+    @on(Button.Pressed, "#later")
+    def _on_later_pressed(self) -> None:
+        self.dismiss(None)
+
+    def action_choose(self, decision: Decision | None) -> None:
+        self.dismiss(decision)

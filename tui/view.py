@@ -38,6 +38,7 @@ _ICONS = {
     Phase.ROLLED_BACK: "↺",
     Phase.TIMED_OUT: "✖",
     Phase.LOST: "?",
+    Phase.NOT_STARTED: "·",
 }
 
 
@@ -46,12 +47,14 @@ def phase_icon(phase: Phase) -> str:
 
 
 def phase_group(phase: Phase) -> str:
-    """The style group of a phase: `queued`, `active`, `ok` or `failed` (one CSS class each)."""
+    """The style group of a phase: `queued`, `active`, `ok` or `failed` (one CSS class each).
+    A job whose wave never started looks like one still queued: it did nothing, and its wave's
+    header says why."""
     if phase in FAILED_PHASES:
         return "failed"
     if phase in OK_PHASES:
         return "ok"
-    return "queued" if phase is Phase.QUEUED else "active"
+    return "queued" if phase in (Phase.QUEUED, Phase.NOT_STARTED) else "active"
 
 
 _TASK_DEFINITION_ARN = re.compile(r"arn:aws[\w-]*:ecs:[\w-]*:\d*:task-definition/")
@@ -160,6 +163,7 @@ def event_lines(job: JobState, count: int) -> list[tuple[str, str]]:
     for event in list(job.recent)[-count:]:
         offset = "" if start is None else "+" + elapsed_text(event.ts - start)
         lines.append((offset, short_arns(event.message or event.phase.value)))
-    if job.phase is Phase.LOST:  # decided by the orchestrator: no event says so
+    # Decided by the orchestrator (`lost`), or by `attach` (`not_started`, no event): no event says so.
+    if job.phase is Phase.LOST or (job.phase is Phase.NOT_STARTED and not job.recent):
         lines.append(("", short_arns(job.message)))
     return lines[-count:]

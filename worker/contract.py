@@ -40,7 +40,7 @@ class _Strict(BaseModel):
 
 
 class Phase(StrEnum):
-    """Where a job is. The last seven are terminal: a job reports exactly one of them."""
+    """Where a job is. A job reports exactly one of the terminal ones (`TERMINAL_PHASES`)."""
 
     QUEUED = "queued"  # sent by the orchestrator, not picked up yet
     STARTED = "started"  # a worker owns the job
@@ -59,6 +59,7 @@ class Phase(StrEnum):
     ROLLED_BACK = "rolled_back"
     TIMED_OUT = "timed_out"
     LOST = "lost"  # decided by the orchestrator: the job went silent
+    NOT_STARTED = "not_started"  # decided by the orchestrator: a gate stopped the run before its wave
 
     @property
     def terminal(self) -> bool:
@@ -74,6 +75,7 @@ TERMINAL_PHASES = frozenset(
         Phase.ROLLED_BACK,
         Phase.TIMED_OUT,
         Phase.LOST,
+        Phase.NOT_STARTED,
     }
 )
 

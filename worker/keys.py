@@ -14,8 +14,12 @@ __all__ = [
     "job_hash",
     "job_lease",
     "run_alive",
+    "run_approval",
+    "run_awaiting",
     "run_meta",
     "run_plan",
+    "run_stop",
+    "run_waves",
     "target_lease",
 ]
 
@@ -43,6 +47,26 @@ def run_meta(run_id: str) -> str:
 def run_alive(run_id: str) -> str:
     """Set with a short TTL and refreshed while the run's orchestrator runs: gone, it is gone."""
     return f"{PREFIX}:{{{run_id}}}:alive"
+
+
+def run_waves(run_id: str) -> str:
+    """The run's waves and their gates (JSON), for `attach`, `approve` and a resumed run."""
+    return f"{PREFIX}:{{{run_id}}}:waves"
+
+
+def run_approval(run_id: str, wave: str) -> str:
+    """A person's decision on a wave's `approve` gate (JSON: approve or stop, by whom, when)."""
+    return f"{PREFIX}:{{{run_id}}}:approval:{wave}"
+
+
+def run_awaiting(run_id: str) -> str:
+    """The wave whose gate waits for a person now; absent when none does."""
+    return f"{PREFIX}:{{{run_id}}}:awaiting"
+
+
+def run_stop(run_id: str) -> str:
+    """`ecs-fanout stop RUN_ID`: the run starts no further wave (JSON: by whom, when)."""
+    return f"{PREFIX}:{{{run_id}}}:stop"
 
 
 def job_hash(run_id: str, job_id: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from moto.ecs import models as ecs_models
 from moto.ecs.exceptions import TaskDefinitionNotFoundException
 
-__all__ = ["ServiceTasks"]
+__all__ = ["ServiceTasks", "new_task", "set_status"]
 
 _KEEP_STOPPED = 50  # per service: ECS shows stopped tasks for a while, we must not grow for ever
 _FAILED_TASKS_SHOWN = 10  # per deployment: failedTasks may grow for ever, its task records need not
@@ -80,7 +80,7 @@ class ServiceTasks:
         want_running, want_pending = int(dep["runningCount"]), int(dep["pendingCount"])
         while len(running) < want_running:
             task = pending.pop(0) if pending else self._place(backend, service, dep, td, now)
-            _set_status(task, "RUNNING")
+            set_status(task, "RUNNING")
             task.started_at = _utc(now)
             running.append(task)
         while len(pending) < want_pending:
@@ -101,34 +101,19 @@ class ServiceTasks:
 
     def _place(self, backend: Any, service: Any, dep: dict[str, Any], td: Any, now: float) -> Any:
         cluster = backend._get_cluster(service.cluster_name)
-        # network_mode None: moto's Task would otherwise create an ENI per task in the EC2
-        # backend (and demand a subnet); the ENI is not what anyone inspects here.
-        shell = SimpleNamespace(arn=td.arn, network_mode=None, container_definitions=td.container_definitions)
-        task = _Task(
+        return new_task(
+            backend,
             cluster,
-            shell,
-            None,
-            None,
-            backend=backend,
+            td,
+            now,
             group=f"service:{service.name}",
             launch_type=service.launch_type or "",
             started_by=dep["id"],
             platform_version=service.platform_version,
         )
-        task._transitions = []  # moto walks a task towards STOPPED on every describe_tasks
-        # one container per definition: moto's Task shows only the first
-        task.containers = [
-            _Container(SimpleNamespace(arn=td.arn, container_definitions=[cd]))
-            for cd in td.container_definitions
-        ]
-        task.cpu, task.memory = td.cpu, td.memory
-        task.created_at = _utc(now)
-        _set_status(task, "PENDING")
-        backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
-        return task
 
     def _stop(self, backend: Any, task: Any, now: float, reason: str) -> None:
-        _set_status(task, "STOPPED")
+        set_status(task, "STOPPED")
         task.desired_status = "STOPPED"
         task.stopped_reason = reason
         task.stopped_at = _utc(now)
@@ -140,7 +125,49 @@ class ServiceTasks:
             backend.tasks.get(cluster_name, {}).pop(arn, None)
 
 
-def _set_status(task: Any, status: str) -> None:
+def new_task(
+    backend: Any,
+    cluster: Any,
+    td: Any,
+    now: float,
+    *,
+    group: str,
+    launch_type: str,
+    started_by: str,
+    platform_version: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """A PENDING task of `td` in `cluster`, in the backend's task list, one container per definition."""
+    # network_mode None: moto's Task would otherwise create an ENI per task in the EC2
+    # backend (and demand a subnet); the ENI is not what anyone inspects here.
+    shell = SimpleNamespace(arn=td.arn, network_mode=None, container_definitions=td.container_definitions)
+    task = _Task(
+        cluster,
+        shell,
+        None,
+        None,
+        backend=backend,
+        group=group,
+        launch_type=launch_type,
+        overrides=overrides,
+        started_by=started_by,
+        platform_version=platform_version,
+    )
+    task._transitions = []  # moto walks a task towards STOPPED on every describe_tasks
+    # one container per definition: moto's Task shows only the first
+    task.containers = [
+        _Container(SimpleNamespace(arn=td.arn, container_definitions=[cd])) for cd in td.container_definitions
+    ]
+    for container in task.containers:
+        container.task_arn = task.task_arn  # moto names the task definition here
+    task.cpu, task.memory = td.cpu, td.memory
+    task.created_at = _utc(now)
+    set_status(task, "PENDING")
+    backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+    return task
+
+
+def set_status(task: Any, status: str) -> None:
     task.last_status = status
     for container in task.containers:
         container.last_status = status

@@ -68,6 +68,10 @@ class Driver(Protocol):
         """The answer to one of SERVICE_DEPLOYMENT_ACTIONS (a response shape's dict)."""
         ...
 
+    def on_run_task(self, backend: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]: ...
+
+    def on_read_tasks(self, backend: Any) -> None: ...
+
 
 _REGISTRY: dict[Key, Driver] = {}
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
@@ -181,15 +185,39 @@ def _describe_services(self: Any, cluster_str: str, service_names_or_arns: list[
         return _ORIGINAL["describe_services"](self, cluster_str, service_names_or_arns)
 
 
+def _read_tasks(backend: Any, cluster_str: str | None) -> None:
+    _read(backend, cluster_str)
+    driver = driver_for(backend)
+    if driver is not None:
+        driver.on_read_tasks(backend)
+
+
+def _run_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+    # moto's own fails for FARGATE with awsvpc (an ENI in a subnet that is not there)
+    with LOCK:
+        driver = driver_for(self)
+        if driver is None:
+            return _ORIGINAL["run_task"](self, *args, **kwargs)
+        return driver.on_run_task(self, args, kwargs)
+
+
 def _describe_tasks(self: Any, cluster_str: str, tasks: list[str]) -> Any:
     with LOCK:
-        _read(self, cluster_str)
+        _read_tasks(self, cluster_str)
         return _ORIGINAL["describe_tasks"](self, cluster_str, tasks)
+
+
+def _stop_task(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+    with LOCK:
+        _read_tasks(self, cluster_str)  # a one-off task that ended meanwhile stays as it ended
+        task = _ORIGINAL["stop_task"](self, cluster_str, task_str, reason)
+        _read_tasks(self, cluster_str)
+        return task
 
 
 def _list_tasks(self: Any, cluster_str: str | None = None, *args: Any, **kwargs: Any) -> Any:
     with LOCK:
-        _read(self, cluster_str)
+        _read_tasks(self, cluster_str)
         found: list[Any] = _ORIGINAL["list_tasks"](self, cluster_str, *args, **kwargs)
         if driver_for(self) is None:
             return found
@@ -253,6 +281,8 @@ def _install_hooks() -> None:
         "describe_services": _describe_services,
         "describe_tasks": _describe_tasks,
         "list_tasks": _list_tasks,
+        "run_task": _run_task,
+        "stop_task": _stop_task,
         "delete_service": _delete_service,
     }
     response_hooks: dict[str, Callable[..., Any]] = {

@@ -43,11 +43,22 @@ class RolloutScenario:
     hook_hold_s: float | None = 0.0
     hook_fail_images: tuple[str, ...] = ()  # fnmatch patterns, as bad_images
     service_deployments_api: bool = True
+    task_s: float = 1.5  # a one-off task (RunTask: a wave's smoke test) runs this long, then stops
+    failing_tasks: tuple[str, ...] = ()  # fnmatch patterns: a one-off task's command or image exits 1
 
     def __post_init__(self) -> None:
-        durations = (self.rollout_s, self.failure_s, self.minute_s, self.stage_s, self.hook_hold_s)
+        durations = (
+            self.rollout_s,
+            self.failure_s,
+            self.minute_s,
+            self.stage_s,
+            self.hook_hold_s,
+            self.task_s,
+        )
         if any(d is not None and d < 0 for d in durations):
-            raise ValueError("rollout_s, failure_s, minute_s, stage_s and hook_hold_s must not be negative")
+            raise ValueError(
+                "rollout_s, failure_s, minute_s, stage_s, hook_hold_s and task_s must not be negative"
+            )
 
     @property
     def effective_failure_s(self) -> float:

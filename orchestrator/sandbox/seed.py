@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.session import Session, get_session
 
-__all__ = ["SeededService", "client_options", "seed_images", "seed_role", "seed_services"]
+__all__ = ["SeededService", "client_options", "seed_alarms", "seed_images", "seed_role", "seed_services"]
 
 SeededService = tuple[str, str, Mapping[str, str]]  # (cluster, service, {container: image})
 TRUST_ANY_ACCOUNT = json.dumps(
@@ -94,7 +94,20 @@ def seed_services(
             cpu="256",
             memory="512",
             containerDefinitions=[
-                {"name": name, "image": image, "essential": True, "portMappings": []}
+                {
+                    "name": name,
+                    "image": image,
+                    "essential": True,
+                    "portMappings": [],
+                    "logConfiguration": {  # where a task's logs are: a smoke test says so
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": f"/ecs/{service}",
+                            "awslogs-region": region,
+                            "awslogs-stream-prefix": "ecs",
+                        },
+                    },
+                }
                 for name, image in containers.items()
             ],
             tags=[{"key": "app", "value": service}, {"key": "seeded-by", "value": "ecs-fanout"}],
@@ -146,3 +159,30 @@ def seed_images(
         named = {"imageTag": ref.tag} if ref.tag else {}
         pinned = {"imageDigest": ref.digest} if ref.digest else {}
         ecr.put_image(repositoryName=ref.repository, imageManifest=json.dumps(manifest), **named, **pinned)
+
+
+def seed_alarms(
+    endpoint_url: str,
+    region: str,
+    names: Sequence[str],
+    session: Session | None = None,
+    role_arn: str | None = None,
+) -> None:
+    """A CloudWatch metric alarm per name (on a metric nobody sends), in state OK: what a wave's
+    gate reads. `AwsEmulator` tests move them with `set_alarm_state`."""
+    session = session or get_session()
+    cloudwatch: Any = session.create_client(
+        "cloudwatch", **client_options(endpoint_url, region, role_arn, session)
+    )
+    for name in dict.fromkeys(names):
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Namespace="ecs-fanout/sandbox",
+            MetricName=f"{name}-errors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="seeded by ecs-fanout")

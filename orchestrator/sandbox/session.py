@@ -31,11 +31,12 @@ from orchestrator.endpoints import Endpoints
 from orchestrator.job_queue import JobQueue
 from orchestrator.sandbox.emulator import AwsEmulator
 from orchestrator.sandbox.esm import EventSourceMappingEmulator
-from orchestrator.sandbox.seed import SeededService, seed_images, seed_role, seed_services
+from orchestrator.sandbox.seed import SeededService, seed_alarms, seed_images, seed_role, seed_services
 from orchestrator.sandbox.simulator import RolloutScenario
 from orchestrator.settings import LambdaSettings
 from orchestrator.spec import DeployEntry, Spec
 from orchestrator.spec_access import access_of, region_of
+from orchestrator.spec_waves import wave_place
 from worker.access import role_account
 from worker.aws import AwsAccess
 from worker.handler import make_handler
@@ -56,7 +57,8 @@ __all__ = [
 
 # A few seconds per rollout, and any image tagged "broken..." fails its health checks; one of
 # ECS's minutes (bake times, linear and canary holds) lasts a second, every other lifecycle
-# stage a quarter of one, and a lifecycle hook answers after 3 s.
+# stage a quarter of one, and a lifecycle hook answers after 3 s. A one-off task (a wave's
+# smoke test) runs 3 s and exits 1 when its command or image says "fail".
 SANDBOX_SCENARIO = RolloutScenario(
     rollout_s=4.0,
     failure_s=3.0,
@@ -64,6 +66,8 @@ SANDBOX_SCENARIO = RolloutScenario(
     minute_s=1.0,
     stage_s=0.25,
     hook_hold_s=3.0,
+    task_s=3.0,
+    failing_tasks=("*fail*",),
 )
 SANDBOX_CREDENTIALS = ("testing", "testing")  # (key id, secret): moto takes any
 SEEDED_TAG = "1.0.0"
@@ -230,6 +234,11 @@ def seed_spec(endpoint_url: str, spec: Spec, region: str, session: Session | Non
         seed_services(endpoint_url, where, services, session=session, role_arn=role, deployments=deployments)
     for (role, where), images in _image_places(spec, places).items():
         seed_images(endpoint_url, where, images, session=session, role_arn=role)
+    for wave in spec.wave:  # the alarms the waves' gates read, where they read them
+        place = wave_place(wave, [e for e in spec.deploy if e.wave == wave.name], spec, spec.region)
+        if wave.alarms and place is not None:
+            alarm_region, access = place
+            seed_alarms(endpoint_url, alarm_region or region, wave.alarms, session, access.role_arn)
 
 
 @contextmanager

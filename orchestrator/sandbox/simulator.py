@@ -26,6 +26,7 @@ from orchestrator.sandbox import deployment_api, ecs_deployments, moto_hooks
 from orchestrator.sandbox.cloudwatch_alarms import alarms_in_alarm
 from orchestrator.sandbox.ecs_deployments import BREAKER_REASON, Plan, ServiceState
 from orchestrator.sandbox.moto_hooks import LOCK, deployment_configuration
+from orchestrator.sandbox.one_off_tasks import OneOffTasks
 from orchestrator.sandbox.scenario import RolloutScenario
 from orchestrator.sandbox.service_deployments import (
     BREAKER,
@@ -47,8 +48,9 @@ _STATE_ATTR = "_ecs_fanout_rollout"
 _KEEP_RECORDS = 100  # service deployments listed per service, newest kept
 
 
-class RolloutSimulator:
-    """Drives moto's ECS deployments for the backends of one account/region (None = any).
+class RolloutSimulator(OneOffTasks):
+    """Drives moto's ECS deployments (and one-off tasks: `one_off_tasks`) for the backends of one
+    account/region (None = any).
 
     `install()` claims the backends (the last simulator installed for a key wins);
     `uninstall()` gives them back to plain moto. Several simulators may serve different
