@@ -330,6 +330,11 @@ class AwsEmulator:
         """Injected faults not answered yet, per action."""
         return self._middleware.pending_faults()
 
+    def wrap_app(self, wrapper: Callable[[WsgiApp], WsgiApp]) -> None:
+        """Put `wrapper` around moto's app, behind the counting and throttling: it sees every
+        request ECS would have accepted (a benchmark's request log)."""
+        self._middleware.app = wrapper(self._middleware.app)
+
     def request_counts(self) -> dict[str, int]:
         """Requests received per API action since the last reset (throttled and failed included)."""
         return self._middleware.counts()
