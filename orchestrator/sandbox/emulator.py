@@ -40,6 +40,9 @@ DEFAULT_ECS_BUCKETS: dict[str, tuple[float, float]] = {
     "RegisterTaskDefinition": (20, 1.0),
     "UpdateService": (50, 5.0),
     "DescribeServices": (100, 20.0),
+    # ECS publishes no figures for these: sized as the workers' budget assumes (worker/budget.py)
+    "ListServiceDeployments": (100, 20.0),
+    "DescribeServiceDeployments": (100, 20.0),
 }
 _FAULT_CODES = {
     403: "AccessDeniedException",
