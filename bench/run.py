@@ -21,7 +21,7 @@ from typing import Any
 from bench import probes
 from bench.harness import Harness
 from bench.machine import load, machine
-from bench.peer import peer_version
+from bench.peer import ensure_peer, peer_version
 from bench.results import Row
 from bench.targets import targets
 
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         "started": _now(),
     }
     if "ecs-deploy" in tools or "ecs-deploy-all" in tools:
+        ensure_peer()  # installed once, before anything is timed
         report["ecs_deploy_version"] = peer_version()
     rows: list[Row] = []
     limits = _size_limits(args)
