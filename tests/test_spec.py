@@ -146,6 +146,12 @@ BAD_SPECS: list[Any] = [
     ),
     pytest.param(
         "spec.toml",
+        'follow = "polling"\n' + GOOD,
+        ["top level", "'follow'", "'events' or 'poll'", "did you mean 'poll'"],
+        id="unknown-follow",
+    ),
+    pytest.param(
+        "spec.toml",
         "max_parallel = 0\n" + GOOD,
         ["top level", "'max_parallel' must be greater than 0"],
         id="zero",
