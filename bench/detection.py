@@ -70,11 +70,11 @@ def first_update_s(entries: Sequence[Entry], started_at: float) -> float | None:
 
 
 def longest_look_gap_s(entries: Sequence[Entry]) -> float | None:
-    """The longest time any one deployment (or service) went between two looks at it."""
-    gaps = [
-        later - earlier
-        for action in ("DescribeServiceDeployments", "DescribeServices")
-        for times in looked_at(entries, action).values()
-        for earlier, later in itertools.pairwise(times)
-    ]
+    """The longest time any one service deployment went between two looks at it; by services
+    (DescribeServices) only when no service deployment was looked at (a run following
+    `rolloutState`): preflight's and each job's first DescribeServices are not looks at a
+    deployment, and a job that waits for its turn (`max_parallel`) would count as a gap."""
+    by_arn = looked_at(entries, "DescribeServiceDeployments")
+    looks = by_arn or looked_at(entries, "DescribeServices")
+    gaps = [later - earlier for times in looks.values() for earlier, later in itertools.pairwise(times)]
     return max(gaps, default=None)

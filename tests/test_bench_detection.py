@@ -35,6 +35,7 @@ def test_first_update_and_the_longest_gap_between_looks() -> None:
         (12.0, "DescribeServiceDeployments", ["arn:aws:ecs:r:1:service-deployment/c/s1/x"]),
         (14.5, "DescribeServiceDeployments", ["arn:.../s2/y"]),
         (12.1, "UpdateService", ["s2"]),
+        (40.0, "DescribeServices", ["s1"]),  # not a look at a deployment: preflight, a start
     ]
     assert first_update_s(log, started_at=9.5) == pytest.approx(0.9)
     assert longest_look_gap_s(log) == pytest.approx(3.5)  # s2's deployment: 11.0 -> 14.5

@@ -384,7 +384,7 @@ class Deployer:
             )
         if sd_arn is None or not job.options.extend_for_bake or record.bake_extended:
             return watch, patience
-        sd = await self._calls.describe_service_deployment(job, sd_arn, patience)
+        sd = await watch.ask(patience)  # with the looker: batched with the other jobs' looks
         extra = bake_total_s((sd or {}).get("deploymentConfiguration") or {})
         if extra <= 0:
             return watch, patience

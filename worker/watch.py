@@ -67,7 +67,7 @@ class Watch:
             return ("DescribeServices", self.job.target.cluster), self.job.target.service
         return ("DescribeServiceDeployments", ""), self.service_deployment_arn
 
-    async def _ask(self, patience: Patience | None) -> dict[str, Any] | None:
+    async def ask(self, patience: Patience | None = None) -> dict[str, Any] | None:
         """ECS's word on the service or the service deployment: with the other jobs' through the
         looker, else alone."""
         key, item = self.looks_at
@@ -84,7 +84,7 @@ class Watch:
 
     async def look(self, patience: Patience | None = None) -> Rollout | None:
         """What ECS says of the deployment now; None when the service or deployment is gone."""
-        answer = await self._ask(patience)
+        answer = await self.ask(patience)
         if self.service_deployment_arn is None:
             return None if answer is None else evaluate_rollout(answer, self.deployment_id, self.arn)
         sd = answer
