@@ -5,7 +5,10 @@ Scenarios: N services (default 1, 10, 20, 50, 200; `--quick`: 1, 10) deployed by
 - `lambda`: the same with `--executor lambda` (SQS FIFO queue + Lambda, played by the emulator),
 - `serial`: the local executor with `--max-parallel 1`,
 - `ecs-deploy`: fabfuel's `ecs deploy CLUSTER SERVICE --image app IMAGE` looped over the services,
-  up to N = `--peer-max-n` (default 20); bigger N print "not run", nothing is extrapolated.
+  up to N = `--peer-max-n` (default 20); bigger N print "not run", nothing is extrapolated,
+- `ecs-deploy-all`: the same commands all started at once (`&` each, then `wait`), as users do.
+With `--inflight N`: N rollouts already in flight, followed at once by the local executor under
+throttling (alone, like `--accounts-n`): the looks' calls per job and the longest gap between looks.
 With `--accounts-n N`: N services in one account, the same N split over two accounts, and N/2
 in one account, each reached through an assumed role (`local` executor, throttling on); alone
 (without `--n` or `--quick`) it runs only those three.
@@ -85,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="also N services in one account vs N split over two (and N/2 in one), local executor",
+    )
+    parser.add_argument(
+        "--inflight",
+        type=int,
+        metavar="N",
+        help="also N rollouts already in flight followed at once (local, throttled): calls and look gaps",
+    )
+    parser.add_argument(
+        "--inflight-rollout-s", type=float, default=180.0, help="their rollout time (default 180)"
     )
     parser.add_argument("--no-pack", action="store_true", help="skip pack.py and code-upload measurements")
     parser.add_argument("--no-cold-pack", action="store_true", help="skip the cold pack (it runs pip)")

@@ -9,7 +9,9 @@ that reach this process over HTTP (`AWS_ENDPOINT_URL`), as they would reach AWS.
 
 Control: one JSON command per line on stdin, one JSON answer per line on stdout:
 `{"cmd": "throttling", "enabled": true}` (full buckets again), `{"cmd": "stats"}` (requests and
-throttles per action, code uploads, the event-source mapping's counters), `{"cmd": "quit"}`.
+throttles per action, code uploads, the event-source mapping's counters), `{"cmd": "requests"}`
+(the request log since the last one: `bench.request_log`), `{"cmd": "rollout", "seconds": 120}`
+(rollouts started from now on take that long), `{"cmd": "quit"}`.
 
 The `lambda` executor: Lambda itself is not emulated by moto here (it would start Docker), so
 this process plays Lambda's SQS event-source mapping, as the sandbox does in `on_queue_ready`:
@@ -34,11 +36,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
 from moto.backends import get_backend
 
+from bench.request_log import RequestLog
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.sandbox.esm import EventSourceMappingEmulator, Handler
 from orchestrator.sandbox.session import SANDBOX_CREDENTIALS
@@ -183,7 +187,7 @@ def _speed_up_moto_sqs() -> None:
     setattr(sqs_models, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
-def _serve_control(emulator: AwsEmulator, plane: LambdaPlane) -> None:
+def _serve_control(emulator: AwsEmulator, plane: LambdaPlane, requests: RequestLog) -> None:
     """Answer commands from stdin until `quit` or end of input."""
     for line in sys.stdin:
         if not line.strip():
@@ -202,12 +206,18 @@ def _serve_control(emulator: AwsEmulator, plane: LambdaPlane) -> None:
                     "throttled": emulator.throttled_counts(),
                     **plane.stats(),
                 }
+            elif name == "requests":
+                answer = {"ok": True, "log": requests.take()}
+            elif name == "rollout":
+                scenario = emulator.simulator.scenario
+                emulator.set_scenario(replace(scenario, rollout_s=float(command["seconds"])))
+                answer = {"ok": True}
             elif name == "quit":
                 _answer({"ok": True})
                 return
             else:
                 answer = {"ok": False, "error": f"unknown command {name!r}"}
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
             answer = {"ok": False, "error": str(exc)}
         _answer(answer)
 
@@ -242,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scenario = RolloutScenario(rollout_s=args.rollout_s, bad_images=("*:broken*",))
     emulator = AwsEmulator(scenario, throttling=args.throttling, host=args.host, port=args.port)
     emulator.start()
+    requests = RequestLog()
+    emulator.wrap_app(requests.wrap)
     # The workers of the lambda executor run here, as on Lambda: their settings from this
     # process's environment (REDIS_URL comes from the caller) and AWS at this very endpoint.
     settings = WorkerSettings.from_environ({**os.environ, "AWS_REGION": args.region})
@@ -255,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_control:
             while True:
                 signal.pause()
-        _serve_control(emulator, plane)
+        _serve_control(emulator, plane, requests)
     except KeyboardInterrupt:
         pass
     finally:

@@ -55,6 +55,14 @@ class Emulator(JsonLineChild):
     def stats(self) -> dict[str, Any]:
         return self.command("stats")
 
+    def requests(self) -> list[tuple[float, str, list[str]]]:
+        """The emulator's request log since the last call (`bench.request_log`), then cleared."""
+        return [(float(t), str(a), list(items)) for t, a, items in self.command("requests")["log"]]
+
+    def set_rollout(self, seconds: float) -> None:
+        """Rollouts that start from now on take `seconds`."""
+        self.command("rollout", seconds=seconds)
+
     def workers_stale(self) -> bool:
         """True when `worker/` changed after this process started: its workers run older code."""
         return worker_code_stamp() != self.code_stamp

@@ -19,12 +19,22 @@ import redis
 from botocore.session import Session, get_session
 
 from bench import fanout, peer
+from bench.detection import detection_lags, finished_at, first_update_s, longest_look_gap_s
 from bench.emulator_client import Emulator
 from bench.measure import Proc, Spawner
 from bench.progress import log
-from bench.results import Row, lower_bound_s
-from bench.scenario import REGION, lambda_role, seed_scenario, service_names, write_spec
+from bench.results import LOOK_ACTIONS, Row, lower_bound_s, percentile
+from bench.scenario import (
+    NEW_TAG,
+    REGION,
+    force_deployments,
+    lambda_role,
+    seed_scenario,
+    service_names,
+    write_spec,
+)
 from orchestrator.sandbox import RedisServer, sandbox_aws_env
+from orchestrator.sandbox.session import SEEDED_TAG
 from worker.budget import budget_key
 
 __all__ = ["Harness"]
@@ -116,14 +126,14 @@ class Harness:
         seed_scenario(self.em, spec_path, self._session)
 
     def prepare(
-        self, name: str, n: int, spec_name: str, *, accounts: int = 0, **defaults: Any
+        self, name: str, n: int, spec_name: str, *, accounts: int = 0, tag: str = NEW_TAG, **defaults: Any
     ) -> tuple[list[tuple[str, str]], Path]:
         """`n` services of scenario `name`, their spec (`spec_name` in the work dir, with the
         harness's spec defaults and `defaults`; over `accounts` accounts through their roles, or
         in the caller's with 0), seeded."""
         services = service_names(name, n)
         spec_path = write_spec(
-            self.workdir / spec_name, services, accounts=accounts, **self.spec_defaults, **defaults
+            self.workdir / spec_name, services, accounts=accounts, tag=tag, **self.spec_defaults, **defaults
         )
         self.seed(spec_path)
         return services, spec_path
@@ -174,27 +184,72 @@ class Harness:
             row.lower_bound_s = lower_bound_s(n, self.rollout_s, accounts)
         # Without emulated throttling the account has no buckets to pace against: the shared
         # budget would pace 1,000 registrations at ECS's 1/s all the same.
-        budget = {} if throttling else {"api_budget": False}
+        budget: dict[str, Any] = {} if throttling else {"api_budget": False}
         services, spec_path = self.prepare(name, n, f"{name}-n{n}.json", accounts=accounts, **budget)
         if not throttling:
             self.em.throttling(False)
             row.lower_bound_s = self.rollout_s  # no bucket to wait for
             row.throttling = False
         self.reset_budget()
+        self._run(row, tool, services, spec_path, timeout_s or (300 + 30 * n))
+        return row
+
+    def inflight(self, n: int, rollout_s: float, timeout_s: float | None = None) -> Row:
+        """`n` rollouts of `rollout_s` already in flight (started here, throttling off), then
+        followed by one run of the local executor, all `n` at once, with ECS's throttling on:
+        what the looker's pacing costs and how often each deployment is looked at."""
+        name = "local-inflight"
+        row = Row.start(n, name, rollout_s)
+        row.lower_bound_s = rollout_s
+        services, spec_path = self.prepare(name, n, f"{name}-n{n}.json", tag=SEEDED_TAG, max_parallel=n)
+        self.em.set_rollout(rollout_s)
+        force_deployments(self.em, services, self._session)
+        self.em.set_rollout(self.rollout_s)
+        self.reset_budget()
+        self._run(row, "local", services, spec_path, timeout_s or rollout_s + 600)
+        return row
+
+    def _run(
+        self, row: Row, tool: str, services: Sequence[tuple[str, str]], spec_path: Path, limit: float
+    ) -> None:
+        """Run `tool` over `services` and fill `row` with what it did and what ECS saw of it."""
+        name, n = row.tool, row.n
+        self.em.requests()  # the log starts with this run
         before = self.em.stats()
         row.load_before = os.getloadavg()[0]
-        limit = timeout_s or (300 + 30 * n)
         log(f"{name} N={n}: running (load {row.load_before:.2f})")
+        proc = None
         if tool == "ecs-deploy":
             peer.peer_loop(self.sp, self.env(), row, services, limit)
+        elif tool == "ecs-deploy-all":
+            peer.peer_all_at_once(self.sp, self.env(), row, services, limit)
         else:
-            fanout.read_run(row, self.run_cli(spec_path, tool, limit), limit)
+            proc = self.run_cli(spec_path, tool, limit)
+            fanout.read_run(row, proc, limit)
         if tool == "lambda" and self.em.workers_stale():
             # the CLI runs today's code, the emulator's workers the code it started with
             row.note = (
                 "worker/ changed while the emulator ran: its workers ran older code; " + row.note
             ).strip()
-        row.throttled = _delta(self.em.stats()["throttled"], before["throttled"])
+        after, entries = self.em.stats(), self.em.requests()
+        row.throttled = _delta(after["throttled"], before["throttled"])
+        calls = _delta(after["counts"], before["counts"])
+        row.calls_per_job = {action: calls.get(action, 0) / n for action in LOOK_ACTIONS}
+        if proc is not None:
+            row.first_update_s = first_update_s(entries, proc.started_at)
+            row.max_look_gap_s = longest_look_gap_s(entries)
+            self.em.throttling(False)  # the harness's own reads must not meet the buckets
+            lags = [
+                lag * 1000
+                for lag in detection_lags(
+                    proc.lines, finished_at(self.em.endpoint_url, self._session, services)
+                )
+            ]
+            row.detect_p50_ms, row.detect_p99_ms, row.detect_n = (
+                percentile(lags, 50),
+                percentile(lags, 99),
+                len(lags),
+            )
         self.em.throttling(True)
         log(
             f"{name} N={n}: {row.wall_s:.2f}s (lower bound {row.lower_bound_s:.1f}s), "
@@ -202,4 +257,3 @@ class Harness:
             if row.wall_s is not None
             else f"{name} N={n}: {row.note}"
         )
-        return row

@@ -26,6 +26,7 @@ class Proc:
     lines: list[tuple[float, str]]  # (seconds since start, stdout line)
     stderr: str
     timed_out: bool = False
+    started_at: float = 0.0  # time.time() just before the child was started
 
 
 class Spawner(JsonLineChild):
@@ -68,4 +69,5 @@ class Spawner(JsonLineChild):
             lines=[(float(t), str(text)) for t, text in answer["lines"]],
             stderr=str(answer["stderr"]),
             timed_out=bool(answer["timed_out"]),
+            started_at=float(answer["started_at"]),
         )

@@ -1,13 +1,15 @@
-"""The peer tool: fabfuel's ecs-deploy (`ecs deploy`), installed and looped over the services.
+"""The peer tool: fabfuel's ecs-deploy (`ecs deploy`), installed and run over the services.
 
 Why: it is what ecs-fanout is compared with. It is installed from PyPI into a virtual
 environment of its own (created once, then cached), so that it does not share the project's
-dependencies; it deploys one service a command, so a scenario runs it once per service, one
-after another, as a user's shell loop would.
+dependencies; it deploys one service a command, so a scenario runs it once per service, either
+one after another, as a user's shell loop would (`peer_loop`), or all at once, as a user's
+`ecs deploy ... &` per service then `wait` would (`peer_all_at_once`).
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from bench.progress import log
 from bench.results import Row
 from bench.scenario import NEW_TAG, REGION, REPO
 
-__all__ = ["PEER_VENV", "ensure_peer", "peer_loop", "peer_version"]
+__all__ = ["PEER_VENV", "ensure_peer", "peer_all_at_once", "peer_loop", "peer_version"]
 
 PEER_PACKAGE = "ecs-deploy"
 PEER_VENV = Path.home() / ".cache" / "ecs-fanout" / "bench" / "ecs-deploy-venv"
@@ -60,6 +62,50 @@ def peer_version(venv: Path = PEER_VENV) -> str:
     return proc.stdout.strip() or "unknown"
 
 
+def _deploy_command(ecs: Path, cluster: str, service: str) -> list[str]:
+    image = f"{REPO}/{service}:{NEW_TAG}"
+    return [
+        str(ecs),
+        "deploy",
+        cluster,
+        service,
+        "--image",
+        "app",
+        image,
+        "--timeout",
+        "600",
+        "--region",
+        REGION,
+    ]
+
+
+def peer_all_at_once(
+    spawner: Spawner,
+    env: Mapping[str, str],
+    row: Row,
+    services: Sequence[tuple[str, str]],
+    timeout_s: float,
+) -> None:
+    """Every service's `ecs deploy` started at once by one shell (`&` each, then `wait`), each
+    printing its exit code; fill `row`: the shell's wall time, the CPU of all of them, the
+    peak RSS of the largest (wait4 of the shell covers its reaped children)."""
+    ecs = ensure_peer()
+    lines = [
+        f"( {shlex.join(_deploy_command(ecs, cluster, service))} >/dev/null 2>&1; "
+        f'echo "exit $? {service}" ) &'
+        for cluster, service in services
+    ]
+    proc = spawner.run(["sh", "-c", "\n".join([*lines, "wait"])], env=env, timeout_s=timeout_s)
+    codes = [line.split() for _, line in proc.lines if line.startswith("exit ")]
+    ok = sum(1 for parts in codes if parts[1] == "0")
+    row.wall_s, row.cpu_s, row.peak_rss_mb = proc.wall_s, proc.cpu_s, proc.maxrss_mb
+    row.succeeded, row.targets = ok, len(services)
+    row.exit_code = 0 if ok == len(services) else 1
+    if ok != len(services):
+        failed = [parts[2] for parts in codes if parts[1] != "0"]
+        row.note = f"{len(services) - ok} failed or unfinished, e.g. {(failed or ['?'])[0]}"
+
+
 def peer_loop(
     spawner: Spawner,
     env: Mapping[str, str],
@@ -74,8 +120,7 @@ def peer_loop(
     failures: list[str] = []
     for cluster, service in services:
         remaining = timeout_s - (time.monotonic() - started)
-        cmd = [str(ecs), "deploy", cluster, service, "--image", "app", f"{REPO}/{service}:{NEW_TAG}"]
-        cmd += ["--timeout", "600", "--region", REGION]
+        cmd = _deploy_command(ecs, cluster, service)
         proc = spawner.run(cmd, env=env, timeout_s=max(1.0, remaining))
         cpu += proc.cpu_s
         rss = max(rss, proc.maxrss_mb)

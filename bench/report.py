@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.results import Row, speedup
+from bench.results import LOOK_ACTIONS, Row, speedup
 
 __all__ = ["fmt", "markdown"]
 
@@ -23,10 +23,12 @@ def fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
 
 def _scenario_cells(r: Row, rows: Sequence[Row]) -> list[str]:
     if r.wall_s is None:
-        return [str(r.n), r.tool, "not run", f"{r.lower_bound_s:.1f}", *[""] * 6, r.note, ""]
-    up = speedup(r, rows)
+        return [str(r.n), r.tool, "not run", f"{r.lower_bound_s:.1f}", *[""] * 7, r.note, ""]
+    up, up_all = speedup(r, rows), speedup(r, rows, "ecs-deploy-all")
     lat = (
-        "n/a" if r.tool == "ecs-deploy" else f"{fmt(r.latency_p50_ms)} / {fmt(r.latency_p99_ms)} ({r.events})"
+        "n/a"
+        if r.tool.startswith("ecs-deploy")
+        else f"{fmt(r.latency_p50_ms)} / {fmt(r.latency_p99_ms)} ({r.events})"
     )
     throttled = ", ".join(f"{k} {v}" for k, v in sorted(r.throttled.items())) or "0"
     if not r.throttling:
@@ -38,6 +40,7 @@ def _scenario_cells(r: Row, rows: Sequence[Row]) -> list[str]:
         f"{r.lower_bound_s:.1f}",
         f"{r.ratio:.2f}x" if r.ratio is not None else "",
         "-" if up is None else f"{up:.1f}x",
+        "-" if up_all is None else f"{up_all:.2f}x",
         fmt(r.cpu_s),
         fmt(r.peak_rss_mb, ".0f"),
         lat,
@@ -49,11 +52,30 @@ def _scenario_cells(r: Row, rows: Sequence[Row]) -> list[str]:
 
 def scenario_table(rows: Sequence[Row]) -> list[str]:
     return [
-        "| N | tool | wall s | lower bound s | ratio | speed-up vs ecs deploy | CPU s | peak RSS MB "
-        "| event latency p50 / p99 ms | succeeded | throttled | load |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| N | tool | wall s | lower bound s | ratio | speed-up vs ecs deploy loop | vs all at once "
+        "| CPU s | peak RSS MB | event latency p50 / p99 ms | succeeded | throttled | load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
         *("| " + " | ".join(_scenario_cells(r, rows)) + " |" for r in rows),
     ]
+
+
+def following_table(rows: Sequence[Row]) -> list[str]:
+    """What ECS saw of ecs-fanout's runs: its first change, how late it noticed ends, its looks."""
+    out = [
+        "| N | tool | first UpdateService s | detection lag p50 / p99 ms | DescribeServices / job "
+        "| DescribeServiceDeployments / job | ListServiceDeployments / job | longest gap between looks s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r.wall_s is None or r.tool.startswith("ecs-deploy"):
+            continue
+        calls = [fmt(r.calls_per_job.get(a), ".2f") for a in LOOK_ACTIONS]
+        lag = f"{fmt(r.detect_p50_ms, '.0f')} / {fmt(r.detect_p99_ms, '.0f')} ({r.detect_n})"
+        gap = fmt(r.max_look_gap_s, ".2f")
+        out.append(
+            f"| {r.n} | {r.tool} | {fmt(r.first_update_s, '.3f')} | {lag} | {' | '.join(calls)} | {gap} |"
+        )
+    return out
 
 
 def other_table(report: dict[str, Any]) -> list[str]:
@@ -109,6 +131,8 @@ def markdown(report: dict[str, Any], rows: Sequence[Row]) -> str:
         f"spec defaults {report['spec_defaults'] or 'none'}.",
         "",
         *scenario_table(rows),
+        "",
+        *following_table(rows),
         "",
         *other_table(report),
         "",

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Row", "find_row", "lower_bound_s", "percentile", "speedup"]
+__all__ = ["LOOK_ACTIONS", "Row", "find_row", "lower_bound_s", "percentile", "speedup"]
 
 REGISTER_BURST, REGISTER_RATE = 20, 1.0  # ECS's RegisterTaskDefinition bucket
+LOOK_ACTIONS = ("DescribeServices", "DescribeServiceDeployments", "ListServiceDeployments")
 
 
 def lower_bound_s(n: int, rollout_s: float, accounts: int = 1) -> float:
@@ -54,6 +55,12 @@ class Row:
     load_before: float | None = None
     throttling: bool = True
     accounts: int = 1  # the accounts the N services are spread over (each its own ECS buckets)
+    first_update_s: float | None = None  # from the tool's start to the first UpdateService ECS took
+    detect_p50_ms: float | None = None  # from ECS's end of a rollout to the tool's terminal event
+    detect_p99_ms: float | None = None
+    detect_n: int = 0
+    calls_per_job: dict[str, float] = field(default_factory=dict)  # ECS requests per action / N
+    max_look_gap_s: float | None = None  # the longest a deployment went without a look
     note: str = ""
     stderr_tail: str = ""
 
@@ -75,9 +82,10 @@ def find_row(rows: Sequence[Row], n: int, tool: str, *, ran: bool = True) -> Row
     return next((r for r in rows if r.n == n and r.tool == tool and (r.wall_s is not None or not ran)), None)
 
 
-def speedup(row: Row, rows: Sequence[Row]) -> float | None:
-    """How many times faster than the ecs deploy loop at the same N; None without both figures."""
-    peer = find_row(rows, row.n, "ecs-deploy")
-    if peer is None or row.wall_s is None or row.tool == "ecs-deploy" or peer.wall_s is None:
+def speedup(row: Row, rows: Sequence[Row], peer_tool: str = "ecs-deploy") -> float | None:
+    """How many times faster than `peer_tool` (the ecs deploy loop, or `ecs-deploy-all`: all at
+    once) at the same N; None without both figures."""
+    peer = find_row(rows, row.n, peer_tool)
+    if peer is None or row.wall_s is None or row.tool.startswith("ecs-deploy") or peer.wall_s is None:
         return None
     return peer.wall_s / row.wall_s

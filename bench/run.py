@@ -21,7 +21,7 @@ from typing import Any
 from bench import probes
 from bench.harness import Harness
 from bench.machine import load, machine
-from bench.peer import peer_version
+from bench.peer import ensure_peer, peer_version
 from bench.results import Row
 from bench.targets import targets
 
@@ -48,7 +48,11 @@ def _now() -> str:
 
 def _size_limits(args: argparse.Namespace) -> dict[str, tuple[str, int]]:
     """tool: (flag, largest N it runs at)."""
-    return {"ecs-deploy": ("--peer-max-n", args.peer_max_n), "serial": ("--serial-max-n", args.serial_max_n)}
+    return {
+        "ecs-deploy": ("--peer-max-n", args.peer_max_n),
+        "ecs-deploy-all": ("--peer-max-n", args.peer_max_n),
+        "serial": ("--serial-max-n", args.serial_max_n),
+    }
 
 
 def accounts_rows(harness: Harness, n: int) -> list[Row]:
@@ -65,7 +69,7 @@ def accounts_rows(harness: Harness, n: int) -> list[Row]:
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     """Run what `args` (of `bench.__main__.build_parser`) asks for: (the report, its rows)."""
     # `--accounts-n` alone runs the accounts rows only; with `--n` or `--quick`, those too.
-    ns = args.n or (QUICK_NS if args.quick else () if args.accounts_n else FULL_NS)
+    ns = args.n or (QUICK_NS if args.quick else () if args.accounts_n or args.inflight else FULL_NS)
     tools: tuple[str, ...] = args.tools
     defaults: dict[str, Any] = {}
     if args.poll_interval:
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         "accounts_n": args.accounts_n,
         "started": _now(),
     }
-    if "ecs-deploy" in tools:
+    if "ecs-deploy" in tools or "ecs-deploy-all" in tools:
+        ensure_peer()  # installed once, before anything is timed
         report["ecs_deploy_version"] = peer_version()
     rows: list[Row] = []
     limits = _size_limits(args)
@@ -106,6 +111,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
                 rows.append(harness.scenario(tool, n))
         if args.accounts_n:
             rows += accounts_rows(harness, args.accounts_n)
+        if args.inflight:
+            rows.append(harness.inflight(args.inflight, args.inflight_rollout_s))
         if args.rss_1000:
             for tool in args.rss_tools:
                 rows.append(harness.scenario(tool, 1000, label=f"{tool}-rss", throttling=False))

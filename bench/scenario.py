@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "REGION",
     "REPO",
     "TOOLS",
+    "force_deployments",
     "lambda_role",
     "role_arn",
     "seed_scenario",
@@ -44,7 +46,7 @@ REGION = "us-east-1"
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NEW_TAG = "2.0.0"
 LAMBDA_ROLE = "ecs-fanout-bench-worker"
-TOOLS = ("local", "lambda", "serial", "ecs-deploy")
+TOOLS = ("local", "lambda", "serial", "ecs-deploy", "ecs-deploy-all")
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444")  # not moto's default
 BENCH_ROLE = "ecs-fanout-bench-deployer"
 
@@ -60,14 +62,14 @@ def service_names(name: str, n: int) -> list[tuple[str, str]]:
 
 
 def write_spec(
-    path: Path, services: Sequence[tuple[str, str]], *, accounts: int = 0, **defaults: Any
+    path: Path, services: Sequence[tuple[str, str]], *, accounts: int = 0, tag: str = NEW_TAG, **defaults: Any
 ) -> Path:
     """The spec of `services`; with `accounts` >= 1, spread over that many accounts (in turn),
     each entry with its account's role and an image in its account's ECR."""
     assert 0 <= accounts <= len(ACCOUNTS), f"at most {len(ACCOUNTS)} accounts"
     entries = []
     for i, (cluster, service) in enumerate(services):
-        entry = {"cluster": cluster, "service": service, "container": "app", "tag": NEW_TAG}
+        entry = {"cluster": cluster, "service": service, "container": "app", "tag": tag}
         if accounts:
             account = ACCOUNTS[i % accounts]
             entry |= {
@@ -87,6 +89,26 @@ def seed_scenario(emulator: Emulator, spec_path: Path, session: Session) -> None
     emulator.throttling(False)
     seed_spec(emulator.endpoint_url, load_spec(spec_path), REGION, session)
     emulator.throttling(True)  # full buckets, as for an account that was idle
+
+
+def force_deployments(emulator: Emulator, services: Sequence[tuple[str, str]], session: Session) -> None:
+    """Start a new deployment of every service (its own revision again), throttling off: a
+    scenario of rollouts already in flight when the tool starts."""
+    emulator.throttling(False)
+    ecs: Any = session.create_client(
+        "ecs",
+        endpoint_url=emulator.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(
+            pool.map(
+                lambda s: ecs.update_service(cluster=s[0], service=s[1], forceNewDeployment=True), services
+            )
+        )
+    emulator.throttling(True)
 
 
 def lambda_role(emulator: Emulator, session: Session) -> str:

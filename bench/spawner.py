@@ -29,7 +29,7 @@ def run_measured(
 ) -> dict[str, Any]:
     """Run `cmd`, timestamp its stdout lines, reap it with wait4 for its own rusage."""
     with tempfile.TemporaryFile("w+") as err:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         proc = subprocess.Popen(
             list(cmd),
             stdout=subprocess.PIPE,
@@ -67,6 +67,7 @@ def run_measured(
         "lines": lines,
         "stderr": stderr,
         "timed_out": killed.is_set(),
+        "started_at": started_at,
     }
 
 

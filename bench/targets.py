@@ -14,13 +14,17 @@ from bench.results import Row, find_row, speedup
 
 __all__ = ["targets", "verdict"]
 
-TARGET_RATIO_N200 = 1.15
+TARGET_RATIO_N200 = 1.05
 TARGET_SPEEDUP_N20 = 20.0
 TARGET_LATENCY_P99_MS = 5.0
 TARGET_WARM_PACK_S = 1.0
 TARGET_HELP_S = 0.3
 TARGET_RSS_1000_MB = 150.0
 TARGET_TWO_ACCOUNTS = 1.25  # N over two accounts, against N/2 in one
+TARGET_OVER_T_N20_S = 1.5  # wall at N = 20 at most T + this
+TARGET_DETECT_P99_MS = 1500.0
+TARGET_FIRST_UPDATE_S = 1.0
+TARGET_LOOK_GAP_S = 60.0
 
 Target = tuple[str, str, str]  # (target, measured, verdict)
 
@@ -107,10 +111,65 @@ def _two_accounts(report: dict[str, Any], rows: Sequence[Row]) -> Target:
     return target, measured, verdict(ratio <= TARGET_TWO_ACCOUNTS and split.note == "")
 
 
+def _wall_n20(rows: Sequence[Row]) -> Target:
+    row = find_row(rows, 20, "local")
+    target = f"N=20 wall <= T + {TARGET_OVER_T_N20_S:g} s (local)"
+    if row is None or row.wall_s is None:
+        return target, "not run", verdict(None)
+    bound = row.rollout_s + TARGET_OVER_T_N20_S
+    ok = row.wall_s <= bound and row.note == ""
+    return target, f"{row.wall_s:.2f} s (T + {row.wall_s - row.rollout_s:.2f} s)", verdict(ok)
+
+
+def _beats_all_at_once(rows: Sequence[Row]) -> Target:
+    pairs = [(r, speedup(r, rows, "ecs-deploy-all")) for r in rows if r.tool == "local" and r.n >= 2]
+    measured = [(r.n, up) for r, up in pairs if up is not None]
+    target = "faster than `ecs deploy` all at once at every N >= 2 (local)"
+    if not measured:
+        return target, "not run", verdict(None)
+    text = ", ".join(f"N={n}: {up:.2f}x" for n, up in measured)
+    return target, text, verdict(all(up > 1.0 for _, up in measured))
+
+
+def _detection_n20(rows: Sequence[Row]) -> Target:
+    row = find_row(rows, 20, "local")
+    p99 = None if row is None else row.detect_p99_ms
+    ok = None if p99 is None else p99 <= TARGET_DETECT_P99_MS
+    measured = (
+        "not run" if row is None or p99 is None else f"p50 {row.detect_p50_ms:.0f} ms, p99 {p99:.0f} ms"
+    )
+    return f"detection lag p99 <= {TARGET_DETECT_P99_MS:g} ms at N=20 (local, polling)", measured, verdict(ok)
+
+
+def _first_update_n20(rows: Sequence[Row]) -> Target:
+    row = find_row(rows, 20, "local")
+    first = None if row is None else row.first_update_s
+    ok = None if first is None else first <= TARGET_FIRST_UPDATE_S
+    target = f"first UpdateService <= {TARGET_FIRST_UPDATE_S:g} s after start at N=20 (local)"
+    return target, fmt(first, ".3f", " s"), verdict(ok)
+
+
+def _inflight(rows: Sequence[Row]) -> Target:
+    row = next((r for r in rows if r.tool == "local-inflight" and r.wall_s is not None), None)
+    target = f"N in flight: 0 throttled looks, each looked at every <= {TARGET_LOOK_GAP_S:g} s (local)"
+    if row is None:
+        return target, "not run", verdict(None)
+    throttled = sum(row.throttled.get(a, 0) for a in ("DescribeServices", "DescribeServiceDeployments"))
+    gap = row.max_look_gap_s
+    ok = throttled == 0 and gap is not None and gap <= TARGET_LOOK_GAP_S and row.note == ""
+    measured = f"N={row.n}: {throttled} throttled, longest gap {fmt(gap, '.1f', ' s')}"
+    return target, measured, verdict(ok)
+
+
 def targets(report: dict[str, Any], rows: Sequence[Row]) -> list[Target]:
     """(target, measured, verdict) lines."""
     executors = ("local", "lambda")
     return [
+        _wall_n20(rows),
+        _beats_all_at_once(rows),
+        _detection_n20(rows),
+        _first_update_n20(rows),
+        _inflight(rows),
         *(_ratio_n200(rows, tool) for tool in executors),
         *(_speedup_n20(rows, tool) for tool in executors),
         *(_latency(rows, tool) for tool in (*executors, "serial")),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.from_thread import start_blocking_portal
 from redis.asyncio import Redis
 
@@ -83,7 +84,8 @@ class LocalExecutor:
             async with AsyncExitStack() as stack:
                 run_id = jobs[0].run_id if jobs else "local"
                 clients = Clients(stack, self._aws, run_id)
-                deployers = _Deployers(clients, redis, self._allowed_registries, self._deployer)
+                looking = await stack.enter_async_context(anyio.create_task_group())
+                deployers = _Deployers(clients, redis, self._allowed_registries, self._deployer, looking)
 
                 async def run_one(job: DeployJob) -> None:
                     async with limit:
@@ -99,6 +101,7 @@ class LocalExecutor:
                 async with anyio.create_task_group() as tg:
                     for job in jobs:
                         tg.start_soon(run_one, job)
+                looking.cancel_scope.cancel()  # the lookers serve no one any more
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
@@ -120,15 +123,18 @@ async def _report_crash(
 
 class _Deployers:
     """One deployer (one ECS client, the job's access) per account and region, made when a job
-    first needs it; its throttling budget is that account's and region's."""
+    first needs it; its throttling budget is that account's and region's, and its jobs look at
+    their deployments together (`worker.looker`, served in `looking`)."""
 
     def __init__(
         self,
         clients: Clients,
         redis: Redis,
         allowed_registries: Sequence[str],
-        deployer: type[Deployer] = Deployer,
+        deployer: type[Deployer],
+        looking: TaskGroup,
     ) -> None:
+        self._looking = looking
         self._clients = clients
         self._redis = redis
         self._allowed_registries = allowed_registries
@@ -145,6 +151,7 @@ class _Deployers:
                 deployer = self._made[target.scope, job.access] = self._deployer.on_redis(
                     ecs, self._redis, scope=target.scope, allowed_registries=self._allowed_registries
                 )
+                self._looking.start_soon(deployer.look_together().run)
             return deployer
 
 

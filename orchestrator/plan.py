@@ -30,7 +30,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.spec import DeployEntry, Spec
 from orchestrator.spec_access import access_of, region_of
 from worker.access import Access
-from worker.contract import ContainerChange, DeployJob, DoneWhen, JobOptions
+from worker.contract import ContainerChange, DeployJob, DoneWhen, Follow, JobOptions
 from worker.target import Target
 
 __all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "job_id_for", "new_run_id", "plan_jobs"]
@@ -87,6 +87,7 @@ def plan_jobs(
     default_region: str | None = None,
     accounts: Mapping[Access, str] | None = None,
     wait: bool = True,
+    follow: Follow = Follow.POLL,
 ) -> list[PlannedJob]:
     """One job per target of `spec`, in the order the spec first names them.
 
@@ -95,8 +96,9 @@ def plan_jobs(
     gives none. `accounts` says which account each way in reaches (`orchestrator.identity`);
     without it only a role's account is known. `wait` False (`--no-wait`): a job whose service
     another run is deploying fails at once, changing nothing, instead of waiting for that run
-    to finish it. Raises ConfigError for a run id that cannot make job ids or a non-positive
-    timeout.
+    to finish it. `follow` is how jobs follow when the spec does not say (`Follow.EVENTS` only
+    where ECS's events reach the run). Raises ConfigError for a run id that cannot make job ids
+    or a non-positive timeout.
     """
     _check_run_id(run_id)
     if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
@@ -123,7 +125,7 @@ def plan_jobs(
             next((e.done_when for e in entries if e.done_when is not None), None),
         )
         if overrides not in options:
-            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait)
+            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait, spec.follow or follow)
         planned.append(_planned(run_id, target, access, entries, options[overrides]))
     return planned
 
@@ -153,6 +155,7 @@ def _options(
     timeout_s: float | None,
     rollback: bool | None,
     wait: bool,
+    follow: Follow,
 ) -> JobOptions:
     poll_min_s = spec.poll_interval
     timeout_given = timeout_s is not None or entry_timeout is not None or "timeout" in spec.model_fields_set
@@ -168,6 +171,7 @@ def _options(
         api_budget=spec.api_budget,
         keep_revisions=spec.keep_revisions,
         wait_for_target=wait,
+        follow=follow,
     )
 
 

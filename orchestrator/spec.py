@@ -8,7 +8,8 @@ the top level and one ``[[deploy]]`` entry per container::
     rollback = true         # roll a failed rollout back
     max_parallel = 50       # rollouts in flight at once
     heartbeat = "60s"       # silence after which a job counts as lost
-    poll_interval = "2s"    # first wait between describe_services polls
+    poll_interval = "1s"    # shortest wait between two looks at a deployment
+    follow = "poll"         # or "events": how a job learns its deployment moved on
     done_when = "baked"     # or "traffic_shifted": when a rollout counts as done
 
     [[deploy]]
@@ -48,13 +49,16 @@ from orchestrator.spec_types import Image, Name, Region, Seconds, StrictModel
 from orchestrator.spec_waves import WaveSpec, check_waves
 from orchestrator.spec_words import describe, kind, one_of, raw_label, seconds, show
 from worker.access import Access
-from worker.contract import DoneWhen
+from worker.contract import DoneWhen, Follow
 from worker.images import ImageRefError, compose_image, parse_image
 
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
 
 
 Done = Annotated[DoneWhen, BeforeValidator(lambda value: one_of(DoneWhen, value))]
+Following = Annotated[Follow, BeforeValidator(lambda value: one_of(Follow, value))]
+"""How a job learns that its deployment moved on: "poll" (looks as often as the account's
+budget allows, at least every `poll_interval`) or "events" (ECS's events, and a slow safety poll)."""
 """When following a rollout ends with success: "baked" (ECS's service deployment SUCCESSFUL,
 through its bake time) or "traffic_shifted" (production traffic all on the new revision)."""
 
@@ -67,7 +71,8 @@ class Defaults(StrictModel, Reach):
     rollback: bool = True
     max_parallel: int = Field(default=50, gt=0)
     heartbeat: Seconds = 60.0
-    poll_interval: Seconds = 2.0
+    poll_interval: Seconds = 1.0
+    follow: Following | None = None  # None: "events" where they can be set up, else "poll"
     keep_revisions: int | None = Field(default=None, gt=0)  # deregister older revisions after success
     api_budget: bool = True  # draw ECS calls from the shared token buckets in Redis
     pin_digests: bool = False  # deploy ECR images by the digest their tag resolves to at preflight

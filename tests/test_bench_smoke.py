@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = re.compile(
-    r"^\| 2 \| local \| (?P<wall>\d+\.\d+) \| 0\.5 \| (?P<ratio>\d+\.\d+)x \| - \| (?P<cpu>\d+\.\d+) "
+    r"^\| 2 \| local \| (?P<wall>\d+\.\d+) \| 0\.5 \| (?P<ratio>\d+\.\d+)x \| - \| - \| (?P<cpu>\d+\.\d+) "
     r"\| (?P<rss>\d+) \| (?P<p50>\d+\.\d+) / (?P<p99>\d+\.\d+) \(\d+\) \| 2/2 \| \S.* \|$",
     re.MULTILINE,
 )

@@ -13,7 +13,7 @@ import pytest
 from orchestrator.errors import ConfigError
 from orchestrator.plan import MAX_JOB_ID_LENGTH, PlannedJob, job_id_for, new_run_id, plan_jobs
 from orchestrator.spec import Spec, load_spec, spec_from_data
-from worker.contract import ContainerChange, job_from_message
+from worker.contract import ContainerChange, Follow, job_from_message
 from worker.target import Target
 
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -220,9 +220,27 @@ def test_no_wait_reaches_every_job(wait: bool | None, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("top", "given", "expected"),
+    [
+        ({}, None, "poll"),
+        ({}, "events", "events"),
+        ({"follow": "poll"}, "events", "poll"),
+        ({"follow": "events"}, None, "events"),
+    ],
+)
+def test_follow_comes_from_the_spec_else_from_the_run(
+    top: dict[str, Any], given: str | None, expected: str
+) -> None:
+    """A spec's `follow` wins; otherwise the run says (events where it can set them up)."""
+    spec = make_spec(entry(), **top)
+    planned = plan_jobs(spec, RUN) if given is None else plan_jobs(spec, RUN, follow=Follow(given))
+    assert planned[0].job.options.follow == Follow(expected)
+
+
+@pytest.mark.parametrize(
     ("top", "poll_min", "poll_max", "heartbeat"),
     [
-        ({}, 2.0, 15.0, 60.0),
+        ({}, 1.0, 15.0, 60.0),
         ({"heartbeat": "12s", "poll_interval": "1s"}, 1.0, 4.0, 12.0),
         ({"heartbeat": "10m", "poll_interval": "30s"}, 30.0, 30.0, 600.0),
     ],

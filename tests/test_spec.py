@@ -146,6 +146,12 @@ BAD_SPECS: list[Any] = [
     ),
     pytest.param(
         "spec.toml",
+        'follow = "polling"\n' + GOOD,
+        ["top level", "'follow'", "'events' or 'poll'", "did you mean 'poll'"],
+        id="unknown-follow",
+    ),
+    pytest.param(
+        "spec.toml",
         "max_parallel = 0\n" + GOOD,
         ["top level", "'max_parallel' must be greater than 0"],
         id="zero",
@@ -292,7 +298,7 @@ def test_defaults_and_fields_set(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, "spec.toml", "timeout = 60\n" + GOOD))
     assert spec.model_fields_set == {"timeout", "deploy"}
     assert (spec.region, spec.timeout, spec.rollback, spec.max_parallel) == (None, 60.0, True, 50)
-    assert (spec.heartbeat, spec.poll_interval) == (60.0, 2.0)
+    assert (spec.heartbeat, spec.poll_interval) == (60.0, 1.0)
 
 
 def test_json_equals_toml(tmp_path: Path) -> None:

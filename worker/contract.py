@@ -26,6 +26,7 @@ __all__ = [
     "DeployJob",
     "DoneWhen",
     "EventDetails",
+    "Follow",
     "JobOptions",
     "Phase",
     "WorkerEvent",
@@ -94,11 +95,21 @@ class DoneWhen(StrEnum):
     TRAFFIC_SHIFTED = "traffic_shifted"  # production traffic fully on the new revision
 
 
+class Follow(StrEnum):
+    """How a job learns that its deployment moved on (spec key `follow`)."""
+
+    EVENTS = "events"  # ECS's events wake the follower; a slow safety poll stays on
+    POLL = "poll"  # looks as often as the account's DescribeServices budget allows
+
+
 class JobOptions(_Strict):
     timeout_s: float = Field(default=900.0, gt=0, description="Deadline of the whole rollout.")
     rollback: bool = Field(default=True, description="Roll back a failed rollout ourselves.")
-    poll_min_s: float = Field(default=2.0, gt=0, description="First wait between describe_services.")
-    poll_max_s: float = Field(default=15.0, gt=0, description="Longest wait between describe_services.")
+    poll_min_s: float = Field(default=1.0, gt=0, description="Shortest wait between two looks.")
+    poll_max_s: float = Field(
+        default=15.0, gt=0, description="Longest wait between looks of a worker looking alone (Lambda)."
+    )
+    follow: Follow = Field(default=Follow.POLL, description="ECS's events, or polling the budget paces.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Longest silence while following.")
     api_budget: bool = Field(default=True, description="Draw ECS calls from the shared token buckets.")
     keep_revisions: int | None = Field(

@@ -121,6 +121,25 @@ class ServiceCalls:
         services = response.get("services", [])
         return dict(services[0]) if services else None
 
+    async def describe_many(self, cluster: str, services: Sequence[str], *, metered: bool) -> dict[str, Any]:
+        """Up to 10 services of `cluster` in one DescribeServices (one token when `metered`):
+        each service as ECS returns it, under its name and its ARN; a missing one is absent."""
+        if metered and self._budget is not None:
+            await self._budget.take("DescribeServices")
+        response = await self._ecs.describe_services(cluster=cluster, services=list(services))
+        found: dict[str, Any] = {}
+        for service in response.get("services", []):
+            found[str(service.get("serviceName"))] = found[str(service.get("serviceArn"))] = dict(service)
+        return found
+
+    async def describe_deployments_many(self, arns: Sequence[str], *, metered: bool) -> dict[str, Any]:
+        """Up to 20 service deployments in one DescribeServiceDeployments (one token when
+        `metered`), by ARN; one ECS no longer knows is absent."""
+        if metered and self._budget is not None:
+            await self._budget.take("DescribeServiceDeployments")
+        response = await self._ecs.describe_service_deployments(serviceDeploymentArns=list(arns))
+        return {str(sd["serviceDeploymentArn"]): dict(sd) for sd in response.get("serviceDeployments", [])}
+
     def check_registries(self, job: DeployJob) -> None:
         refused = refused_images((change.image for change in job.changes), self._allowed_registries)
         if refused:

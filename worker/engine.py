@@ -31,6 +31,7 @@ from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, Wor
 from worker.ecs_calls import JobAborted, Registration, ServiceCalls
 from worker.follow import Followed, HandOver, follow
 from worker.ledger import JobLedger, JobRecord, TargetLeases
+from worker.looker import Looker
 from worker.outbox import Outbox
 from worker.patience import NoAnswer, Patience
 from worker.publisher import EventPublisher
@@ -73,6 +74,12 @@ class Deployer:
         # How long a silent owner keeps the job before a redelivery may take over.
         self._min_lease_s = min_lease_s
         self.wakeups = wakeups  # set: ECS's events wake this deployer's followers early
+        self.looker: Looker | None = None  # set (`look_together`): its jobs' looks are batched
+
+    def look_together(self) -> Looker:
+        """Batch and pace this deployer's jobs' looks (`worker.looker`); its `run` must be served."""
+        self.looker = Looker(self._calls)
+        return self.looker
 
     @classmethod
     def on_redis(
@@ -355,7 +362,7 @@ class Deployer:
         record = await self._ledger.read(job)
         known = record.service_deployment_arn if record.deployment_id == deployment_id else None
         watch = await open_watch(
-            self._calls, job, patience, deployment_id, arn, previous, known, wakeups=self.wakeups
+            self._calls, job, patience, deployment_id, arn, previous, known, self.wakeups, self.looker
         )
         sd_arn = watch.service_deployment_arn
         if sd_arn is None:
@@ -377,7 +384,7 @@ class Deployer:
             )
         if sd_arn is None or not job.options.extend_for_bake or record.bake_extended:
             return watch, patience
-        sd = await self._calls.describe_service_deployment(job, sd_arn, patience)
+        sd = await watch.ask(patience)  # with the looker: batched with the other jobs' looks
         extra = bake_total_s((sd or {}).get("deploymentConfiguration") or {})
         if extra <= 0:
             return watch, patience

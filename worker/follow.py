@@ -1,8 +1,12 @@
 """Following one deployment to its end, through its `Watch` (ECS's service deployment, or
 `rolloutState` where that API does not answer; docs/design.md, 'Following our own deployment').
 
-Polls start at `poll_min_s` and grow x1.5 to `poll_max_s`, each shortened by up to a quarter;
-`in_progress` is published on every change of the counts and at least every heartbeat/3.
+With a looker (the local executor's jobs, `worker.looker`), a job looks on its interval's grid:
+its floor (`worker.pacing.look_floor_s`), lengthened only when the account's budget needs it.
+Alone (a Lambda worker), looks start at the floor and grow x1.5 to `poll_max_s`, each
+shortened by up to a quarter, paced by the shared budget. ECS's word (`Watch.pause` woken)
+brings the next look forward either way. `in_progress` is published on every change of the
+counts and at least every heartbeat/3.
 Every poll fits inside the deadline (`worker.patience`): while ECS does not answer, the job
 keeps asking (and saying so) until the deadline, and then reports what it last saw.
 """
@@ -14,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from worker.contract import EventDetails, Phase
+from worker.pacing import look_floor_s
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
 from worker.rollout import Rollout, RolloutState
@@ -59,6 +64,21 @@ async def follow(
 
     Raises `HandOver` instead of waiting past `hand_over_at`.
     """
+    if watch.looker is None:
+        return await _follow(watch, patience, hand_over_at)
+    with watch.looker.following(*watch.looks_at):  # counted in the looker's pacing meanwhile
+        return await _follow(watch, patience, hand_over_at)
+
+
+def _pause(watch: Watch, floor: float, wait: float) -> float:
+    """Until the next look: the next point of the looker's grid, or alone the current wait,
+    shortened by up to a quarter (jobs started together do not look together)."""
+    if watch.looker is not None:
+        return watch.looker.pause_s(floor)
+    return wait * random.uniform(1 - POLL_JITTER, 1.0)
+
+
+async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) -> Followed:
     job = watch.job
     reporter = patience.reporter
     deadline = patience.deadline
@@ -69,7 +89,8 @@ async def follow(
         previous_task_definition_arn=previous,
         service_deployment_arn=watch.service_deployment_arn,
     )
-    wait = job.options.poll_min_s
+    floor = look_floor_s(job.options)
+    wait = floor
     last_seen: Rollout | None = None
     last_reported: tuple[object, ...] | None = None
     last_emit = time.monotonic()
@@ -78,7 +99,7 @@ async def follow(
         remaining = deadline - now
         if remaining <= 0:
             return Followed(None, last_seen)
-        pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
+        pause = min(_pause(watch, floor, wait), remaining)
         if remaining - pause < LAST_POLL_S:
             pause = remaining
         if hand_over_at is not None and now + pause > hand_over_at:
@@ -86,7 +107,7 @@ async def follow(
         woken = await watch.pause(pause)
         if pause == remaining and not woken:
             return Followed(None, last_seen)
-        wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
+        wait = floor if woken else min(wait * BACKOFF_FACTOR, max(floor, job.options.poll_max_s))
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)
@@ -101,7 +122,7 @@ async def follow(
         if rollout.terminal:
             return Followed(rollout, rollout)
         if last_seen is not None and _stage(last_seen) != _stage(rollout):
-            wait = job.options.poll_min_s  # a new stage: the next one may come soon (a short bake)
+            wait = floor  # a new stage: the next one may come soon (a short bake)
         last_seen = rollout
         # An event on every change, and a heartbeat while nothing moves.
         changed = _what_changes(rollout)

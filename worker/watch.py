@@ -19,12 +19,14 @@ import anyio
 
 from worker.contract import DeployJob, DoneWhen
 from worker.ecs_calls import Unavailable
+from worker.pacing import LookKey
 from worker.rollout import InFlight, Rollout, RolloutState, evaluate_rollout, primary_flight
 from worker.strategy import STOPPABLE, evaluate_service_deployment
 from worker.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from worker.ecs_calls import ServiceCalls
+    from worker.looker import Looker
     from worker.patience import Patience
 
 __all__ = ["FIND_TRIES", "Watch", "open_watch", "progress_words", "replaced_or", "still_rolling"]
@@ -47,6 +49,7 @@ class Watch:
     note: str = ""  # why the job follows `rolloutState`, when it does
     done_when: DoneWhen = DoneWhen.BAKED
     wakeups: Wakeups | None = None  # ECS's events wake the follower early (`worker.wakeups`)
+    looker: Looker | None = None  # set: looks are batched with other jobs' (`worker.looker`)
     _stage: tuple[str | None, float] | None = field(default=None, repr=False)
 
     async def pause(self, seconds: float) -> bool:
@@ -57,12 +60,34 @@ class Watch:
             return False
         return await self.wakeups.sleep(self.deployment_id, seconds)
 
+    @property
+    def looks_at(self) -> tuple[LookKey, str]:
+        """Where a look goes and what it asks for: (the call and its cluster, the item)."""
+        if self.service_deployment_arn is None:
+            return ("DescribeServices", self.job.target.cluster), self.job.target.service
+        return ("DescribeServiceDeployments", ""), self.service_deployment_arn
+
+    async def ask(self, patience: Patience | None = None) -> dict[str, Any] | None:
+        """ECS's word on the service or the service deployment: with the other jobs' through the
+        looker, else alone."""
+        key, item = self.looks_at
+        if self.looker is not None:
+            looker = self.looker
+
+            async def together() -> dict[str, Any] | None:
+                return await looker.ask(key, item, metered=self.job.options.api_budget)
+
+            return await together() if patience is None else await patience.call(key[0], together)
+        if self.service_deployment_arn is None:
+            return await self.calls.poll(self.job, patience)
+        return await self.calls.describe_service_deployment(self.job, self.service_deployment_arn, patience)
+
     async def look(self, patience: Patience | None = None) -> Rollout | None:
         """What ECS says of the deployment now; None when the service or deployment is gone."""
+        answer = await self.ask(patience)
         if self.service_deployment_arn is None:
-            service = await self.calls.poll(self.job, patience)
-            return None if service is None else evaluate_rollout(service, self.deployment_id, self.arn)
-        sd = await self.calls.describe_service_deployment(self.job, self.service_deployment_arn, patience)
+            return None if answer is None else evaluate_rollout(answer, self.deployment_id, self.arn)
+        sd = answer
         if sd is None:
             return None
         now = time.time()
@@ -84,6 +109,7 @@ class Watch:
             self.previous,
             self.service_deployment_arn,
             wakeups=self.wakeups,
+            looker=self.looker,
         )
 
 
@@ -101,10 +127,12 @@ async def open_watch(
     previous: str | None,
     known_arn: str | None = None,
     wakeups: Wakeups | None = None,
+    looker: Looker | None = None,
 ) -> Watch:
     """The watch for `deployment_id`: its service deployment (`known_arn` when a worker before
     this one found it), else `rolloutState` with the reason in `note`."""
-    watch = Watch(calls, job, deployment_id, arn, previous, done_when=job.options.done_when, wakeups=wakeups)
+    watch = Watch(calls, job, deployment_id, arn, previous, done_when=job.options.done_when)
+    watch.wakeups, watch.looker = wakeups, looker
     if known_arn is not None:
         watch.service_deployment_arn = known_arn
         return watch

@@ -40,6 +40,9 @@ DEFAULT_ECS_BUCKETS: dict[str, tuple[float, float]] = {
     "RegisterTaskDefinition": (20, 1.0),
     "UpdateService": (50, 5.0),
     "DescribeServices": (100, 20.0),
+    # ECS publishes no figures for these: sized as the workers' budget assumes (worker/budget.py)
+    "ListServiceDeployments": (100, 20.0),
+    "DescribeServiceDeployments": (100, 20.0),
 }
 _FAULT_CODES = {
     403: "AccessDeniedException",
@@ -329,6 +332,11 @@ class AwsEmulator:
     def pending_faults(self) -> dict[str, int]:
         """Injected faults not answered yet, per action."""
         return self._middleware.pending_faults()
+
+    def wrap_app(self, wrapper: Callable[[WsgiApp], WsgiApp]) -> None:
+        """Put `wrapper` around moto's app, behind the counting and throttling: it sees every
+        request ECS would have accepted (a benchmark's request log)."""
+        self._middleware.app = wrapper(self._middleware.app)
 
     def request_counts(self) -> dict[str, int]:
         """Requests received per API action since the last reset (throttled and failed included)."""
