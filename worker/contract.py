@@ -26,6 +26,7 @@ __all__ = [
     "DeployJob",
     "DoneWhen",
     "EventDetails",
+    "Follow",
     "JobOptions",
     "Phase",
     "WorkerEvent",
@@ -92,6 +93,13 @@ class DoneWhen(StrEnum):
     TRAFFIC_SHIFTED = "traffic_shifted"  # production traffic fully on the new revision
 
 
+class Follow(StrEnum):
+    """How a job learns that its deployment moved (spec key `follow`)."""
+
+    EVENTS = "events"  # ECS's EventBridge events wake it, a slow safety poll stays on
+    POLL = "poll"  # it asks ECS on its own schedule only
+
+
 class JobOptions(_Strict):
     timeout_s: float = Field(default=900.0, gt=0, description="Deadline of the whole rollout.")
     rollback: bool = Field(default=True, description="Roll back a failed rollout ourselves.")
@@ -107,6 +115,7 @@ class JobOptions(_Strict):
         default=False,
         description="The timeout is the default one: add the service's configured bake times to it.",
     )
+    follow: Follow = Field(default=Follow.EVENTS, description="ECS's events wake the job, or it polls only.")
     wait_for_target: bool = Field(
         default=True,
         description="Wait while another run deploys the same service; False: fail at once, nothing changed.",

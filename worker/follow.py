@@ -13,14 +13,23 @@ import random
 import time
 from dataclasses import dataclass
 
-from worker.contract import EventDetails, Phase
+from worker.contract import EventDetails, Follow, Phase
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
 from worker.rollout import Rollout, RolloutState
 from worker.verdict import Silence
 from worker.watch import Watch, progress_words
 
-__all__ = ["BACKOFF_FACTOR", "POLL_JITTER", "Followed", "HandOver", "follow"]
+__all__ = [
+    "BACKOFF_FACTOR",
+    "EVENTS_SAFETY_POLL_S",
+    "POLL_JITTER",
+    "Followed",
+    "HandOver",
+    "Parked",
+    "follow",
+    "safety_poll_s",
+]
 
 BACKOFF_FACTOR = 1.5
 # Jobs started together would poll together: their describe_services answers would be parsed
@@ -30,6 +39,9 @@ POLL_JITTER = 0.25
 # A poll this close to the deadline is not made: the deadline's own question to ECS
 # (`worker.confirm.ask_ecs`, with time of its own to be answered) is made instead.
 LAST_POLL_S = 0.5
+# With ECS's events waking the follower, it still looks on its own this often (an event lost,
+# a rule deleted), but at least every heartbeat/3 so that the job is never silent.
+EVENTS_SAFETY_POLL_S = 30.0
 
 
 class HandOver(Exception):
@@ -39,6 +51,24 @@ class HandOver(Exception):
         super().__init__("handing over")
         self.details = details
         self.why = why
+
+
+def safety_poll_s(watch: Watch) -> float:
+    """The shortest wait between two looks: 0 when polling, the safety poll when events wake."""
+    options = watch.job.options
+    if watch.wakeups is None or options.follow is not Follow.EVENTS:
+        return 0.0
+    return max(options.poll_max_s, min(EVENTS_SAFETY_POLL_S, options.heartbeat_s / 3))
+
+
+class Parked(HandOver):
+    """Lambda: the follower waits outside any invocation (`worker.park`): ECS's next event on
+    the deployment, or a timer `wait_s` from now, resumes the job."""
+
+    def __init__(self, deployment_id: str, wait_s: float) -> None:
+        super().__init__(EventDetails(deployment_id=deployment_id), "parked until ECS's next event")
+        self.deployment_id = deployment_id
+        self.wait_s = wait_s
 
 
 @dataclass(frozen=True)
@@ -70,6 +100,7 @@ async def follow(
         service_deployment_arn=watch.service_deployment_arn,
     )
     wait = job.options.poll_min_s
+    floor = safety_poll_s(watch)  # ECS's events wake the follower: it polls slowly for safety
     last_seen: Rollout | None = None
     last_reported: tuple[object, ...] | None = None
     last_emit = time.monotonic()
@@ -78,7 +109,7 @@ async def follow(
         remaining = deadline - now
         if remaining <= 0:
             return Followed(None, last_seen)
-        pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
+        pause = min(max(wait, floor) * random.uniform(1 - POLL_JITTER, 1.0), remaining)
         if remaining - pause < LAST_POLL_S:
             pause = remaining
         if hand_over_at is not None and now + pause > hand_over_at:
