@@ -30,7 +30,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.spec import DeployEntry, Spec
 from orchestrator.spec_access import access_of, region_of
 from worker.access import Access
-from worker.contract import ContainerChange, DeployJob, DoneWhen, JobOptions
+from worker.contract import ContainerChange, DeployJob, DoneWhen, Follow, JobOptions
 from worker.target import Target
 
 __all__ = ["MAX_JOB_ID_LENGTH", "PlannedJob", "job_id_for", "new_run_id", "plan_jobs"]
@@ -86,6 +86,7 @@ def plan_jobs(
     default_region: str | None = None,
     accounts: Mapping[Access, str] | None = None,
     wait: bool = True,
+    follow: Follow | None = None,
 ) -> list[PlannedJob]:
     """One job per target of `spec`, in the order the spec first names them.
 
@@ -122,7 +123,7 @@ def plan_jobs(
             next((e.done_when for e in entries if e.done_when is not None), None),
         )
         if overrides not in options:
-            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait)
+            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait, follow)
         planned.append(_planned(run_id, target, access, entries, options[overrides]))
     return planned
 
@@ -152,6 +153,7 @@ def _options(
     timeout_s: float | None,
     rollback: bool | None,
     wait: bool,
+    follow: Follow | None = None,
 ) -> JobOptions:
     poll_min_s = spec.poll_interval
     timeout_given = timeout_s is not None or entry_timeout is not None or "timeout" in spec.model_fields_set
@@ -167,6 +169,7 @@ def _options(
         api_budget=spec.api_budget,
         keep_revisions=spec.keep_revisions,
         wait_for_target=wait,
+        follow=_first(follow, spec.follow),
     )
 
 

@@ -10,6 +10,7 @@ the top level and one ``[[deploy]]`` entry per container::
     heartbeat = "60s"       # silence after which a job counts as lost
     poll_interval = "2s"    # first wait between describe_services polls
     done_when = "baked"     # or "traffic_shifted": when a rollout counts as done
+    follow = "events"       # or "poll": ECS's EventBridge events end a rollout at once
 
     [[deploy]]
     cluster = "prod"
@@ -53,7 +54,7 @@ from orchestrator.spec_access import Reach, access_conflicts, access_of, region_
 from orchestrator.spec_files import read_spec_data
 from orchestrator.spec_words import describe, kind, one_of, raw_label, seconds, show
 from worker.access import Access
-from worker.contract import DoneWhen
+from worker.contract import DoneWhen, Follow
 from worker.images import ImageRefError, compose_image, parse_image
 
 __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
@@ -86,6 +87,8 @@ Region = Annotated[str, AfterValidator(check_region)]
 Done = Annotated[DoneWhen, BeforeValidator(lambda value: one_of(DoneWhen, value))]
 """When following a rollout ends with success: "baked" (ECS's service deployment SUCCESSFUL,
 through its bake time) or "traffic_shifted" (production traffic all on the new revision)."""
+FollowHow = Annotated[Follow, BeforeValidator(lambda value: one_of(Follow, value))]
+"""How jobs learn their deployment moved: "events" (ECS's EventBridge events) or "poll"."""
 
 
 class _Model(BaseModel):
@@ -105,6 +108,7 @@ class Defaults(_Model, Reach):
     api_budget: bool = True  # draw ECS calls from the shared token buckets in Redis
     pin_digests: bool = False  # deploy ECR images by the digest their tag resolves to at preflight
     done_when: Done = DoneWhen.BAKED
+    follow: FollowHow = Follow.EVENTS  # ECS's events wake the jobs; "poll": they only poll
 
     @model_validator(mode="after")
     def _poll_within_heartbeat(self) -> Self:

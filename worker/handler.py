@@ -217,8 +217,8 @@ class _Batch:
             job, deployment_id, said, due = timer.job, timer.deployment_id, "", timer.due
         else:
             change = parse_deployment_change(body)
-            if change is None or not await first_sight(redis, change.event_id):
-                return  # not about a deployment, or a redelivery: nothing to do (again)
+            if change is None or change.end is None or not await first_sight(redis, change.event_id):
+                return  # not about a deployment's end, or a redelivery: nothing to do (again)
             owner = await owner_of(redis, change.deployment_id)
             if owner is None or not self._parks(owner):
                 return  # nobody's we know, or a job that follows in its own process
