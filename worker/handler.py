@@ -358,7 +358,8 @@ async def _process_batch(
 
     async with _Batch(hand_over_at, settings, aws) as batch, anyio.create_task_group() as tg:
         for source_arn in {str(r["eventSourceARN"]) for r in records if r.get("eventSourceARN")}:
-            tg.start_soon(batch.warm_up, source_arn)
+            if source_arn.endswith(".fifo"):  # jobs' queue: hand-overs go there (not events, timers)
+                tg.start_soon(batch.warm_up, source_arn)
         for indices in ordered_groups(records):
             tg.start_soon(run_group, batch, indices)
     return {str(records[index]["messageId"]) for index in failed}
