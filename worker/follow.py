@@ -100,7 +100,8 @@ async def follow(
         service_deployment_arn=watch.service_deployment_arn,
     )
     wait = job.options.poll_min_s
-    floor = safety_poll_s(watch)  # ECS's events wake the follower: it polls slowly for safety
+    # ECS's events wake the follower: its waits grow past poll_max_s, up to the safety poll
+    longest = max(job.options.poll_max_s, safety_poll_s(watch))
     last_seen: Rollout | None = None
     last_reported: tuple[object, ...] | None = None
     last_emit = time.monotonic()
@@ -109,7 +110,7 @@ async def follow(
         remaining = deadline - now
         if remaining <= 0:
             return Followed(None, last_seen)
-        pause = min(max(wait, floor) * random.uniform(1 - POLL_JITTER, 1.0), remaining)
+        pause = min(wait * random.uniform(1 - POLL_JITTER, 1.0), remaining)
         if remaining - pause < LAST_POLL_S:
             pause = remaining
         if hand_over_at is not None and now + pause > hand_over_at:
@@ -117,7 +118,7 @@ async def follow(
         woken = await watch.pause(pause)
         if pause == remaining and not woken:
             return Followed(None, last_seen)
-        wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, job.options.poll_max_s)
+        wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, longest)
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)

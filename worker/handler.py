@@ -206,7 +206,7 @@ class _Batch:
         deployer = Deployer.on_redis(
             ecs, redis, scope=scope, allowed_registries=self._settings.allowed_registries
         )
-        deployer.wakeups = wakeups = ParkingWakeups(redis)
+        deployer.wakeups = wakeups = ParkingWakeups(redis, job)
         return deployer, wakeups
 
     async def _resume(self, body: str) -> None:

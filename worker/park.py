@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from worker.contract import DeployJob, Phase
 from worker.deployment_map import poke, poked
 from worker.engine import Deployer
-from worker.follow import Parked
+from worker.follow import EVENTS_SAFETY_POLL_S, Parked
 from worker.keys import job_hash, job_lease
 from worker.wakeups import Wakeups
 
@@ -72,9 +72,10 @@ class ParkingWakeups(Wakeups):
     """A follower's sleep that parks instead: it returns at once for a deployment this
     invocation was woken for (or poked meanwhile), and raises `Parked` otherwise."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, job: DeployJob) -> None:
         super().__init__()
         self.redis = redis
+        self._job = job
         self._resumed: set[str] = set()
 
     def wake(self, key: str, said: str = "") -> None:
@@ -88,7 +89,15 @@ class ParkingWakeups(Wakeups):
             return True
         if await poked(self.redis, key):
             return True
-        raise Parked(key, seconds)
+        raise Parked(key, await self._park_for(seconds))
+
+    async def _park_for(self, seconds: float) -> float:
+        """Each look costs an invocation: wait at least the safety poll, never past the deadline."""
+        options = self._job.options
+        wanted = max(seconds, options.poll_max_s, min(EVENTS_SAFETY_POLL_S, options.heartbeat_s / 3))
+        deadline = await self.redis.hget(job_hash(self._job.run_id, self._job.job_id), "deadline")
+        left = float(deadline) - time.time() if deadline is not None else wanted
+        return max(0.0, min(wanted, left))
 
     def forget_pending(self, key: str) -> None:
         self._pending.discard(key)
