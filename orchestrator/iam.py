@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.iam_roles import deploy_statements
+from orchestrator.iam_roles import deploy_statements, events_statements
 
 __all__ = ["caller_policy", "iam_policy_command", "worker_policy"]
 
@@ -93,6 +93,7 @@ def caller_policy(
                 ],
                 "Resource": _queue_arns(region, account, queue_name),
             },
+            *events_statements(lambda service, resource: _arn(service, region, account, resource)),
             {
                 "Sid": "HandWorkerRoleToLambda",
                 "Effect": "Allow",
@@ -132,6 +133,22 @@ def worker_policy(
                 "sqs:SendMessage",  # continuations, and malformed jobs to the dead-letter queue
             ],
             "Resource": _queue_arns(region, account, queue_name),
+        },
+        {
+            # `follow = "events"`: ECS's events and parked jobs' timers resume the worker
+            "Sid": "ConsumeEcsEventsAndTimers",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:SendMessage",  # a parked job's timer
+            ],
+            "Resource": [
+                _arn("sqs", region, account, "ecs-fanout-ecs-events"),
+                _arn("sqs", region, account, "ecs-fanout-timers"),
+            ],
         },
         {
             "Sid": "WriteOwnLogs",
