@@ -364,6 +364,7 @@ def _executor(
             redis_url=redis_url, region=endpoints.region
         ).environment(),
         on_ready=endpoints.on_queue_ready,
+        jobs=[p.job for p in planned],
     )
     return factory, max(spec.heartbeat, QUEUED_WINDOW_S)
 

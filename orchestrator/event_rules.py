@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,23 +63,38 @@ class NoEvents:
     reason: str
 
 
-def queue_policy(queue_arn: str, rule_arn: str) -> str:
-    """The events queue's policy: EventBridge may send to it, for our rule only (pure)."""
-    return json.dumps(
+READ_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+]
+
+
+def queue_policy(queue_arn: str, rule_arn: str, readers: Sequence[str] = ()) -> str:
+    """The events queue's policy: EventBridge may send to it, for our rule only; `readers`
+    (roles of another account: the Lambda worker's) may read it (pure)."""
+    statements: list[dict[str, Any]] = [
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "EcsFanoutEcsEvents",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-                }
-            ],
+            "Sid": "EcsFanoutEcsEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
         }
-    )
+    ]
+    if readers:
+        statements.append(
+            {
+                "Sid": "EcsFanoutWorkerReads",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(readers)},
+                "Action": READ_ACTIONS,
+                "Resource": queue_arn,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
@@ -104,7 +120,9 @@ async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
     return str(url), str(arn)
 
 
-async def _set_up(sqs: Any, events: Any, name: str, visibility_s: int) -> tuple[str, str, str]:
+async def _set_up(
+    sqs: Any, events: Any, name: str, visibility_s: int, readers: Sequence[str]
+) -> tuple[str, str, str]:
     found: dict[str, Any] = {}
 
     async def queue() -> None:
@@ -126,7 +144,8 @@ async def _set_up(sqs: Any, events: Any, name: str, visibility_s: int) -> tuple[
     rule_arn: str = found["rule"]
 
     async def policy() -> None:
-        await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": queue_policy(arn, rule_arn)})
+        policy = queue_policy(arn, rule_arn, readers)
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
 
     async def target() -> None:
         await events.put_targets(Rule=RULE_NAME, Targets=[{"Id": name, "Arn": arn}])
@@ -144,11 +163,17 @@ def _first(exc: BaseException) -> BaseException:
 
 
 async def ensure_events(
-    scope: str, sqs: Any, events: Any, *, queue: str = EVENTS_QUEUE, visibility_s: int = 30
+    scope: str,
+    sqs: Any,
+    events: Any,
+    *,
+    queue: str = EVENTS_QUEUE,
+    visibility_s: int = 30,
+    readers: Sequence[str] = (),
 ) -> EventsQueue | NoEvents:
     """The rule and queue of `scope` (an account/region), made or brought up to date; or why not."""
     try:
-        url, arn, rule_arn = await _set_up(sqs, events, queue, visibility_s)
+        url, arn, rule_arn = await _set_up(sqs, events, queue, visibility_s, readers)
     except Exception as exc:  # an ExceptionGroup from the side-by-side steps, or a call's error
         error = _first(exc)
         if isinstance(error, ClientError):

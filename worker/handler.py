@@ -150,6 +150,7 @@ class _Batch:
         self._sqs: dict[str, SQSClient] = {}
         self._urls: dict[str, str] = {}  # queue ARN -> URL
         self._dlqs: dict[str, str | None] = {}  # source queue ARN -> DLQ URL
+        self._timer_arn = settings.timer_queue_arn
 
     async def __aenter__(self) -> _Batch:
         return self
@@ -172,6 +173,8 @@ class _Batch:
     async def process(self, record: Record) -> None:
         """Handle one record; raises when SQS must deliver it again."""
         if is_envelope(record["body"]) or is_timer(record["body"]):
+            if is_timer(record["body"]) and self._timer_arn is None:  # set by an earlier run: keep on
+                self._timer_arn = str(record["eventSourceARN"])
             await self._resume(record["body"])  # ECS's event, or a parked job's timer
             return
         try:
@@ -192,7 +195,7 @@ class _Batch:
             await self._continue(record, job)
 
     def _parks(self, job: DeployJob) -> bool:
-        return self._settings.timer_queue_arn is not None and job.options.follow is Follow.EVENTS
+        return self._timer_arn is not None and job.options.follow is Follow.EVENTS
 
     async def _parking(self, job: DeployJob) -> tuple[Deployer, ParkingWakeups]:
         """A deployer of its own for a job that parks (`worker.park`): its wakeups are its."""
@@ -237,7 +240,7 @@ class _Batch:
         log.info("job %s resumed for %s: %s", job.job_id, "its timer" if due else said, phase or "parked")
 
     async def _send_timer(self, body: str, delay_s: int) -> None:
-        arn = self._settings.timer_queue_arn
+        arn = self._timer_arn
         assert arn is not None, "only parking jobs set timers"
         sqs = await self._sqs_client(_queue_of(arn)[0])
         await sqs.send_message(QueueUrl=await self._queue_url(arn), MessageBody=body, DelaySeconds=delay_s)
