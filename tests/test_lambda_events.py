@@ -17,9 +17,11 @@ from orchestrator.event_rules import EVENTS_QUEUE, EventsQueue, ensure_events
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from orchestrator.sandbox.esm import EventSourceMappingEmulator
 from tests.test_handler import (
+    NEWER,
     REGION,
     WAIT_S,
     events,
+    image_of,
     make_job,
     make_queues,
     outcome,
@@ -29,8 +31,12 @@ from tests.test_handler import (
     wait_for,
 )
 from worker.aws import AwsAccess
-from worker.contract import JobOptions, Phase
+from worker.contract import DeployJob, JobOptions, Phase
+from worker.engine import Deployer
 from worker.handler import Handler, make_handler
+from worker.ledger import JobLedger
+from worker.park import ParkingWakeups, TimerMessage, resume, run_parked
+from worker.publisher import connect_redis
 from worker.settings import WorkerSettings
 
 ROLLOUT_S = 20.0
@@ -148,3 +154,103 @@ def test_a_redelivered_ecs_event_does_nothing_twice(
     wait_for(lambda: len(timed.durations) >= calls + 2)
     time.sleep(0.5)
     assert events(redis_url, job_id=job.job_id) == before  # not a word more, no second end
+
+
+def test_a_job_of_another_run_waits_for_a_parked_job_then_deploys(
+    aws: AwsEmulator, redis_url: str, lambda_three_queues: tuple[str, Timed, EventsQueue]
+) -> None:
+    """The parked job is resumed by ECS's event, not by its service's FIFO group: the second
+    run's job waits for it (saying so) instead of handing over to its continuation again and
+    again, and deploys once the first has ended."""
+    jobs_url, timed, _ = lambda_three_queues
+    seed(aws, "api")
+    first = make_job("api", options=OPTIONS)
+    second = make_job("api", NEWER, run_id="20260101T000001Z-def456", options=OPTIONS)
+    send(aws, jobs_url, [first])
+    wait_for(lambda: any(e.phase is Phase.UPDATED for e in events(redis_url, job_id=first.job_id)))
+    wait_for(lambda: len(timed.durations) >= 1)  # its invocation ended: the job is parked
+    send(aws, jobs_url, [second])
+    wait_for(lambda: outcome(redis_url, second) is not None, timeout_s=2 * ROLLOUT_S + WAIT_S)
+    assert (outcome(redis_url, first), outcome(redis_url, second)) == (Phase.SUCCEEDED, Phase.SUCCEEDED)
+    said = events(redis_url, second.run_id, second.job_id)
+    assert not [e for e in said if e.phase is Phase.HANDED_OVER], [e.message for e in said]
+    assert any(f"waiting for run {first.run_id}" in e.message for e in said)
+    first_end = next(e for e in events(redis_url, job_id=first.job_id) if e.phase.terminal)
+    second_update = next(e for e in said if e.phase is Phase.UPDATED)
+    assert second_update.ts >= first_end.ts  # never two deployments at once
+    assert image_of(aws, "api") == NEWER
+
+
+class HeldWakeups(ParkingWakeups):
+    """An invocation that, about to park, is held there until `go` (the moment another wake
+    comes in): the window the poke must cover. The holder takes the poke before parking and
+    again after releasing the lease; the test fails only when both takes are gone."""
+
+    def __init__(self, redis: Any, job: DeployJob, at_park: anyio.Event, go: anyio.Event) -> None:
+        super().__init__(redis, job)
+        self._at_park, self._go = at_park, go
+
+    async def sleep(self, key: str, seconds: float) -> bool:
+        if key not in self._resumed:
+            self._at_park.set()
+            await self._go.wait()
+        return await super().sleep(key, seconds)
+
+
+async def test_a_wake_that_comes_while_another_invocation_holds_the_job_is_not_lost(
+    aws: AwsEmulator, redis_url: str
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=2.0))
+    seed(aws, "api")
+    job = make_job("api", options=OPTIONS)
+    timers: list[TimerMessage] = []
+
+    async def send_timer(body: str, delay_s: int) -> None:
+        timers.append(TimerMessage.model_validate_json(body))
+
+    redis = connect_redis(redis_url)
+    try:
+        async with AwsAccess().ecs(REGION) as ecs:
+
+            def deployer(wakeups: ParkingWakeups) -> Deployer:
+                made = Deployer.on_redis(ecs, redis, scope=f"-/{REGION}")
+                made.wakeups = wakeups  # as the handler makes one for a job that parks
+                return made
+
+            # the job's first invocation: UpdateService, then it parks (its timer set)
+            first = ParkingWakeups(redis, job)
+            assert await run_parked(deployer(first), first, job, None, send_timer) is None
+            [timer] = timers
+            # its timer resumes it while the rollout still runs: one look, and it is about to park
+            at_park, go = anyio.Event(), anyio.Event()
+            held = HeldWakeups(redis, job, at_park, go)
+            results: list[Phase | None] = []
+
+            async def by_timer() -> None:
+                phase = await resume(
+                    deployer(held), held, job, timer.deployment_id, None, send_timer, timer_due=timer.due
+                )
+                results.append(phase)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(by_timer)
+                await at_park.wait()
+                await anyio.sleep(3.0)  # the rollout ends meanwhile; ECS's event comes in
+                by_event = ParkingWakeups(redis, job)
+                woken = await resume(
+                    deployer(by_event),
+                    by_event,
+                    job,
+                    timer.deployment_id,
+                    None,
+                    send_timer,
+                    said="ECS's event: completed",
+                )
+                assert woken is None  # the job is held: the wake is left as a poke
+                go.set()
+        # the holder took the poke instead of parking for its 20 s timer, and saw the end
+        assert results == [Phase.SUCCEEDED]
+        assert len(timers) == 1, "it parked again although a wake had come"
+        assert (await JobLedger(redis).read(job)).terminal is Phase.SUCCEEDED
+    finally:
+        await redis.aclose()

@@ -104,9 +104,7 @@ def run_lambda(sandbox: SandboxLambda, path: Path, redis_url: str) -> LambdaRun:
     anyio.run(main)
     took = time.monotonic() - dispatched[0]
     stats = [esm.stats for esm in sandbox.emulated.values()]
-    return LambdaRun(
-        state, took, steps, sum(s.busy_s for s in stats), sum(s.invocations for s in stats)
-    )
+    return LambdaRun(state, took, steps, sum(s.busy_s for s in stats), sum(s.invocations for s in stats))
 
 
 def mapped_queues(aws: AwsEmulator) -> set[str]:
