@@ -95,6 +95,18 @@ def caller_policy(
             },
             *events_statements(lambda service, resource: _arn(service, region, account, resource)),
             {
+                # `follow = "events"`: the parked jobs' timer queue beside the function
+                "Sid": "SetUpTimerQueue",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:GetQueueUrl",
+                    "sqs:CreateQueue",
+                    "sqs:GetQueueAttributes",
+                    "sqs:SetQueueAttributes",
+                ],
+                "Resource": _arn("sqs", region, account, "ecs-fanout-timers"),
+            },
+            {
                 "Sid": "HandWorkerRoleToLambda",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
