@@ -114,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", metavar="DURATION", help="deadline per rollout, e.g. 15m")
     parser.add_argument("--no-rollback", action="store_true", help="leave failed rollouts as they are")
     parser.add_argument(
+        "--follow",
+        choices=("events", "poll"),
+        help="events (default): ECS's EventBridge events end a rollout the moment ECS says so; "
+        "poll: ask ECS on a schedule only",
+    )
+    parser.add_argument(
         "--no-wait",
         action="store_true",
         help="fail at once if another run is deploying the same service, instead of waiting for it",

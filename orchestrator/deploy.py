@@ -60,6 +60,7 @@ DEPLOY_DEFAULTS: dict[str, Any] = {
     "verbose": False,
     "debug_aws": False,
     "no_wait": False,
+    "follow": None,
 }
 
 log = logging.getLogger("ecs-fanout")
@@ -159,6 +160,7 @@ def _plan(
     from orchestrator.identity import identify
     from orchestrator.plan import plan_jobs
     from orchestrator.spec_access import conflicting_access
+    from worker.contract import Follow
 
     try:
         timeout_s = parse_duration(args.timeout) if args.timeout else None
@@ -177,6 +179,7 @@ def _plan(
         default_region=region,
         accounts=accounts,
         wait=not args.no_wait,
+        follow=Follow(args.follow) if args.follow else None,
     )
     return planned, caller
 
@@ -372,9 +375,11 @@ def _executor(
 ) -> tuple[ExecutorFactory, float | None]:
     """The executor, and how long a job may wait in its queue before it counts as lost."""
     from orchestrator.session import local_executor
+    from worker.contract import Follow
 
     if executor != "lambda":
-        return local_executor(max_parallel, endpoints.aws, settings.allowed_registries), None
+        events = any(p.job.options.follow is Follow.EVENTS for p in planned)
+        return local_executor(max_parallel, endpoints.aws, settings.allowed_registries, events=events), None
     from orchestrator.dispatch import check_sizes
     from orchestrator.lambda_executor import lambda_executor
 
@@ -391,5 +396,6 @@ def _executor(
             redis_url=redis_url, region=endpoints.region
         ).environment(),
         on_ready=endpoints.on_queue_ready,
+        jobs=[p.job for p in planned],
     )
     return factory, max(spec.heartbeat, QUEUED_WINDOW_S)

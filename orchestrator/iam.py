@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.iam_roles import deploy_statements, gate_statements
+from orchestrator.iam_roles import deploy_statements, events_statements, gate_statements
 
 __all__ = ["caller_policy", "iam_policy_command", "worker_policy"]
 
@@ -100,6 +100,19 @@ def caller_policy(
                 ],
                 "Resource": _queue_arns(region, account, queue_name),
             },
+            *events_statements(lambda service, resource: _arn(service, region, account, resource)),
+            {
+                # `follow = "events"`: the parked jobs' timer queue beside the function
+                "Sid": "SetUpTimerQueue",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:GetQueueUrl",
+                    "sqs:CreateQueue",
+                    "sqs:GetQueueAttributes",
+                    "sqs:SetQueueAttributes",
+                ],
+                "Resource": _arn("sqs", region, account, "ecs-fanout-timers"),
+            },
             {
                 "Sid": "HandWorkerRoleToLambda",
                 "Effect": "Allow",
@@ -140,6 +153,22 @@ def worker_policy(
                 "sqs:SendMessage",  # continuations, and malformed jobs to the dead-letter queue
             ],
             "Resource": _queue_arns(region, account, queue_name),
+        },
+        {
+            # `follow = "events"`: ECS's events and parked jobs' timers resume the worker
+            "Sid": "ConsumeEcsEventsAndTimers",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:SendMessage",  # a parked job's timer
+            ],
+            "Resource": [
+                _arn("sqs", region, account, "ecs-fanout-ecs-events"),
+                _arn("sqs", region, account, "ecs-fanout-timers"),
+            ],
         },
         {
             "Sid": "WriteOwnLogs",

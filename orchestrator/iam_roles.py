@@ -151,5 +151,33 @@ def role_permissions(role_arn: str, task_role_arns: Sequence[str]) -> Policy:
             },
             *deploy_statements(arn, list(task_role_arns), f"arn:{partition}:iam::{account}:role/*"),
             gate_statements(list(task_role_arns), f"arn:{partition}:iam::{account}:role/*")[0],
+            *events_statements(arn),
         ],
     }
+
+
+def events_statements(arn: Callable[[str, str], str]) -> list[dict[str, Any]]:
+    """`follow = "events"`: the rule on the default bus and its queues (`orchestrator.event_rules`);
+    without them that account and region polls (docs/aws.md, 'ECS's events')."""
+    return [
+        {
+            "Sid": "SetUpEcsEventsRule",
+            "Effect": "Allow",
+            "Action": ["events:PutRule", "events:PutTargets", "events:DescribeRule"],
+            "Resource": arn("events", "rule/ecs-fanout-ecs-events"),
+        },
+        {
+            "Sid": "SetUpAndReadEcsEventsQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:GetQueueUrl",
+                "sqs:CreateQueue",
+                "sqs:GetQueueAttributes",
+                "sqs:SetQueueAttributes",
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ],
+            "Resource": arn("sqs", "ecs-fanout-ecs-events*"),
+        },
+    ]

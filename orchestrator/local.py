@@ -13,17 +13,22 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.from_thread import start_blocking_portal
 from redis.asyncio import Redis
 
+if TYPE_CHECKING:
+    from orchestrator.ecs_event_feed import EcsEventFeed
+
 from worker.access import Access
 from worker.aws import AwsAccess
 from worker.contract import DeployJob
 from worker.credentials import Clients
 from worker.engine import Deployer
+from worker.wakeups import Wakeups
 
 __all__ = ["LocalExecutor"]
 
@@ -39,7 +44,10 @@ class LocalExecutor:
         aws: AwsAccess,
         allowed_registries: Sequence[str] = (),
         deployer: type[Deployer] = Deployer,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_note = on_note  # set: ECS's events are set up for jobs that follow them (`follow`)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._redis = redis
         self._max_parallel = max_parallel
         self._aws = aws
@@ -62,6 +70,7 @@ class LocalExecutor:
         they publish, and the live view's repaints would delay the workers.
         """
         loop = asyncio.get_running_loop()
+        self._loop = loop  # the run core's: notes are said there
 
         def start(job: DeployJob) -> None:
             loop.call_soon_threadsafe(on_start, job)
@@ -98,13 +107,36 @@ class LocalExecutor:
                             log.exception("worker for %s crashed", job.target)
                             await _report_crash(deployer, job, exc, on_failed)
 
-                async with anyio.create_task_group() as tg:
-                    for job in jobs:
-                        tg.start_soon(run_one, job)
+                feed = await self._ecs_events(clients, redis, jobs, deployers)
+                async with anyio.create_task_group() as outer:
+                    if feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
+                        outer.start_soon(feed.consume, jobs, deployers.wakeups.wake)
+                    async with anyio.create_task_group() as tg:
+                        for job in jobs:
+                            tg.start_soon(run_one, job)
+                    outer.cancel_scope.cancel()
                 looking.cancel_scope.cancel()  # the lookers serve no one any more
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
+
+    async def _ecs_events(
+        self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob], deployers: _Deployers
+    ) -> EcsEventFeed | None:
+        """ECS's events set up for the scopes whose jobs follow them; None when none does."""
+        if self._on_note is None:
+            return None
+        from orchestrator.ecs_event_feed import EcsEventFeed
+
+        on_note, loop = self._on_note, self._loop
+        assert loop is not None, "run_all sets it"
+
+        def note(message: str) -> None:
+            loop.call_soon_threadsafe(on_note, message)
+
+        feed = EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
+        deployers.woken = await feed.set_up(jobs)
+        return feed if deployers.woken else None
 
 
 async def _report_crash(
@@ -141,6 +173,8 @@ class _Deployers:
         self._deployer = deployer
         self._made: dict[tuple[str, Access], Deployer] = {}
         self._lock = anyio.Lock()
+        self.wakeups = Wakeups()  # ECS's events wake the followers of the scopes in `woken`
+        self.woken: set[str] = set()
 
     async def get(self, job: DeployJob) -> Deployer:
         target = job.target
@@ -152,6 +186,8 @@ class _Deployers:
                     ecs, self._redis, scope=target.scope, allowed_registries=self._allowed_registries
                 )
                 self._looking.start_soon(deployer.look_together().run)
+                if target.scope in self.woken:
+                    deployer.wakeups = self.wakeups
             return deployer
 
 

@@ -87,7 +87,7 @@ def plan_jobs(
     default_region: str | None = None,
     accounts: Mapping[Access, str] | None = None,
     wait: bool = True,
-    follow: Follow = Follow.POLL,
+    follow: Follow | None = None,
 ) -> list[PlannedJob]:
     """One job per target of `spec`, in the order the spec first names them.
 
@@ -125,7 +125,7 @@ def plan_jobs(
             next((e.done_when for e in entries if e.done_when is not None), None),
         )
         if overrides not in options:
-            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait, spec.follow or follow)
+            options[overrides] = _options(spec, *overrides, timeout_s, rollback, wait, follow)
         planned.append(_planned(run_id, target, access, entries, options[overrides]))
     return planned
 
@@ -155,7 +155,7 @@ def _options(
     timeout_s: float | None,
     rollback: bool | None,
     wait: bool,
-    follow: Follow,
+    follow: Follow | None = None,
 ) -> JobOptions:
     poll_min_s = spec.poll_interval
     timeout_given = timeout_s is not None or entry_timeout is not None or "timeout" in spec.model_fields_set
@@ -171,7 +171,7 @@ def _options(
         api_budget=spec.api_budget,
         keep_revisions=spec.keep_revisions,
         wait_for_target=wait,
-        follow=follow,
+        follow=_first(follow, spec.follow),
     )
 
 

@@ -66,11 +66,22 @@ ExecutorFactory = Callable[[Redis, Renderer], AbstractAsyncContextManager[Execut
 
 
 def local_executor(
-    max_parallel: int, aws: AwsAccess, allowed_registries: Sequence[str] = ()
+    max_parallel: int, aws: AwsAccess, allowed_registries: Sequence[str] = (), *, events: bool = False
 ) -> ExecutorFactory:
+    """`events`: some jobs follow ECS's events; a scope that cannot have them is said once."""
+
     @asynccontextmanager
     async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
-        yield LocalExecutor(redis, max_parallel=max_parallel, aws=aws, allowed_registries=allowed_registries)
+        def note(message: str) -> None:
+            renderer.setup_changed("ecs-events", "polling", message)
+
+        yield LocalExecutor(
+            redis,
+            max_parallel=max_parallel,
+            aws=aws,
+            allowed_registries=allowed_registries,
+            on_note=note if events else None,
+        )
 
     return make
 

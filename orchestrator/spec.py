@@ -9,8 +9,8 @@ the top level and one ``[[deploy]]`` entry per container::
     max_parallel = 50       # rollouts in flight at once
     heartbeat = "60s"       # silence after which a job counts as lost
     poll_interval = "1s"    # shortest wait between two looks at a deployment
-    follow = "poll"         # or "events": how a job learns its deployment moved on
     done_when = "baked"     # or "traffic_shifted": when a rollout counts as done
+    follow = "events"       # or "poll": ECS's EventBridge events end a rollout at once
 
     [[deploy]]
     cluster = "prod"
@@ -56,11 +56,12 @@ __all__ = ["Defaults", "DeployEntry", "Spec", "load_spec", "spec_from_data"]
 
 
 Done = Annotated[DoneWhen, BeforeValidator(lambda value: one_of(DoneWhen, value))]
-Following = Annotated[Follow, BeforeValidator(lambda value: one_of(Follow, value))]
-"""How a job learns that its deployment moved on: "poll" (looks as often as the account's
-budget allows, at least every `poll_interval`) or "events" (ECS's events, and a slow safety poll)."""
 """When following a rollout ends with success: "baked" (ECS's service deployment SUCCESSFUL,
 through its bake time) or "traffic_shifted" (production traffic all on the new revision)."""
+FollowHow = Annotated[Follow, BeforeValidator(lambda value: one_of(Follow, value))]
+"""How jobs learn their deployment moved: "events" (ECS's EventBridge events wake them, a slow
+safety poll stays on; where the rule cannot be set up, "poll") or "poll" (they look as often
+as the account's budget allows, at least every `poll_interval`)."""
 
 
 class Defaults(StrictModel, Reach):
@@ -72,11 +73,11 @@ class Defaults(StrictModel, Reach):
     max_parallel: int = Field(default=50, gt=0)
     heartbeat: Seconds = 60.0
     poll_interval: Seconds = 1.0
-    follow: Following | None = None  # None: "events" where they can be set up, else "poll"
     keep_revisions: int | None = Field(default=None, gt=0)  # deregister older revisions after success
     api_budget: bool = True  # draw ECS calls from the shared token buckets in Redis
     pin_digests: bool = False  # deploy ECR images by the digest their tag resolves to at preflight
     done_when: Done = DoneWhen.BAKED
+    follow: FollowHow = Follow.EVENTS  # ECS's events wake the jobs; "poll": they only poll
 
     @model_validator(mode="after")
     def _poll_within_heartbeat(self) -> Self:

@@ -109,7 +109,6 @@ class JobOptions(_Strict):
     poll_max_s: float = Field(
         default=15.0, gt=0, description="Longest wait between looks of a worker looking alone (Lambda)."
     )
-    follow: Follow = Field(default=Follow.POLL, description="ECS's events, or polling the budget paces.")
     heartbeat_s: float = Field(default=30.0, gt=0, description="Longest silence while following.")
     api_budget: bool = Field(default=True, description="Draw ECS calls from the shared token buckets.")
     keep_revisions: int | None = Field(
@@ -119,6 +118,10 @@ class JobOptions(_Strict):
     extend_for_bake: bool = Field(
         default=False,
         description="The timeout is the default one: add the service's configured bake times to it.",
+    )
+    follow: Follow = Field(
+        default=Follow.EVENTS,
+        description="ECS's events wake the job (a slow safety poll stays), or polling the budget paces.",
     )
     wait_for_target: bool = Field(
         default=True,

@@ -27,9 +27,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.budget import ECS_BUCKETS, ApiBudget
 from worker.confirm import CONFIRM_S, after_aws_error, ask_ecs, verdict_after
-from worker.contract import ContainerChange, DeployJob, EventDetails, Phase, WorkerEvent
+from worker.contract import ContainerChange, DeployJob, EventDetails, Follow, Phase, WorkerEvent
+from worker.deployment_map import remember
 from worker.ecs_calls import JobAborted, Registration, ServiceCalls
-from worker.follow import Followed, HandOver, follow
+from worker.follow import Followed, HandOver, Parked, follow
 from worker.ledger import JobLedger, JobRecord, TargetLeases
 from worker.looker import Looker
 from worker.outbox import Outbox
@@ -127,6 +128,9 @@ class Deployer:
                 resuming=record.deployment_id is not None,
                 hand_over_at=hand_over_at,
             )
+        except Parked:  # Lambda: the job waits outside any invocation (`worker.park`)
+            await self._ledger.release(job, owner)
+            raise
         except HandOver as handing:
             await reporter.emit(
                 Phase.HANDED_OVER,
@@ -183,6 +187,8 @@ class Deployer:
             now = await self._ledger.read(job)
             verdict, details = await after_aws_error(self._calls, self._targets, job, record, now, exc)
             phase, message = verdict.phase, verdict.message
+        if self.wakeups is not None and details.deployment_id:  # ECS's event on it, said
+            message = self.wakeups.quote(details.deployment_id, message)
         await patience.reporter.emit(phase, message, details)
         return phase
 
@@ -359,6 +365,8 @@ class Deployer:
     ) -> tuple[Watch, Patience]:
         """The job's watch on its deployment (recorded, and said), and its patience: with a
         default timeout, the deadline also holds the bake times the service deployment has."""
+        if job.options.follow is Follow.EVENTS:  # ECS's events on it find this job
+            await remember(self._ledger.redis, job, deployment_id)
         record = await self._ledger.read(job)
         known = record.service_deployment_arn if record.deployment_id == deployment_id else None
         watch = await open_watch(

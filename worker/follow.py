@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from worker.contract import EventDetails, Phase
+from worker.contract import EventDetails, Follow, Phase
 from worker.pacing import look_floor_s
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
@@ -25,7 +25,16 @@ from worker.rollout import Rollout, RolloutState
 from worker.verdict import Silence
 from worker.watch import Watch, progress_words
 
-__all__ = ["BACKOFF_FACTOR", "POLL_JITTER", "Followed", "HandOver", "follow"]
+__all__ = [
+    "BACKOFF_FACTOR",
+    "EVENTS_SAFETY_POLL_S",
+    "POLL_JITTER",
+    "Followed",
+    "HandOver",
+    "Parked",
+    "follow",
+    "safety_poll_s",
+]
 
 BACKOFF_FACTOR = 1.5
 # Jobs started together would poll together: their describe_services answers would be parsed
@@ -35,6 +44,9 @@ POLL_JITTER = 0.25
 # A poll this close to the deadline is not made: the deadline's own question to ECS
 # (`worker.confirm.ask_ecs`, with time of its own to be answered) is made instead.
 LAST_POLL_S = 0.5
+# With ECS's events waking the follower, it still looks on its own this often (an event lost,
+# a rule deleted), but at least every heartbeat/3 so that the job is never silent.
+EVENTS_SAFETY_POLL_S = 30.0
 
 
 class HandOver(Exception):
@@ -44,6 +56,24 @@ class HandOver(Exception):
         super().__init__("handing over")
         self.details = details
         self.why = why
+
+
+def safety_poll_s(watch: Watch) -> float:
+    """The shortest wait between two looks: 0 when polling, the safety poll when events wake."""
+    options = watch.job.options
+    if watch.wakeups is None or options.follow is not Follow.EVENTS:
+        return 0.0
+    return max(options.poll_max_s, min(EVENTS_SAFETY_POLL_S, options.heartbeat_s / 3))
+
+
+class Parked(HandOver):
+    """Lambda: the follower waits outside any invocation (`worker.park`): ECS's next event on
+    the deployment, or a timer `wait_s` from now, resumes the job."""
+
+    def __init__(self, deployment_id: str, wait_s: float) -> None:
+        super().__init__(EventDetails(deployment_id=deployment_id), "parked until ECS's next event")
+        self.deployment_id = deployment_id
+        self.wait_s = wait_s
 
 
 @dataclass(frozen=True)
@@ -70,11 +100,14 @@ async def follow(
         return await _follow(watch, patience, hand_over_at)
 
 
-def _pause(watch: Watch, floor: float, wait: float) -> float:
+def _pause(watch: Watch, wait: float) -> float:
     """Until the next look: the next point of the looker's grid, or alone the current wait,
-    shortened by up to a quarter (jobs started together do not look together)."""
+    shortened by up to a quarter (jobs started together do not look together). Polling, the
+    grid is the job's floor (the budget lengthens it); with ECS's events, the growing wait (ECS
+    sends no event for a stage, a traffic step or a hook: those are still looked at, less often)."""
     if watch.looker is not None:
-        return watch.looker.pause_s(floor)
+        options = watch.job.options
+        return watch.looker.pause_s(wait if options.follow is Follow.EVENTS else look_floor_s(options))
     return wait * random.uniform(1 - POLL_JITTER, 1.0)
 
 
@@ -89,8 +122,9 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         previous_task_definition_arn=previous,
         service_deployment_arn=watch.service_deployment_arn,
     )
-    floor = look_floor_s(job.options)
-    wait = floor
+    wait = job.options.poll_min_s
+    # ECS's events wake the follower: its waits grow past poll_max_s, up to the safety poll
+    longest = max(job.options.poll_max_s, safety_poll_s(watch))
     last_seen: Rollout | None = None
     last_reported: tuple[object, ...] | None = None
     last_emit = time.monotonic()
@@ -99,7 +133,7 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         remaining = deadline - now
         if remaining <= 0:
             return Followed(None, last_seen)
-        pause = min(_pause(watch, floor, wait), remaining)
+        pause = min(_pause(watch, wait), remaining)
         if remaining - pause < LAST_POLL_S:
             pause = remaining
         if hand_over_at is not None and now + pause > hand_over_at:
@@ -107,7 +141,7 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         woken = await watch.pause(pause)
         if pause == remaining and not woken:
             return Followed(None, last_seen)
-        wait = floor if woken else min(wait * BACKOFF_FACTOR, max(floor, job.options.poll_max_s))
+        wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, longest)
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)
@@ -122,7 +156,7 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         if rollout.terminal:
             return Followed(rollout, rollout)
         if last_seen is not None and _stage(last_seen) != _stage(rollout):
-            wait = floor  # a new stage: the next one may come soon (a short bake)
+            wait = job.options.poll_min_s  # a new stage: the next one may come soon (a short bake)
         last_seen = rollout
         # An event on every change, and a heartbeat while nothing moves.
         changed = _what_changes(rollout)

@@ -25,9 +25,12 @@ from redis.asyncio import Redis
 
 from worker.access import Access
 from worker.aws import AwsAccess
-from worker.contract import DeployJob, Phase, WorkerEvent, dedup_id, group_id, job_from_message
+from worker.contract import DeployJob, Follow, Phase, WorkerEvent, dedup_id, group_id, job_from_message
 from worker.credentials import Clients
+from worker.deployment_map import first_sight, owner_of
+from worker.ecs_events import is_envelope, parse_deployment_change
 from worker.engine import Deployer
+from worker.park import ParkingWakeups, TimerMessage, is_timer, resume, run_parked
 from worker.publisher import EventPublisher, connect_redis
 from worker.settings import WorkerSettings
 
@@ -147,6 +150,7 @@ class _Batch:
         self._sqs: dict[str, SQSClient] = {}
         self._urls: dict[str, str] = {}  # queue ARN -> URL
         self._dlqs: dict[str, str | None] = {}  # source queue ARN -> DLQ URL
+        self._timer_arn = settings.timer_queue_arn
 
     async def __aenter__(self) -> _Batch:
         return self
@@ -168,6 +172,11 @@ class _Batch:
 
     async def process(self, record: Record) -> None:
         """Handle one record; raises when SQS must deliver it again."""
+        if is_envelope(record["body"]) or is_timer(record["body"]):
+            if is_timer(record["body"]) and self._timer_arn is None:  # set by an earlier run: keep on
+                self._timer_arn = str(record["eventSourceARN"])
+            await self._resume(record["body"])  # ECS's event, or a parked job's timer
+            return
         try:
             job = job_from_message(record["body"])
         except ValidationError as exc:
@@ -176,11 +185,65 @@ class _Batch:
         if time.time() >= self.hand_over_at:  # no time left even to start: pass it on untouched
             await self._continue(record, job)
             return
-        deployer = await self._deployer(job)
-        phase = await deployer.run(job, hand_over_at=self.hand_over_at)
+        if self._parks(job):
+            deployer, wakeups = await self._parking(job)
+            phase = await run_parked(deployer, wakeups, job, self.hand_over_at, self._send_timer)
+        else:
+            phase = await (await self._deployer(job)).run(job, hand_over_at=self.hand_over_at)
         log.info("record %s: job %s %s", record["messageId"], job.job_id, phase or "owned elsewhere")
         if phase is Phase.HANDED_OVER:
             await self._continue(record, job)
+
+    def _parks(self, job: DeployJob) -> bool:
+        return self._timer_arn is not None and job.options.follow is Follow.EVENTS
+
+    async def _parking(self, job: DeployJob) -> tuple[Deployer, ParkingWakeups]:
+        """A deployer of its own for a job that parks (`worker.park`): its wakeups are its."""
+        region = job.target.region or self._settings.region
+        scope = job.target.model_copy(update={"region": region}).scope
+        async with self._lock:
+            if self._clients is None:
+                self._clients = Clients(self._stack, self._aws, job.run_id)
+            ecs = await self._clients.get("ecs", region, job.access)
+        redis = self._redis_client()
+        deployer = Deployer.on_redis(
+            ecs, redis, scope=scope, allowed_registries=self._settings.allowed_registries
+        )
+        deployer.wakeups = wakeups = ParkingWakeups(redis, job)
+        return deployer, wakeups
+
+    async def _resume(self, body: str) -> None:
+        """Resume the parked job ECS's event names (once per event), or whose timer this is."""
+        redis = self._redis_client()
+        if is_timer(body):
+            timer = TimerMessage.model_validate_json(body)
+            job, deployment_id, said, due = timer.job, timer.deployment_id, "", timer.due
+        else:
+            change = parse_deployment_change(body)
+            if change is None or change.end is None or not await first_sight(redis, change.event_id):
+                return  # not about a deployment's end, or a redelivery: nothing to do (again)
+            owner = await owner_of(redis, change.deployment_id)
+            if owner is None or not self._parks(owner):
+                return  # nobody's we know, or a job that follows in its own process
+            job, deployment_id, said, due = owner, change.deployment_id, change.said, None
+        deployer, wakeups = await self._parking(job)
+        phase = await resume(
+            deployer,
+            wakeups,
+            job,
+            deployment_id,
+            self.hand_over_at,
+            self._send_timer,
+            said=said,
+            timer_due=due,
+        )
+        log.info("job %s resumed for %s: %s", job.job_id, "its timer" if due else said, phase or "parked")
+
+    async def _send_timer(self, body: str, delay_s: int) -> None:
+        arn = self._timer_arn
+        assert arn is not None, "only parking jobs set timers"
+        sqs = await self._sqs_client(_queue_of(arn)[0])
+        await sqs.send_message(QueueUrl=await self._queue_url(arn), MessageBody=body, DelaySeconds=delay_s)
 
     async def _continue(self, record: Record, job: DeployJob) -> None:
         following = job.model_copy(update={"continuation": job.continuation + 1})
@@ -298,7 +361,8 @@ async def _process_batch(
 
     async with _Batch(hand_over_at, settings, aws) as batch, anyio.create_task_group() as tg:
         for source_arn in {str(r["eventSourceARN"]) for r in records if r.get("eventSourceARN")}:
-            tg.start_soon(batch.warm_up, source_arn)
+            if source_arn.endswith(".fifo"):  # jobs' queue: hand-overs go there (not events, timers)
+                tg.start_soon(batch.warm_up, source_arn)
         for indices in ordered_groups(records):
             tg.start_soon(run_group, batch, indices)
     return {str(records[index]["messageId"]) for index in failed}

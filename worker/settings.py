@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.registries import ALLOWED_REGISTRIES_ENV, allowed_from_env
 
-__all__ = ["WorkerSettings"]
+__all__ = ["TIMER_QUEUE_ENV", "WorkerSettings"]
+
+TIMER_QUEUE_ENV = "ECS_FANOUT_TIMER_QUEUE_ARN"
 
 
 class WorkerSettings(BaseModel):
@@ -23,6 +25,8 @@ class WorkerSettings(BaseModel):
     redis_url: str | None = None  # where events, the ledger and the budget live
     region: str | None = None  # a job without a region runs here
     allowed_registries: tuple[str, ...] = ()  # empty: every registry allowed
+    # Lambda: the standard queue of parked jobs' timers (`worker.park`); unset: jobs never park
+    timer_queue_arn: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -31,6 +35,7 @@ class WorkerSettings(BaseModel):
             redis_url=env.get("REDIS_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             allowed_registries=allowed_from_env(env),
+            timer_queue_arn=env.get(TIMER_QUEUE_ENV) or None,
         )
 
     def environment(self) -> dict[str, str]:
@@ -38,4 +43,6 @@ class WorkerSettings(BaseModel):
         env = {"REDIS_URL": self.redis_url} if self.redis_url else {}
         if self.allowed_registries:
             env[ALLOWED_REGISTRIES_ENV] = ",".join(self.allowed_registries)
+        if self.timer_queue_arn:
+            env[TIMER_QUEUE_ENV] = self.timer_queue_arn
         return env

@@ -22,7 +22,7 @@ import anyio
 from worker.beside import beside
 from worker.contract import DeployJob, EventDetails, Phase
 from worker.ecs_calls import JobAborted
-from worker.follow import HandOver
+from worker.follow import HandOver, Parked
 from worker.ledger import TargetLeases
 from worker.patience import Patience
 from worker.verdict import replacer
@@ -39,6 +39,9 @@ RELEASE_S = 2.0  # giving the lease up (or marking it handed over) never holds t
 # runs one service's messages in order (FIFO group): a job of another run waiting there would
 # block the continuation queued behind it, so it hands over too, letting the continuation first.
 HANDED_OVER = "handed-over"
+# A parked job (Lambda, `worker.park`) is resumed by ECS's event or its timer, not by a message
+# of its service's FIFO group: a job of another run waits for it as for a job still running.
+PARKED = "parked"
 HANDED_OVER_GRACE_S = 60.0  # the lease outlives the job's deadline by this much while handed over
 
 
@@ -69,11 +72,12 @@ class TargetLease:
         handing_over = False
         try:
             return await beside(body, self._keep)
-        except HandOver:
+        except HandOver as handing:
             handing_over = True  # kept for the continuation (the same job), which takes it over
             keep_s = max(self._lease_s, patience.deadline - time.time() + HANDED_OVER_GRACE_S)
+            owner = PARKED if isinstance(handing, Parked) else HANDED_OVER
             with anyio.move_on_after(RELEASE_S, shield=True):
-                await self._leases.take(self._job, HANDED_OVER, keep_s)
+                await self._leases.take(self._job, owner, keep_s)
             raise
         finally:
             if not handing_over:

@@ -18,6 +18,7 @@ class Wakeups:
     def __init__(self) -> None:
         self._sleeping: dict[str, anyio.Event] = {}
         self._pending: set[str] = set()
+        self._said: dict[str, str] = {}  # what ECS's last event said of a deployment
 
     async def sleep(self, key: str, seconds: float) -> bool:
         """Sleep up to `seconds`; True when woken for `key` (a deployment id) before that."""
@@ -34,8 +35,11 @@ class Wakeups:
             if self._sleeping.get(key) is event:
                 del self._sleeping[key]
 
-    def wake(self, key: str) -> None:
-        """ECS said something of deployment `key`: its follower looks now."""
+    def wake(self, key: str, said: str = "") -> None:
+        """ECS said something of deployment `key`: its follower looks now. `said`: how the
+        job's end quotes ECS's event (`quote`)."""
+        if said:
+            self._said[key] = said
         event = self._sleeping.pop(key, None)
         if event is None:
             self._pending.add(key)
@@ -45,3 +49,14 @@ class Wakeups:
     def forget(self, key: str) -> None:
         """The follower of `key` is done: drop a wake nobody will collect."""
         self._pending.discard(key)
+        self._said.pop(key, None)
+
+    def quote(self, key: str, message: str) -> str:
+        """`message` (a job's end), with what ECS's event said of deployment `key`, if it said."""
+        said = self._said.pop(key, "")
+        self.forget(key)
+        return f"{message}; {said}" if said else message
+
+    def staying(self) -> Wakeups | None:
+        """The wakeups of a follower that must stay in this process (a rollback of ours)."""
+        return self

@@ -108,7 +108,7 @@ class Watch:
             self.arn,
             self.previous,
             self.service_deployment_arn,
-            wakeups=self.wakeups,
+            wakeups=None if self.wakeups is None else self.wakeups.staying(),
             looker=self.looker,
         )
 

@@ -30,6 +30,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from orchestrator.sandbox.ecs_event_emitter import EcsEventEmitter
 from orchestrator.sandbox.simulator import RolloutScenario, RolloutSimulator
 from orchestrator.sandbox.sts_hooks import RULES, install_sts_hooks
 
@@ -253,6 +254,7 @@ class AwsEmulator:
         self._middleware = _Middleware(app, *self._throttle_config)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.ecs_events = EcsEventEmitter()  # ECS's EventBridge events, from the simulator's changes
 
     @property
     def endpoint_url(self) -> str:
@@ -275,11 +277,13 @@ class AwsEmulator:
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-emulator", daemon=True)
         self._thread.start()
+        self.ecs_events.start()
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
+        self.ecs_events.stop()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

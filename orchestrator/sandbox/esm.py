@@ -66,6 +66,7 @@ class Invocation:
     message_ids: tuple[str, ...]
     failed: tuple[str, ...]
     error: str | None = None  # the handler raised, answered wrongly or overran its time
+    duration_s: float = 0.0  # what Lambda would bill
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class EsmStats:
     failures: int = 0  # records left to come back
     deleted: int = 0
     errors: int = 0  # invocations whose whole batch failed
+    busy_s: float = 0.0  # the invocations' summed duration
 
 
 def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +141,7 @@ def reported_failures(response: object, message_ids: Sequence[str]) -> tuple[str
 
 class EventSourceMappingEmulator:
     """`max_concurrency` pollers, each long-polling the queue and invoking `handler` per batch.
+    Any queue: the job queue (FIFO), and the events and timer queues of ECS's events (standard).
 
     Use as a context manager or `start()`/`stop()`. The handler runs in the poller's thread,
     as one Lambda invocation at a time per poller.
@@ -283,8 +286,8 @@ class EventSourceMappingEmulator:
             self._running += 1
         error: str | None = None
         failed: tuple[str, ...] | None = None
+        started = time.monotonic()
         try:
-            started = time.monotonic()
             failed = reported_failures(self._handler({"Records": records}, context), ids)
             if failed is None:
                 error = "the handler's batchItemFailures name no record of the batch"
@@ -293,12 +296,13 @@ class EventSourceMappingEmulator:
         except Exception as exc:
             log.exception("event-source mapping: the handler raised")
             error = f"the handler raised {exc!r}"
+        took = time.monotonic() - started
         failed_ids = failed if error is None and failed is not None else ids
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         deleted = self._delete(sqs, done)
         with self._lock:
             self._running -= 1
-            self._invocations.append(Invocation(ids, tuple(failed_ids), error))
+            self._invocations.append(Invocation(ids, tuple(failed_ids), error, took))
             s = self._stats
             self._stats = EsmStats(
                 invocations=s.invocations + 1,
@@ -306,6 +310,7 @@ class EventSourceMappingEmulator:
                 failures=s.failures + len(failed_ids),
                 deleted=s.deleted + deleted,
                 errors=s.errors + (error is not None),
+                busy_s=s.busy_s + took,
             )
 
     def _delete(self, sqs: Any, messages: list[dict[str, Any]]) -> int:

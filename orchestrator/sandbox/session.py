@@ -49,6 +49,7 @@ __all__ = [
     "SANDBOX_SCENARIO",
     "SEEDED_TAG",
     "Place",
+    "SandboxLambda",
     "sandbox_places",
     "sandbox_services",
     "seed_spec",
@@ -102,7 +103,7 @@ DEMO_DEPLOYMENTS: dict[tuple[str, str], dict[str, Any]] = {
 DEMO_HOOK = "ecs-fanout-demo-smoke-test"  # a Lambda function name: the simulator answers for it
 
 
-class _SandboxLambda:
+class SandboxLambda:
     """The lambda executor's hooks: a worker role in the emulator's IAM, and Lambda itself."""
 
     def __init__(self, endpoint_url: str, region: str, stack: ExitStack) -> None:
@@ -110,6 +111,7 @@ class _SandboxLambda:
         self._region = region
         self._stack = stack
         self.aws = AwsAccess(endpoint_url=endpoint_url, static_credentials=SANDBOX_CREDENTIALS)
+        self.emulated: dict[str, EventSourceMappingEmulator] = {}  # queue ARN -> its Lambda here
 
     def _client(self, service: str) -> Any:
         key_id, secret = SANDBOX_CREDENTIALS
@@ -129,33 +131,43 @@ class _SandboxLambda:
         return settings.model_copy(update={"role_arn": role["Role"]["Arn"]})
 
     def on_queue_ready(self, queue: JobQueue) -> None:
-        """Run the queue's Lambda here: our event-source-mapping emulator calls the real handler.
+        """Run the function's Lambda here: our event-source-mapping emulator calls the real
+        handler for every queue mapped to the function (the job queue; with ECS's events, the
+        timer queue and the events queues of the function's region too).
 
         The handler gets what Lambda would give it: the function's configured environment (as
         the orchestrator set it) and its region; it reaches AWS at the emulator. moto's own
         mapping would try to run the function in Docker on every send and, failing, receive
         the messages over and over until they land in the dead-letter queue: the emulator
-        takes the queue over from it.
+        takes each queue over from it.
         """
-        _, _, _, region, account, name = queue.arn.split(":")
-        get_backend("sqs")[account][region].queues[name].lambda_event_source_mappings.clear()
         lambda_ = self._client("lambda")
         mappings = lambda_.list_event_source_mappings(EventSourceArn=queue.arn)["EventSourceMappings"]
         if not mappings:
             raise RuntimeError(f"sandbox: no event-source mapping reads {queue.arn}")
         function = lambda_.get_function_configuration(FunctionName=mappings[0]["FunctionArn"])
         variables = dict((function.get("Environment") or {}).get("Variables") or {})
-        settings = WorkerSettings.from_environ({**variables, "AWS_REGION": region})
-        emulator = EventSourceMappingEmulator(
-            queue.url,
-            make_handler(settings, self.aws),
-            region=region,
-            endpoint_url=self._endpoint_url,
-            credentials=SANDBOX_CREDENTIALS,
-            function_name=str(function["FunctionName"]),
-            max_concurrency=ESM_CONCURRENCY,
-        )
-        self._stack.enter_context(emulator)
+        settings = WorkerSettings.from_environ({**variables, "AWS_REGION": self._region})
+        handler = make_handler(settings, self.aws)
+        every = lambda_.list_event_source_mappings(FunctionName=str(function["FunctionName"]))
+        sqs = self._client("sqs")
+        for arn in dict.fromkeys(str(m["EventSourceArn"]) for m in every["EventSourceMappings"]):
+            _, _, _, region, account, name = arn.split(":")
+            if arn in self.emulated or region != self._region:
+                continue
+            get_backend("sqs")[account][region].queues[name].lambda_event_source_mappings.clear()
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            emulator = EventSourceMappingEmulator(
+                url,
+                handler,
+                region=region,
+                endpoint_url=self._endpoint_url,
+                credentials=SANDBOX_CREDENTIALS,
+                function_name=str(function["FunctionName"]),
+                max_concurrency=ESM_CONCURRENCY,
+                remaining_time_s=float(function.get("Timeout") or 900),
+            )
+            self.emulated[arn] = self._stack.enter_context(emulator)
 
 
 def sandbox_services(spec: Spec) -> list[SeededService]:
@@ -251,7 +263,7 @@ def start_sandbox(
         seed_spec(emulator.endpoint_url, spec, region)
         # Throttle from here on, with full buckets: seeding is not part of the deploy.
         emulator.set_throttling(True)
-        lambda_ = _SandboxLambda(emulator.endpoint_url, region, stack)
+        lambda_ = SandboxLambda(emulator.endpoint_url, region, stack)
         yield Endpoints(
             aws=lambda_.aws,
             redis_url=redis_url,

@@ -1,0 +1,112 @@
+"""The local executor's ECS events: set up per account and region, consumed, turned into wakes.
+
+For each account and region of a run's jobs (`follow = "events"`), the rule and queue are made
+sure of (`orchestrator.event_rules`, side by side, with that scope's access); a scope where that
+is refused polls, and the run says so once (`on_note`). Then one consumer per queue long-polls
+it (ReceiveMessage), reads each message (`worker.ecs_events`), and for a deployment of one of
+this run's jobs (`worker.deployment_map`) that says it ended wakes its follower, which looks at
+once (an IN_PROGRESS says nothing a look would act on), once per ECS event (a redelivered
+event does nothing); the message is deleted after handling. Local runs share the queue: an
+event of another live run's job is given back at once (visibility 0) for that run to take;
+one of nobody's is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, EventsQueue, NoEvents, ensure_events
+from worker.contract import DeployJob, Follow
+from worker.credentials import Clients
+from worker.deployment_map import first_sight, owner_of
+from worker.ecs_events import parse_deployment_change
+from worker.keys import run_alive
+
+__all__ = ["EcsEventFeed", "Wake"]
+
+log = logging.getLogger(__name__)
+
+Wake = Callable[[str, str], None]  # (deployment id, what ECS said)
+WAIT_S = 2  # long poll: short enough that a cancelled run stops at once anyway
+ERROR_PAUSE_S = 2.0
+
+
+class EcsEventFeed:
+    def __init__(self, clients: Clients, redis: Redis, run_id: str, on_note: Callable[[str], None]) -> None:
+        self._clients = clients
+        self._redis = redis
+        self._run_id = run_id
+        self._on_note = on_note
+        self.queues: dict[str, EventsQueue] = {}  # scope -> its events queue
+        self.handled = 0  # ECS events that woke a follower of this run
+
+    async def set_up(self, jobs: Sequence[DeployJob]) -> set[str]:
+        """The rule and queue of every scope of `jobs` that follows events; the scopes ready."""
+        scopes = {job.target.scope: job for job in jobs if job.options.follow is Follow.EVENTS}
+
+        async def one(scope: str, job: DeployJob) -> None:
+            sqs = await self._clients.get("sqs", job.target.region, job.access)
+            events = await self._clients.get("events", job.target.region, job.access)
+            got = await ensure_events(scope, sqs, events, queue=LOCAL_EVENTS_QUEUE)
+            if isinstance(got, NoEvents):
+                self._on_note(f"{scope}: {got.reason}; following by polling there")
+            else:
+                self.queues[scope] = got
+
+        async with anyio.create_task_group() as tg:
+            for scope, job in scopes.items():
+                tg.start_soon(one, scope, job)
+        return set(self.queues)
+
+    async def consume(self, jobs: Sequence[DeployJob], wake: Wake) -> None:
+        """Consume every ready queue until cancelled."""
+        by_scope = {job.target.scope: job for job in jobs}
+        async with anyio.create_task_group() as tg:
+            for scope, queue in self.queues.items():
+                job = by_scope[scope]
+                sqs = await self._clients.get("sqs", job.target.region, job.access)
+                tg.start_soon(self._consume_one, sqs, queue, wake)
+
+    async def _consume_one(self, sqs: Any, queue: EventsQueue, wake: Wake) -> None:
+        while True:
+            try:
+                answer = await sqs.receive_message(
+                    QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=WAIT_S
+                )
+                for message in answer.get("Messages", []):
+                    await self._handle(sqs, queue, message, wake)
+            except (ClientError, BotoCoreError, RedisError, OSError) as exc:
+                log.warning("ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
+                await anyio.sleep(ERROR_PAUSE_S)
+
+    async def _handle(self, sqs: Any, queue: EventsQueue, message: dict[str, Any], wake: Wake) -> None:
+        change = parse_deployment_change(message.get("Body"))
+        owner = None if change is None else await owner_of(self._redis, change.deployment_id)
+        if (
+            change is not None
+            and owner is not None
+            and owner.run_id != self._run_id
+            and await self._redis.exists(run_alive(owner.run_id))
+        ):
+            # another live run's job: give it back for that run's consumer
+            await sqs.change_message_visibility(
+                QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+            return
+        mine = owner is not None and owner.run_id == self._run_id
+        if (
+            change is not None
+            and change.end is not None
+            and mine
+            and await first_sight(self._redis, change.event_id)
+        ):
+            self.handled += 1
+            wake(change.deployment_id, change.said)
+        await sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])

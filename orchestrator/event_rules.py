@@ -1,0 +1,191 @@
+"""ECS's events, set up: a rule on the default bus and its SQS queue, per account and region.
+
+ECS publishes its events on the default EventBridge bus of the account and region a service
+lives in. For each account and region a run touches (with `follow = "events"`), this makes sure
+of, side by side and idempotently (create-or-update, like the job queue and its mapping):
+
+- a standard SQS queue (`ecs-fanout-ecs-events` for the lambda executor's function,
+  `ecs-fanout-ecs-events-local` for local runs; each a target of the rule; retention 1 h,
+  long polls) whose policy lets `events.amazonaws.com` send to it for our rule only;
+- a rule `ecs-fanout-ecs-events` (source aws.ecs, the three ECS detail types) targeting it.
+
+A refusal (no permission to create the rule or the queue) is not a failure: that account and
+region falls back to polling, said once by the caller (docs/design.md, 'ECS's events').
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.ecs_events import EVENT_PATTERN
+
+__all__ = [
+    "EVENTS_QUEUE",
+    "LOCAL_EVENTS_QUEUE",
+    "RULE_NAME",
+    "EventsQueue",
+    "NoEvents",
+    "ensure_events",
+    "queue_policy",
+]
+
+log = logging.getLogger(__name__)
+
+RULE_NAME = "ecs-fanout-ecs-events"
+EVENTS_QUEUE = "ecs-fanout-ecs-events"
+LOCAL_EVENTS_QUEUE = "ecs-fanout-ecs-events-local"  # the local executor's: its runs share it
+RETENTION_S = 3600
+DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError")
+
+
+@dataclass(frozen=True)
+class EventsQueue:
+    """Where ECS's events of one account and region (`scope`) arrive."""
+
+    scope: str
+    url: str
+    arn: str
+    rule_arn: str
+
+
+@dataclass(frozen=True)
+class NoEvents:
+    """ECS's events cannot be set up there: its jobs poll. `reason` says why, in one line."""
+
+    scope: str
+    reason: str
+
+
+READ_ACTIONS = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+]
+
+
+def queue_policy(queue_arn: str, rule_arn: str, readers: Sequence[str] = ()) -> str:
+    """The events queue's policy: EventBridge may send to it, for our rule only; `readers`
+    (roles of another account: the Lambda worker's) may read it (pure)."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "EcsFanoutEcsEvents",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }
+    ]
+    if readers:
+        statements.append(
+            {
+                "Sid": "EcsFanoutWorkerReads",
+                "Effect": "Allow",
+                "Principal": {"AWS": list(readers)},
+                "Action": READ_ACTIONS,
+                "Resource": queue_arn,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
+    attributes = {
+        "MessageRetentionPeriod": str(RETENTION_S),
+        "ReceiveMessageWaitTimeSeconds": "20",
+        "VisibilityTimeout": str(visibility_s),
+    }
+    try:
+        url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in (
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
+            raise
+        url = (await sqs.create_queue(QueueName=name, Attributes=attributes))["QueueUrl"]
+    else:
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    arn = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))["Attributes"][
+        "QueueArn"
+    ]
+    return str(url), str(arn)
+
+
+async def _set_up(
+    sqs: Any, events: Any, name: str, visibility_s: int, readers: Sequence[str]
+) -> tuple[str, str, str]:
+    found: dict[str, Any] = {}
+
+    async def queue() -> None:
+        found["queue"] = await _queue(sqs, name, visibility_s)
+
+    async def rule() -> None:
+        answer = await events.put_rule(
+            Name=RULE_NAME,
+            EventPattern=json.dumps(EVENT_PATTERN),
+            State="ENABLED",
+            Description="ecs-fanout: ECS's deployment events, to its queue (see docs/aws.md)",
+        )
+        found["rule"] = str(answer["RuleArn"])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queue)
+        tg.start_soon(rule)
+    url, arn = found["queue"]
+    rule_arn: str = found["rule"]
+
+    async def policy() -> None:
+        policy = queue_policy(arn, rule_arn, readers)
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+
+    async def target() -> None:
+        await events.put_targets(Rule=RULE_NAME, Targets=[{"Id": name, "Arn": arn}])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(policy)
+        tg.start_soon(target)
+    return url, arn, rule_arn
+
+
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def ensure_events(
+    scope: str,
+    sqs: Any,
+    events: Any,
+    *,
+    queue: str = EVENTS_QUEUE,
+    visibility_s: int = 30,
+    readers: Sequence[str] = (),
+) -> EventsQueue | NoEvents:
+    """The rule and queue of `scope` (an account/region), made or brought up to date; or why not."""
+    try:
+        url, arn, rule_arn = await _set_up(sqs, events, queue, visibility_s, readers)
+    except Exception as exc:  # an ExceptionGroup from the side-by-side steps, or a call's error
+        error = _first(exc)
+        if isinstance(error, ClientError):
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            message = error.response.get("Error", {}).get("Message", "")
+            why = (
+                "no permission to set up ECS's events"
+                if code in DENIED
+                else "ECS's events could not be set up"
+            )
+            return NoEvents(scope, f"{why} ({code}: {message})")
+        if isinstance(error, BotoCoreError):
+            return NoEvents(scope, f"ECS's events could not be set up ({error})")
+        raise
+    return EventsQueue(scope, url, arn, rule_arn)

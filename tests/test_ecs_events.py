@@ -1,0 +1,144 @@
+"""ECS's events end a rollout the moment ECS says so (local executor): the emulator emits ECS's
+EventBridge events through moto's events backend to the rule and queue the run sets up, the run
+consumes them and wakes the job's follower. Real moto server over HTTP, real redis-server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import anyio
+import boto3
+
+from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, RULE_NAME, EventsQueue, NoEvents, ensure_events
+from orchestrator.feed import read_stream
+from orchestrator.local import LocalExecutor
+from orchestrator.plan import plan_jobs
+from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
+from orchestrator.sandbox.session import sandbox_services
+from orchestrator.spec import load_spec
+from orchestrator.state import RunState
+from tests.fleet import Recorder, run_planned
+from worker.aws import AwsAccess
+from worker.contract import Phase
+from worker.publisher import connect_redis
+
+REGION = "us-east-1"
+RUN_ID = "run-events"
+LOOKS = ("DescribeServices", "DescribeServiceDeployments")
+
+
+def spec_file(tmp_path: Path, count: int, follow: str = "events") -> Path:
+    """`count` services whose own polling would first look after 30 s."""
+    lines = ['poll_interval = "30s"', 'heartbeat = "120s"', 'timeout = "120s"', f'follow = "{follow}"']
+    for i in range(count):
+        lines += [
+            "[[deploy]]",
+            f'cluster = "c{i % 2}"',
+            f'service = "s{i}"',
+            'container = "app"',
+            f'image = "registry.example.com/s{i}"',
+            'tag = "2.0.0"',
+        ]
+    path = tmp_path / "spec.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def run_local(path: Path, redis_url: str, notes: list[str]) -> tuple[RunState, float]:
+    spec = load_spec(str(path))
+    planned = plan_jobs(spec, RUN_ID, default_region=REGION)
+    state = RunState.from_plan(RUN_ID, planned)
+    started = time.monotonic()
+    await run_planned(
+        state,
+        planned,
+        redis_url,
+        Recorder(),
+        heartbeat_s=spec.heartbeat,
+        executor=lambda client: LocalExecutor(client, max_parallel=10, aws=AwsAccess(), on_note=notes.append),
+    )
+    return state, time.monotonic() - started
+
+
+async def terminal_messages(redis_url: str) -> list[str]:
+    client = connect_redis(redis_url)
+    try:
+        return [e.message for _, e in await read_stream(client, RUN_ID) if e.phase.terminal]
+    finally:
+        await client.aclose()
+
+
+async def test_a_rollout_ends_when_ecs_says_so_not_at_the_next_poll(
+    aws: AwsEmulator, tmp_path: Path, redis_url: str
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=1.0))
+    path = spec_file(tmp_path, 4)
+    seed_services(aws.endpoint_url, REGION, sandbox_services(load_spec(str(path))))
+    notes: list[str] = []
+    with anyio.fail_after(60):
+        state, took = await run_local(path, redis_url, notes)
+    assert {job.phase for job in state.jobs.values()} == {Phase.SUCCEEDED}
+    assert took < 15, f"the jobs waited for their 30 s poll ({took:.1f}s)"
+    counts = aws.request_counts()
+    looks = sum(counts.get(action, 0) for action in LOOKS)
+    # per job: the describe before the update, then one look when ECS's event arrived
+    assert looks <= 2 * len(state.jobs), counts
+    messages = await terminal_messages(redis_url)
+    assert all("ECS's event: completed" in m for m in messages), messages
+    assert notes == []
+    print(f"\nevents: 4 rollouts of 1 s ended in {took:.2f}s with a 30 s poll; looks {looks}")
+
+
+async def test_without_permission_for_the_rule_the_run_polls_and_says_so(
+    aws: AwsEmulator, tmp_path: Path, redis_url: str
+) -> None:
+    aws.set_scenario(RolloutScenario(rollout_s=0.5))
+    path = spec_file(tmp_path, 2).read_text().replace('poll_interval = "30s"', 'poll_interval = "200ms"')
+    (tmp_path / "poll.toml").write_text(path)
+    seed_services(aws.endpoint_url, REGION, sandbox_services(load_spec(str(tmp_path / "poll.toml"))))
+    aws.inject_fault("PutRule", 403, count=5)
+    notes: list[str] = []
+    with anyio.fail_after(60):
+        state, _ = await run_local(tmp_path / "poll.toml", redis_url, notes)
+    assert {job.phase for job in state.jobs.values()} == {Phase.SUCCEEDED}
+    [note] = notes
+    assert "no permission to set up ECS's events" in note and "following by polling there" in note
+
+
+async def test_the_set_up_is_idempotent_and_concurrent_across_regions(aws: AwsEmulator) -> None:
+    import aioboto3
+
+    regions = ["us-east-1", "eu-west-1"]
+
+    async def one(region: str) -> EventsQueue | NoEvents:
+        session = aioboto3.Session()
+        async with (
+            session.client("sqs", region_name=region) as sqs,
+            session.client("events", region_name=region) as events,
+        ):
+            return await ensure_events(region, sqs, events, queue=LOCAL_EVENTS_QUEUE)
+
+    async def set_up_all() -> list[EventsQueue | NoEvents]:
+        results: list[EventsQueue | NoEvents] = []
+
+        async def keep(region: str) -> None:
+            results.append(await one(region))
+
+        async with anyio.create_task_group() as tg:
+            for region in regions * 2:  # twice each, side by side
+                tg.start_soon(keep, region)
+        return results
+
+    first, second = await set_up_all(), await set_up_all()
+    queues = [r for r in first + second if isinstance(r, EventsQueue)]
+    assert len(queues) == 8
+    assert len({q.arn for q in queues}) == 2
+    for region in regions:
+        events = boto3.client("events", region_name=region, endpoint_url=aws.endpoint_url)
+        rules = events.list_rules(NamePrefix=RULE_NAME)["Rules"]
+        assert len(rules) == 1
+        assert json.loads(rules[0]["EventPattern"])["source"] == ["aws.ecs"]
+        targets = events.list_targets_by_rule(Rule=RULE_NAME)["Targets"]
+        assert [t["Id"] for t in targets] == [LOCAL_EVENTS_QUEUE]
