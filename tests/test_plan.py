@@ -222,16 +222,17 @@ def test_no_wait_reaches_every_job(wait: bool | None, expected: bool) -> None:
 @pytest.mark.parametrize(
     ("top", "given", "expected"),
     [
-        ({}, None, "poll"),
-        ({}, "events", "events"),
-        ({"follow": "poll"}, "events", "poll"),
-        ({"follow": "events"}, None, "events"),
+        ({}, None, "events"),
+        ({}, "poll", "poll"),
+        ({"follow": "poll"}, None, "poll"),
+        ({"follow": "poll"}, "events", "events"),
     ],
 )
-def test_follow_comes_from_the_spec_else_from_the_run(
+def test_follow_comes_from_the_command_line_else_from_the_spec(
     top: dict[str, Any], given: str | None, expected: str
 ) -> None:
-    """A spec's `follow` wins; otherwise the run says (events where it can set them up)."""
+    """`--follow` wins over the spec's `follow`, like every other setting; the spec's default is
+    events (the run falls back to polling where it cannot set ECS's events up)."""
     spec = make_spec(entry(), **top)
     planned = plan_jobs(spec, RUN) if given is None else plan_jobs(spec, RUN, follow=Follow(given))
     assert planned[0].job.options.follow == Follow(expected)
