@@ -83,7 +83,9 @@ class EcsEventFeed:
                 for message in answer.get("Messages", []):
                     await self._handle(sqs, queue, message, wake)
             except (ClientError, BotoCoreError, RedisError, OSError) as exc:
-                log.warning("ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
+                # Redis away is said with -v only, like every outage the run rides out
+                level = logging.INFO if isinstance(exc, RedisError | OSError) else logging.WARNING
+                log.log(level, "ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
                 await anyio.sleep(ERROR_PAUSE_S)
 
     async def _handle(self, sqs: Any, queue: EventsQueue, message: dict[str, Any], wake: Wake) -> None:

@@ -113,7 +113,12 @@ class EcsEventEmitter:
                 log.debug("ECS event emitter: tick failed", exc_info=True)
 
     def tick(self) -> int:
-        """Advance every simulated service to now and emit its deployments' changes; how many."""
+        """Advance every simulated service to now and emit its deployments' changes; how many.
+
+        Nothing while no EventBridge rule exists anywhere: nobody could receive the events, and a
+        tick holds the simulator's lock over every service (a test bed of thousands of them)."""
+        if not _any_rule():
+            return 0
         changes: list[tuple[str, str, dict[str, Any]]] = []
         with LOCK:
             alive: set[tuple[str, str, str]] = set()
@@ -179,3 +184,13 @@ class EcsEventEmitter:
                 (account, region, deployment_event(service.arn, deployment_id, name, time.time(), reason))
             )
         return found
+
+
+def _any_rule() -> bool:
+    """Whether any account and region has an EventBridge rule (BackendDict's accessors would
+    create missing backends: read the dicts as they are)."""
+    for per_account in list(dict.values(events_backends)):
+        for backend in list(dict.values(per_account)):
+            if any(bus.rules for bus in list(backend.event_buses.values())):
+                return True
+    return False
