@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import anyio
 import redis.asyncio
 
+from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import plan_jobs
 from orchestrator.run import Executor
@@ -16,6 +17,7 @@ from orchestrator.state import RunState
 from tests import fault_tally
 from tests.fleet import REGION, Fleets, Recorder, published_seqs, run_planned
 from worker.aws import AwsAccess
+from worker.budget import budget_key
 from worker.contract import DeployJob, Phase
 
 RUN_ID = "run-core"
@@ -101,15 +103,34 @@ class StallingExecutor:
 
 
 async def test_silent_job_is_reported_lost(fleet: Fleets, redis_url: str) -> None:
-    spec = fleet(3, heartbeat="1s").spec
+    spec = fleet(3, heartbeat="2s").spec  # the others' heartbeats every 0.67 s: a margin under load
     with anyio.fail_after(30):
         state, _ = await run(spec, redis_url, lambda client: StallingExecutor(client, "s1"))
     phases = {job.target.service: job.phase for job in state.jobs.values()}
     assert phases == {"s0": Phase.SUCCEEDED, "s1": Phase.LOST, "s2": Phase.SUCCEEDED}
     assert (
-        "no event for 1s"
+        "no event for 2s"
         in state.jobs[next(j for j in state.jobs if state.jobs[j].target.service == "s1")].message
     )
+
+
+async def test_job_waiting_for_the_budget_keeps_saying_so(fleet: Fleets, redis_url: str) -> None:
+    """A job that waits seconds for its account's first DescribeServices token (1,000 jobs
+    starting at once) is not silent meanwhile: it must not be taken for a lost one."""
+    spec = fleet(2, heartbeat="1s").spec
+    planned = plan_jobs(spec, RUN_ID)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    (now, _) = await client.time()
+    # 60 tokens owed at 20 a second: the first DescribeServices waits 3 s, three heartbeats.
+    key = budget_key(planned[0].job.target.scope, "DescribeServices")
+    await client.hset(key, mapping={"tokens": "-60", "at": str(now)})
+    state = RunState.from_plan(RUN_ID, planned)
+    with anyio.fail_after(30):
+        await run_planned(state, planned, redis_url, Recorder(), heartbeat_s=spec.heartbeat)
+    assert {job.phase for job in state.jobs.values()} == {Phase.SUCCEEDED}
+    said = [event.message for _, event in await read_stream(client, RUN_ID)]
+    await client.aclose()
+    assert sum("starting" in message for message in said) >= 2 * 2
 
 
 class CrashingExecutor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.aws_errors import error_message
@@ -62,6 +63,7 @@ class Unavailable(Exception):
 # the job ends through the engine's AWS-error path like any other call's.
 _TRANSIENT = frozenset({"ThrottlingException", "TooManyRequestsException", "ServerException"})
 _LIST_PAGES = 3  # ours is among the newest: UpdateService just started it
+PRUNE_S = 10.0  # deregistering old revisions after a success: never holds the job longer
 
 
 class Registration(NamedTuple):
@@ -313,20 +315,31 @@ class ServiceCalls:
         """
         assert job.options.keep_revisions is not None
         family = family_and_revision(live)[0]
-        try:
-            active: list[str] = []
-            async for page in self._ecs.get_paginator("list_task_definitions").paginate(
-                familyPrefix=family, status="ACTIVE"
-            ):
-                active += page.get("taskDefinitionArns", [])
-            protected = [live] + ([previous] if previous else [])
-            doomed = revisions_to_deregister(active, family, job.options.keep_revisions, protected)
-            for arn in doomed:
-                await self.take(job, "DeregisterTaskDefinition")
-                await self._ecs.deregister_task_definition(taskDefinition=arn)
-        except (ClientError, BotoCoreError) as exc:
-            return f"deregistering old revisions of {family} stopped: {exc}"
+        doomed: list[str] = []
+        with anyio.move_on_after(PRUNE_S) as waited:
+            try:
+                protected = [live] + ([previous] if previous else [])
+                doomed = await self._deregister_old(job, family, job.options.keep_revisions, protected)
+            except (ClientError, BotoCoreError) as exc:
+                return f"deregistering old revisions of {family} stopped: {exc}"
+        if waited.cancelled_caught:
+            return "deregistering old revisions stopped: no answer from ECS in time"
         if not doomed:
             return f"no old revisions of {family} to deregister"
         revisions = ", ".join(str(family_and_revision(arn)[1]) for arn in doomed)
         return f"deregistered {len(doomed)} old revisions of {family} ({revisions})"
+
+    async def _deregister_old(
+        self, job: DeployJob, family: str, keep: int, protected: list[str]
+    ) -> list[str]:
+        """The revisions of `family` beyond the newest `keep` (never `protected`), deregistered."""
+        active: list[str] = []
+        async for page in self._ecs.get_paginator("list_task_definitions").paginate(
+            familyPrefix=family, status="ACTIVE"
+        ):
+            active += page.get("taskDefinitionArns", [])
+        doomed = revisions_to_deregister(active, family, keep, protected)
+        for arn in doomed:
+            await self.take(job, "DeregisterTaskDefinition")
+            await self._ecs.deregister_task_definition(taskDefinition=arn)
+        return doomed

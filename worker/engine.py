@@ -22,11 +22,11 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.beside import beside
 from worker.budget import ECS_BUCKETS, ApiBudget
-from worker.confirm import CONFIRM_S, after_aws_error, ask_ecs, verdict_after
+from worker.confirm import after_aws_error, ask_ecs, verdict_after
 from worker.contract import ContainerChange, DeployJob, EventDetails, Follow, Phase, WorkerEvent
 from worker.deployment_map import remember
 from worker.ecs_calls import JobAborted, Registration, ServiceCalls
@@ -122,11 +122,14 @@ class Deployer:
         patience = Patience(reporter, record.deadline, job.options.heartbeat_s / 3)
         target = TargetLease(self._targets, job, owner, lease_s)
         try:
-            phase = await target.hold(
-                patience,
-                lambda: self._run_to_end(job, record, patience, target),
-                resuming=record.deployment_id is not None,
-                hand_over_at=hand_over_at,
+            phase = await beside(
+                lambda: target.hold(
+                    patience,
+                    lambda: self._run_to_end(job, record, patience, target),
+                    resuming=record.deployment_id is not None,
+                    hand_over_at=hand_over_at,
+                ),
+                reporter.keep_alive,  # a waiting job is never silent long enough to look lost
             )
         except Parked:  # Lambda: the job waits outside any invocation (`worker.park`)
             await self._ledger.release(job, owner)
@@ -260,11 +263,8 @@ class Deployer:
         that revision out (it may yet fail): then that deployment is the job's, followed to its end."""
         flight = in_flight(service) or await still_rolling(self._calls, job, service, patience)
         if flight is None:
-            return (
-                Phase.SKIPPED,
-                said,
-                EventDetails(task_definition_arn=str(service["taskDefinition"]), images=images),
-            )
+            skipped = EventDetails(task_definition_arn=str(service["taskDefinition"]), images=images)
+            return Phase.SKIPPED, said, skipped
         await self._ledger.record(
             job, task_definition_arn=flight.task_definition, deployment_id=flight.deployment_id
         )
@@ -325,13 +325,9 @@ class Deployer:
         followed = await follow(watch, patience.at(Phase.IN_PROGRESS), patience.reporter.hand_over_at)
         rollout, after = followed.rollout, None
         if rollout is None and followed.silence is None:  # the deadline, ECS answering: its word now
+            sd_arn = watch.service_deployment_arn
             now = await ask_ecs(
-                self._calls,
-                job,
-                deployment_id,
-                arn,
-                service_deployment_arn=watch.service_deployment_arn,
-                previous=previous,
+                self._calls, job, deployment_id, arn, service_deployment_arn=sd_arn, previous=previous
             )
             if isinstance(now, Rollout) and now.terminal:
                 rollout, after = now, "the deadline passed"
@@ -357,7 +353,7 @@ class Deployer:
             phase = Phase.ROLLED_BACK if note.startswith("rolled back") else Phase.FAILED
             return phase, f"{verdict.message}; {note}", details
         if verdict.action is Action.PRUNE:
-            return verdict.phase, f"{verdict.message}; {await self._prune(job, arn, previous)}", details
+            return verdict.phase, f"{verdict.message}; {await self._calls.prune(job, arn, previous)}", details
         return verdict.phase, verdict.message, details
 
     async def _watch(
@@ -399,8 +395,3 @@ class Deployer:
         deadline = patience.deadline + extra
         await self._ledger.record(job, deadline=repr(deadline), bake_extended="1")
         return watch, patience.at(deadline=deadline)
-
-    async def _prune(self, job: DeployJob, arn: str, previous: str | None) -> str:
-        with anyio.move_on_after(CONFIRM_S * 2):
-            return await self._calls.prune(job, arn, previous)
-        return "deregistering old revisions stopped: no answer from ECS in time"
