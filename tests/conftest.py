@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
+import redis as redis_sync
+from redis.asyncio import Redis
 
 from orchestrator.redis_server import RedisServer
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, sandbox_aws_env
-from tests.fleet import Fleets
+from tests.fleet import REGION, Fleets
+from worker.aws import AwsAccess
+from worker.engine import Deployer
+from worker.ledger import JobLedger
+from worker.publisher import EventPublisher, connect_redis
 
 # Sub-second rollouts keep the suite fast; "*:bad*" images never start.
 FAST_SCENARIO = RolloutScenario(rollout_s=0.6, bad_images=("*:bad*",))
@@ -55,7 +60,7 @@ def redis_server() -> Iterator[str]:
 @pytest.fixture
 def redis_url(redis_server: str) -> str:
     """The session's Redis, emptied (FLUSHALL) before the test."""
-    client = redis.Redis.from_url(redis_server)
+    client = redis_sync.Redis.from_url(redis_server)
     try:
         client.flushall()
     finally:
@@ -69,3 +74,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
     for line in summary():
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's Redis, closed after the test."""
+    client = connect_redis(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def deployer(aws: AwsEmulator, redis: Redis) -> AsyncIterator[Deployer]:
+    """The workers' engine on the emulator's ECS and the session's Redis (a lease of 1 s)."""
+    async with AwsAccess().ecs(REGION) as client:
+        yield Deployer(client, JobLedger(redis), EventPublisher(redis), min_lease_s=1.0)

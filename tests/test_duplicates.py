@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, Worke
 from worker.engine import Deployer
 from worker.keys import job_lease
 from worker.ledger import JobLedger, JobRecord
-from worker.publisher import EventPublisher, connect_redis
+from worker.publisher import EventPublisher
 from worker.target import Target
 
 REGION = "us-east-1"
@@ -189,13 +189,6 @@ def fold(planned: Sequence[PlannedJob], events: Sequence[WorkerEvent]) -> tuple[
         if job is not None:
             headless.changed(job, event)
     return state, headless
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_url)
-    yield client
-    await client.aclose()
 
 
 # --- the same job delivered three times -------------------------------------------------------

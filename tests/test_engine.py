@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -19,7 +19,7 @@ from worker.budget import ApiBudget
 from worker.contract import ContainerChange, DeployJob, JobOptions, Phase, WorkerEvent
 from worker.engine import Deployer
 from worker.ledger import JobLedger
-from worker.publisher import EventPublisher, connect_redis
+from worker.publisher import EventPublisher
 from worker.target import Target
 from worker.taskdef import READ_ONLY_FIELDS
 
@@ -124,19 +124,6 @@ def job(service: str = "api", image: str = NEW_APP, container: str = "app", **op
         changes=(ContainerChange(container=container, image=image),),
         options=FAST.model_copy(update=options),
     )
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def deployer(aws: AwsEmulator, redis: Redis) -> AsyncIterator[Deployer]:
-    async with AwsAccess().ecs(REGION) as client:
-        yield Deployer(client, JobLedger(redis), EventPublisher(redis), min_lease_s=1.0)
 
 
 async def events_of(redis: Redis, deploy_job: DeployJob) -> list[WorkerEvent]:

@@ -5,8 +5,6 @@ Against the moto server + rollout simulator and a real Redis, like tests/test_en
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
@@ -17,18 +15,11 @@ from worker.budget import ApiBudget, BucketSize
 from worker.contract import Phase
 from worker.engine import Deployer
 from worker.ledger import JobLedger
-from worker.publisher import EventPublisher, connect_redis
+from worker.publisher import EventPublisher
 from worker.registries import refused_images
 from worker.revisions import revisions_to_deregister
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ UpdateService started (ROLLING, BLUE_GREEN, LINEAR, CANARY) against the emulator
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -14,11 +13,8 @@ from redis.asyncio import Redis
 
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
 from tests.test_engine import BAD_APP, CLUSTER, REGION, ecs, events_of, job, service_task_definition
-from worker.aws import AwsAccess
 from worker.contract import DeployJob, DoneWhen, Phase, WorkerEvent
 from worker.engine import Deployer
-from worker.ledger import JobLedger
-from worker.publisher import EventPublisher, connect_redis
 from worker.target import Target
 
 STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
@@ -74,19 +70,6 @@ def new_job(service: str = "api", image: str = "registry.example/api:2.0", **opt
 def scenario(**changes: Any) -> RolloutScenario:
     """Rollouts of 0.4 s, a simulated minute of 0.4 s: a bake of 1 minute is over in 0.4 s."""
     return RolloutScenario(**({"rollout_s": 0.4, "minute_s": 0.4, "stage_s": 0.05} | changes))
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def deployer(aws: AwsEmulator, redis: Redis) -> AsyncIterator[Deployer]:
-    async with AwsAccess().ecs(REGION) as client:
-        yield Deployer(client, JobLedger(redis), EventPublisher(redis), min_lease_s=1.0)
 
 
 def stages(events: list[WorkerEvent]) -> list[str]:

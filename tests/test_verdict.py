@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -13,7 +12,6 @@ from tests.test_rollout import deployment, service
 from worker.contract import ContainerChange, DeployJob, Phase
 from worker.keys import target_lease
 from worker.ledger import TargetHolder, TargetLeases
-from worker.publisher import connect_redis
 from worker.rollout import InFlight, Rollout, RolloutState, evaluate_rollout, in_flight
 from worker.target import Target
 from worker.verdict import (
@@ -327,13 +325,6 @@ def job_of(run_id: str, service: str = "api") -> DeployJob:
         target=Target(cluster="prod", service=service, region="us-east-1"),
         changes=(ContainerChange(container="app", image="nginx:1"),),
     )
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect_redis(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_target_lease_one_job_at_a_time_across_runs(redis: Redis) -> None:
