@@ -9,6 +9,10 @@ of, side by side and idempotently (create-or-update, like the job queue and its 
   long polls) whose policy lets `events.amazonaws.com` send to it for our rule only;
 - a rule `ecs-fanout-ecs-events` (source aws.ecs, the three ECS detail types) targeting it.
 
+A Lambda function maps queues of its own region only: an account's events of another region
+are forwarded (`forward_events`) by the same rule there to that account's default bus in the
+function's region, through a role EventBridge assumes (cross-region bus targets need one).
+
 A refusal (no permission to create the rule or the queue) is not a failure: that account and
 region falls back to polling, said once by the caller (docs/design.md, 'ECS's events').
 """
@@ -33,6 +37,7 @@ __all__ = [
     "EventsQueue",
     "NoEvents",
     "ensure_events",
+    "forward_events",
     "queue_policy",
 ]
 
@@ -120,6 +125,16 @@ async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
     return str(url), str(arn)
 
 
+async def _put_rule(events: Any) -> str:
+    answer = await events.put_rule(
+        Name=RULE_NAME,
+        EventPattern=json.dumps(EVENT_PATTERN),
+        State="ENABLED",
+        Description="ecs-fanout: ECS's deployment events, to its queue (see docs/aws.md)",
+    )
+    return str(answer["RuleArn"])
+
+
 async def _set_up(
     sqs: Any, events: Any, name: str, visibility_s: int, readers: Sequence[str]
 ) -> tuple[str, str, str]:
@@ -129,13 +144,7 @@ async def _set_up(
         found["queue"] = await _queue(sqs, name, visibility_s)
 
     async def rule() -> None:
-        answer = await events.put_rule(
-            Name=RULE_NAME,
-            EventPattern=json.dumps(EVENT_PATTERN),
-            State="ENABLED",
-            Description="ecs-fanout: ECS's deployment events, to its queue (see docs/aws.md)",
-        )
-        found["rule"] = str(answer["RuleArn"])
+        found["rule"] = await _put_rule(events)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(queue)
@@ -175,17 +184,30 @@ async def ensure_events(
     try:
         url, arn, rule_arn = await _set_up(sqs, events, queue, visibility_s, readers)
     except Exception as exc:  # an ExceptionGroup from the side-by-side steps, or a call's error
-        error = _first(exc)
-        if isinstance(error, ClientError):
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            message = error.response.get("Error", {}).get("Message", "")
-            why = (
-                "no permission to set up ECS's events"
-                if code in DENIED
-                else "ECS's events could not be set up"
-            )
-            return NoEvents(scope, f"{why} ({code}: {message})")
-        if isinstance(error, BotoCoreError):
-            return NoEvents(scope, f"ECS's events could not be set up ({error})")
-        raise
+        return NoEvents(scope, _why_not(exc))
     return EventsQueue(scope, url, arn, rule_arn)
+
+
+async def forward_events(scope: str, events: Any, *, bus_arn: str, role_arn: str) -> NoEvents | None:
+    """`scope`'s rule (`events`: its account and region) sends ECS's events on to `bus_arn`, the
+    default bus of its account in another region, as `role_arn`; None when done, else why not."""
+    try:
+        await _put_rule(events)
+        target = {"Id": "ecs-fanout-forward", "Arn": bus_arn, "RoleArn": role_arn}
+        await events.put_targets(Rule=RULE_NAME, Targets=[target])
+    except Exception as exc:
+        return NoEvents(scope, _why_not(exc))
+    return None
+
+
+def _why_not(exc: Exception) -> str:
+    """Why ECS's events could not be set up, in one line; other errors are raised again."""
+    error = _first(exc)
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        message = error.response.get("Error", {}).get("Message", "")
+        why = "no permission to set up ECS's events" if code in DENIED else "ECS's events could not be set up"
+        return f"{why} ({code}: {message})"
+    if isinstance(error, BotoCoreError):
+        return f"ECS's events could not be set up ({error})"
+    raise exc

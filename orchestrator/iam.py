@@ -238,8 +238,15 @@ def iam_policy_command(argv: Sequence[str]) -> int:
         "caller": caller_policy(**common, worker_role_arn=worker_role_arn, task_role_arns=args.task_role_arn),
         "worker": worker_policy(**common, task_role_arns=args.task_role_arn, vpc=vpc),
     }
+    if lam.events_role:
+        policies |= _with_events_role(policies["caller"], lam.events_role, args.region, args.account)
     if args.spec:
         policies |= _with_roles(policies, args.spec, worker_role_arn, args.account, args.task_role_arn)
+        for arn, role in policies.get("target_roles", {}).items():
+            if lam.events_role:  # the rule in the role's account forwards through its events role
+                statements = role["permissions"]["Statement"]
+                _, partition, _, _, role_account, _ = arn.split(":")
+                statements.append(_pass_events_role(lam.events_role, role_account, partition))
     print(json.dumps(policies, indent=2))
     return ExitCode.OK
 
@@ -267,3 +274,39 @@ def _with_roles(
         for arn, ids in roles.items()
     }
     return updated
+
+
+def _with_events_role(caller: Policy, name: str, region: str, account: str) -> dict[str, Any]:
+    """`ECS_FANOUT_LAMBDA_EVENTS_ROLE` set: the caller hands that role to EventBridge (the rule of
+    another region forwards through it), and `events_role` is what the role itself needs in
+    each account: EventBridge may assume it, and put events on the function region's bus."""
+    pass_role = _pass_events_role(name, account)
+    trust = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+    forward = {
+        "Sid": "ForwardEcsEventsToTheFunctionsRegion",
+        "Effect": "Allow",
+        "Action": "events:PutEvents",
+        "Resource": _arn("events", region, account, "event-bus/default"),
+    }
+    return {
+        "caller": caller | {"Statement": [*caller["Statement"], pass_role]},
+        "events_role": {
+            "role": pass_role["Resource"],
+            "trust": {"Version": "2012-10-17", "Statement": [trust]},
+            "permissions": {"Version": "2012-10-17", "Statement": [forward]},
+        },
+    }
+
+
+def _pass_events_role(name: str, account: str, partition: str = "aws") -> dict[str, Any]:
+    return {
+        "Sid": "HandEventsRoleToEventBridge",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": f"arn:{partition}:iam::{account}:role/{name}",
+        "Condition": {"StringEquals": {"iam:PassedToService": "events.amazonaws.com"}},
+    }

@@ -10,10 +10,13 @@ idempotently:
   `ecs-fanout-ecs-events` (`orchestrator.event_rules`); a queue of another account lets the
   worker role read it (Lambda reads it with the function's role).
 
-A scope whose rule or queue is refused (AccessDenied), or in another region than the function
-(an event-source mapping reads queues of its own region only), polls: said once, never a
-failure; its jobs are sent with `follow = "poll"` so they follow in their invocation. The queues
-the function must read (timer, events) are returned for the caller to map.
+An event-source mapping reads queues of its own region only. With `events_role` (a role name,
+the same in every account), a scope in another region forwards its events to its account's
+default bus in the function's region (`event_rules.forward_events`), whose rule and queue that
+account's jobs then share; without it, that scope polls. A scope whose rule or queue is refused
+(AccessDenied) polls too: said once, never a failure; its jobs are sent with `follow = "poll"`
+so they follow in their invocation. The queues the function must read (timer, events) are
+returned for the caller to map.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from botocore.exceptions import ClientError
 
-from orchestrator.event_rules import EVENTS_QUEUE, EventsQueue, NoEvents, ensure_events
+from orchestrator.event_rules import EVENTS_QUEUE, EventsQueue, NoEvents, ensure_events, forward_events
+from worker.access import Access
 from worker.contract import DeployJob, Follow
 from worker.credentials import Clients
 
@@ -83,39 +87,55 @@ class LambdaEvents:
         function_timeout_s: int,
         worker_role_arn: str | None,
         on_note: Callable[[str], None],
+        events_role: str | None = None,
     ) -> None:
         """The timer queue beside the function (`sqs`: the function's region), then every scope's
-        rule and queue, side by side. Jobs that poll need none of it."""
+        rule and queue (or forwarding), side by side. Jobs that poll need none of it."""
         scopes = {job.target.scope: job for job in jobs if job.options.follow is Follow.EVENTS}
         if not scopes:
             return
         _, self.timer_arn = await ensure_timer_queue(sqs, function_timeout_s)
-        _, _, _, region, account, _ = self.timer_arn.split(":")
+        _, partition, _, region, account, _ = self.timer_arn.split(":")
+        home: dict[str, EventsQueue | NoEvents] = {}  # account -> its rule and queue in `region`
+        locks: dict[str, anyio.Lock] = {}
+
+        async def at_home(owner: str, access: Access) -> EventsQueue | NoEvents:
+            """`owner`'s rule and queue in the function's region, made once for all its scopes."""
+            async with locks.setdefault(owner, anyio.Lock()):
+                if owner not in home:
+                    home[owner] = await ensure_events(
+                        f"{owner}/{region}",
+                        await clients.get("sqs", region, access),
+                        await clients.get("events", region, access),
+                        queue=EVENTS_QUEUE,
+                        visibility_s=visibility_s(function_timeout_s),
+                        readers=(worker_role_arn,) if worker_role_arn and owner != account else (),
+                    )
+                return home[owner]
 
         async def one(scope: str, job: DeployJob) -> None:
-            where = job.target.region or region
-            if where != region:
-                self.polling[scope] = (
-                    f"ECS's events of {where} cannot reach the function in {region} "
-                    "(a mapping reads its own region's queues)"
+            where, owner = job.target.region or region, job.target.account or account
+            if where != region and events_role is None:
+                got: EventsQueue | NoEvents = NoEvents(
+                    scope,
+                    f"ECS's events of {where} cannot reach the function in {region} (a mapping reads "
+                    f"its own region's queues; ECS_FANOUT_LAMBDA_EVENTS_ROLE forwards them)",
                 )
             else:
-                owner = job.target.account
-                readers = (worker_role_arn,) if worker_role_arn and owner and owner != account else ()
-                got = await ensure_events(
+                got = await at_home(owner, job.access)
+            if where != region and events_role is not None and isinstance(got, EventsQueue):
+                forwarded = await forward_events(
                     scope,
-                    await clients.get("sqs", where, job.access),
                     await clients.get("events", where, job.access),
-                    queue=EVENTS_QUEUE,
-                    visibility_s=visibility_s(function_timeout_s),
-                    readers=readers,
+                    bus_arn=f"arn:{partition}:events:{region}:{owner}:event-bus/default",
+                    role_arn=f"arn:{partition}:iam::{owner}:role/{events_role}",
                 )
-                if isinstance(got, NoEvents):
-                    self.polling[scope] = got.reason
-                else:
-                    self.queues[scope] = got
-            if scope in self.polling:
-                on_note(f"{scope}: {self.polling[scope]}; following by polling there")
+                got = forwarded or got
+            if isinstance(got, NoEvents):
+                self.polling[scope] = got.reason
+                on_note(f"{scope}: {got.reason}; following by polling there")
+            else:
+                self.queues[scope] = got
 
         async with anyio.create_task_group() as tg:
             for scope, job in scopes.items():

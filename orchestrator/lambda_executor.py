@@ -155,6 +155,7 @@ class LambdaExecutor:
                 self._jobs,
                 function_timeout_s=self._settings.timeout_s,
                 worker_role_arn=self._settings.role_arn,
+                events_role=self._settings.events_role,
                 on_note=lambda note: self._on_setup("events", "polling", note),
             )
         finally:
@@ -168,7 +169,7 @@ class LambdaExecutor:
 
     async def _map_events(self) -> None:
         """The timer queue and every events queue, as further event sources of the function."""
-        arns = [q.arn for q in self.events.queues.values()]
+        arns = list(dict.fromkeys(q.arn for q in self.events.queues.values()))  # scopes may share one
         arns += [self.events.timer_arn] if self.events.timer_arn else []
         if not arns:
             return

@@ -37,6 +37,9 @@ class LambdaSettings(BaseSettings):
 
     function_name: str = "ecs-fanout-worker"
     role_arn: str | None = None  # needed only to create the function
+    # the name of a role, in each account, that forwards its ECS events of other regions to the
+    # function's region (EventBridge assumes it: docs/aws.md, "ECS's events")
+    events_role: str | None = None
     runtime: Literal["python3.12", "python3.13"] = "python3.12"
     architecture: Literal["x86_64", "arm64"] = "arm64"
     timeout_s: int = Field(default=900, ge=30, le=900)

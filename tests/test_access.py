@@ -309,6 +309,7 @@ def test_iam_policy_with_a_spec_allows_assuming_exactly_its_roles(tmp_path: Path
         "--worker-role-arn",
         worker,
         redis_url="",
+        env={"ECS_FANOUT_LAMBDA_EVENTS_ROLE": "ecs-fanout-events"},
     )
     assert result.returncode == 0, result.stderr
     policies = json.loads(result.stdout)
@@ -317,6 +318,17 @@ def test_iam_policy_with_a_spec_allows_assuming_exactly_its_roles(tmp_path: Path
         assert [s["Resource"] for s in assumes] == [[ROLE_A, ROLE_B]], name
     roles = policies["target_roles"]
     assert list(roles) == [ROLE_A, ROLE_B]
+    # Forwarding ECS's events of other regions: the caller and each role hand the events role on.
+    passed = [s["Resource"] for s in policies["caller"]["Statement"] if s["Action"] == "iam:PassRole"]
+    assert "arn:aws:iam::999999999999:role/ecs-fanout-events" in passed
+    events_trust = policies["events_role"]["trust"]["Statement"][0]
+    assert events_trust["Principal"] == {"Service": "events.amazonaws.com"}
+    [forward] = policies["events_role"]["permissions"]["Statement"]
+    assert forward["Action"] == "events:PutEvents" and forward["Resource"].endswith(":event-bus/default")
+    assert any(
+        s["Resource"] == "arn:aws-cn:iam::222222222222:role/ecs-fanout-events"
+        for s in roles[ROLE_B]["permissions"]["Statement"]
+    )
     trust = roles[ROLE_A]["trust"]["Statement"][0]
     assert trust["Principal"]["AWS"] == [worker, "arn:aws:iam::999999999999:root"]
     assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": ["ext-1"]}}

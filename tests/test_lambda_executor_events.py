@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import boto3
 import pytest
+from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
 from orchestrator.event_rules import EVENTS_QUEUE, RULE_NAME
 from orchestrator.lambda_events import TIMER_QUEUE
@@ -22,7 +23,7 @@ from orchestrator.lambda_executor import LambdaExecutor
 from orchestrator.plan import plan_jobs
 from orchestrator.run import run_jobs
 from orchestrator.sandbox import AwsEmulator, RolloutScenario, seed_services
-from orchestrator.sandbox.session import SandboxLambda, sandbox_services
+from orchestrator.sandbox.session import SandboxLambda, sandbox_places
 from orchestrator.settings import LambdaSettings
 from orchestrator.spec import load_spec
 from orchestrator.state import RunState
@@ -32,12 +33,14 @@ from worker.publisher import connect_redis
 from worker.settings import TIMER_QUEUE_ENV, WorkerSettings
 
 REGION = "us-east-1"
+OTHER_REGION = "us-west-2"
 RUN_ID = "run-lambda-events"
 FUNCTION = "ecs-fanout-worker"
 
 
-def spec_file(tmp_path: Path, count: int, follow: str) -> Path:
-    """`count` services; each job's own poll, parked, would come every 30 s (the safety poll)."""
+def spec_file(tmp_path: Path, count: int, follow: str, elsewhere: int = 0) -> Path:
+    """`count` services (the last `elsewhere` of them in `OTHER_REGION`); each job's own poll,
+    parked, would come every 30 s (the safety poll)."""
     lines = ['poll_interval = "2s"', 'heartbeat = "120s"', 'timeout = "120s"', f'follow = "{follow}"']
     for i in range(count):
         lines += [
@@ -48,6 +51,7 @@ def spec_file(tmp_path: Path, count: int, follow: str) -> Path:
             f'image = "registry.example.com/s{i}"',
             'tag = "2.0.0"',
         ]
+        lines += [f'region = "{OTHER_REGION}"'] if i >= count - elsewhere else []
     path = tmp_path / f"{follow}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -68,12 +72,15 @@ def sandbox_lambda(aws: AwsEmulator) -> Iterator[SandboxLambda]:
         yield SandboxLambda(aws.endpoint_url, REGION, stack)
 
 
-def run_lambda(sandbox: SandboxLambda, path: Path, redis_url: str) -> LambdaRun:
+def run_lambda(
+    sandbox: SandboxLambda, path: Path, redis_url: str, settings: LambdaSettings | None = None
+) -> LambdaRun:
     spec = load_spec(str(path))
-    seed_services(sandbox.aws.endpoint_url or "", REGION, sandbox_services(spec))
+    for (_, region), services in sandbox_places(spec, REGION).items():
+        seed_services(sandbox.aws.endpoint_url or "", region, services)
     planned = plan_jobs(spec, RUN_ID, default_region=REGION)
     state = RunState.from_plan(RUN_ID, planned)
-    settings = sandbox.prepare(LambdaSettings(timeout_s=60))
+    settings = sandbox.prepare(settings or LambdaSettings(timeout_s=60))
     steps: list[tuple[str, str, str]] = []
     dispatched: list[float] = []
 
@@ -149,6 +156,36 @@ def test_a_lambda_run_sets_up_ecs_events_and_ends_on_them_with_little_lambda_tim
         f"{run.invocations} invocations, {run.billed_s:.2f}s of Lambda in all "
         f"({run.billed_s / jobs:.2f}s per job)"
     )
+
+
+@pytest.mark.parametrize("forwarded", [True, False], ids=["events-role", "no-events-role"])
+def test_a_region_other_than_the_functions_forwards_its_events_through_the_events_role(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path, sandbox_lambda: SandboxLambda, forwarded: bool
+) -> None:
+    """A mapping reads its own region's queues: with `events_role`, ECS's events of another
+    region reach the function through that account's bus in its region; without, it polls."""
+    rollout_s = 8.0
+    aws.set_scenario(RolloutScenario(rollout_s=rollout_s))
+    settings = LambdaSettings(timeout_s=60, events_role="ecs-fanout-events" if forwarded else None)
+    run = run_lambda(sandbox_lambda, spec_file(tmp_path, 3, "events", elsewhere=1), redis_url, settings)
+
+    assert {job.phase for job in run.state.jobs.values()} == {Phase.SUCCEEDED}
+    far = next(job for job in run.state.jobs.values() if job.target.region == OTHER_REGION)
+    events = boto3.client("events", region_name=OTHER_REGION, endpoint_url=aws.endpoint_url)
+    polling = [message for _, status, message in run.steps if status == "polling"]
+    if forwarded:
+        assert "ECS's event: completed" in far.message, far.message
+        assert not polling
+        [target] = events.list_targets_by_rule(Rule=RULE_NAME)["Targets"]
+        assert target["Arn"].endswith(f":events:{REGION}:{ACCOUNT}:event-bus/default")
+        assert target["RoleArn"].endswith(f":iam::{ACCOUNT}:role/ecs-fanout-events")
+        assert mapped_queues(aws) == {"ecs-fanout-jobs.fifo", TIMER_QUEUE, EVENTS_QUEUE}
+    else:
+        assert "ECS's event" not in far.message, far.message
+        [note] = polling
+        assert note.startswith(f"-/{OTHER_REGION}: ECS's events of {OTHER_REGION} cannot reach"), note
+        assert "ECS_FANOUT_LAMBDA_EVENTS_ROLE" in note
+        assert events.list_rules(NamePrefix=RULE_NAME)["Rules"] == []
 
 
 def test_without_permission_for_the_rule_the_lambda_run_polls_there_and_says_so_once(
