@@ -19,8 +19,8 @@ import logging
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from worker import keys
 from worker.contract import DeployJob
-from worker.keys import PREFIX
 from worker.redis_outage import REDIS_DOWN
 
 __all__ = ["EVENT_SEEN_S", "DeploymentOwner", "first_sight", "owner_of", "poke", "poked", "remember"]
@@ -41,23 +41,13 @@ class DeploymentOwner(BaseModel):
     job: DeployJob
 
 
-def _owner_key(deployment_id: str) -> str:
-    return f"{PREFIX}:deployment:{{{deployment_id}}}"
-
-
-def _event_key(event_id: str) -> str:
-    return f"{PREFIX}:ecs-event:{{{event_id}}}"
-
-
-def _poke_key(deployment_id: str) -> str:
-    return f"{PREFIX}:poke:{{{deployment_id}}}"
-
-
 async def remember(redis: Redis, job: DeployJob, deployment_id: str) -> None:
     """`deployment_id` is `job`'s. Never fails the job: without it, polling still sees the end."""
     value = DeploymentOwner(deployment_id=deployment_id, job=job).model_dump_json()
     try:
-        await redis.set(_owner_key(deployment_id), value, ex=int(job.options.timeout_s + AFTER_DEADLINE_S))
+        await redis.set(
+            keys.deployment_owner(deployment_id), value, ex=int(job.options.timeout_s + AFTER_DEADLINE_S)
+        )
     except REDIS_DOWN as exc:
         log.info(
             "job %s: owner of %s not recorded, Redis is unreachable (%s)", job.job_id, deployment_id, exc
@@ -66,7 +56,7 @@ async def remember(redis: Redis, job: DeployJob, deployment_id: str) -> None:
 
 async def owner_of(redis: Redis, deployment_id: str) -> DeployJob | None:
     """The job whose deployment `deployment_id` is; None when it is nobody's we know."""
-    raw = await redis.get(_owner_key(deployment_id))
+    raw = await redis.get(keys.deployment_owner(deployment_id))
     if raw is None:
         return None
     return DeploymentOwner.model_validate_json(raw).job
@@ -76,17 +66,17 @@ async def first_sight(redis: Redis, event_id: str) -> bool:
     """True the first time ECS's event `event_id` is seen (a redelivery is False)."""
     if not event_id:
         return True
-    return bool(await redis.set(_event_key(event_id), "1", nx=True, ex=EVENT_SEEN_S))
+    return bool(await redis.set(keys.ecs_event_seen(event_id), "1", nx=True, ex=EVENT_SEEN_S))
 
 
 async def poke(redis: Redis, deployment_id: str) -> None:
     """A wake for `deployment_id` its follower must not miss (it is busy elsewhere)."""
-    await redis.set(_poke_key(deployment_id), "1", ex=POKE_S)
+    await redis.set(keys.poke(deployment_id), "1", ex=POKE_S)
 
 
 async def poked(redis: Redis, deployment_id: str) -> bool:
     """Whether a wake came meanwhile (taking it: the next call is False)."""
     try:
-        return await redis.getdel(_poke_key(deployment_id)) is not None
+        return await redis.getdel(keys.poke(deployment_id)) is not None
     except REDIS_DOWN:
         return False

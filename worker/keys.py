@@ -9,10 +9,13 @@ from __future__ import annotations
 
 __all__ = [
     "PREFIX",
+    "deployment_owner",
+    "ecs_event_seen",
     "event_channel",
     "event_stream",
     "job_hash",
     "job_lease",
+    "poke",
     "run_alive",
     "run_approval",
     "run_awaiting",
@@ -83,3 +86,18 @@ def target_lease(target_key: str) -> str:
     Its own hash tag (the target's key): the scripts that use it touch this one key only.
     """
     return f"{PREFIX}:target:{{{target_key}}}:lease"
+
+
+def deployment_owner(deployment_id: str) -> str:
+    """The job that follows an ECS deployment (`ecs-svc/N`), for ECS's events on it: across runs."""
+    return f"{PREFIX}:deployment:{{{deployment_id}}}"
+
+
+def ecs_event_seen(event_id: str) -> str:
+    """One ECS event acted on once, whoever receives it."""
+    return f"{PREFIX}:ecs-event:{{{event_id}}}"
+
+
+def poke(deployment_id: str) -> str:
+    """A wake for a deployment whose job is being looked at by another invocation meanwhile."""
+    return f"{PREFIX}:poke:{{{deployment_id}}}"
