@@ -11,12 +11,9 @@ from typing import TYPE_CHECKING
 from orchestrator.errors import ConfigError
 from orchestrator.exits import ExitCode
 from orchestrator.options import (
-    add_aws_options,
-    add_output_options,
-    add_verbose_option,
     choose_output,
     configure_logging,
-    exit_codes_epilog,
+    run_id_parser,
 )
 
 if TYPE_CHECKING:
@@ -32,25 +29,17 @@ _TAKEN_OVER = (
 
 
 def _parser(prog: str, description: str, ok: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=f"{description} Needs the run's Redis (REDIS_URL). {_TAKEN_OVER}",
-        epilog=exit_codes_epilog(
-            {
-                ExitCode.OK: ok,
-                ExitCode.FAILED: "this process took the run over, and not every target succeeded",
-                ExitCode.CONFIG: "unknown run or wave, a run without waves or already ended, no Redis",
-                ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP) while running a run taken over",
-                ExitCode.TERMINATED: "terminated (SIGTERM) while running a run taken over",
-            }
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return run_id_parser(
+        prog,
+        f"{description} Needs the run's Redis (REDIS_URL). {_TAKEN_OVER}",
+        {
+            ExitCode.OK: ok,
+            ExitCode.FAILED: "this process took the run over, and not every target succeeded",
+            ExitCode.CONFIG: "unknown run or wave, a run without waves or already ended, no Redis",
+            ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGHUP) while running a run taken over",
+            ExitCode.TERMINATED: "terminated (SIGTERM) while running a run taken over",
+        },
     )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    add_output_options(parser)
-    add_aws_options(parser)
-    add_verbose_option(parser)
-    return parser
 
 
 def approve_command(argv: Sequence[str]) -> int:

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from orchestrator.errors import ConfigError
 from orchestrator.exits import ExitCode
 from orchestrator.options import (
-    add_output_options,
-    add_verbose_option,
     choose_output,
     configure_logging,
-    exit_codes_epilog,
+    run_id_parser,
 )
 
 __all__ = ["attach_command"]
@@ -22,27 +19,22 @@ __all__ = ["attach_command"]
 
 def attach_command(argv: Sequence[str]) -> int:
     """`ecs-fanout attach RUN_ID`: follow a run from another terminal, replayed from its start."""
-    parser = argparse.ArgumentParser(
-        prog="ecs-fanout attach",
-        description="Follow a run from another terminal: its events replayed from its start, then "
+    parser = run_id_parser(
+        "ecs-fanout attach",
+        "Follow a run from another terminal: its events replayed from its start, then "
         "live, to its end. Reads the run's Redis (REDIS_URL) only; stopping it never stops the run. "
         "If the run's orchestrator is gone (killed), jobs silent for the run's heartbeat are judged "
         "lost here, so the command ends with the run's summary all the same.",
-        epilog=exit_codes_epilog(
-            {
-                ExitCode.OK: "the run ended, every target succeeded or is baking (as the run's own)",
-                ExitCode.FAILED: "the run ended otherwise (as the run's own)",
-                ExitCode.CONFIG: "unknown run id, or no Redis",
-                ExitCode.INTERRUPTED: "stopped following (the run goes on)",
-                ExitCode.TERMINATED: "stopped following by SIGTERM (the run goes on)",
-            }
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        {
+            ExitCode.OK: "the run ended, every target succeeded or is baking (as the run's own)",
+            ExitCode.FAILED: "the run ended otherwise (as the run's own)",
+            ExitCode.CONFIG: "unknown run id, or no Redis",
+            ExitCode.INTERRUPTED: "stopped following (the run goes on)",
+            ExitCode.TERMINATED: "stopped following by SIGTERM (the run goes on)",
+        },
+        aws=False,
     )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    add_output_options(parser)
     parser.add_argument("--exit-on-done", action="store_true", help="live view: exit when the run ends")
-    add_verbose_option(parser)
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.debug_aws)
 

@@ -78,6 +78,25 @@ def add_verbose_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run_id_parser(
+    prog: str, description: str, exit_codes: dict[ExitCode, str], *, aws: bool = True
+) -> argparse.ArgumentParser:
+    """The parser of a command about a past or running run: RUN_ID, the output options, the AWS
+    options (`aws`) and -v; the command adds its own options after them."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=exit_codes_epilog(exit_codes),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
+    add_output_options(parser)
+    if aws:
+        add_aws_options(parser)
+    add_verbose_option(parser)
+    return parser
+
+
 def choose_output(requested: str | None, stdout: TextIO) -> str:
     if requested:
         return requested

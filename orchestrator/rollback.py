@@ -7,19 +7,15 @@ environment's only for targets recorded without one). The reverts run like any r
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 from orchestrator.errors import ConfigError
 from orchestrator.exits import ExitCode
 from orchestrator.options import (
-    add_aws_options,
-    add_output_options,
-    add_verbose_option,
     choose_output,
     configure_logging,
-    exit_codes_epilog,
+    run_id_parser,
 )
 
 __all__ = ["rollback_command"]
@@ -29,23 +25,18 @@ DEFAULT_MAX_PARALLEL = 50
 
 def rollback_command(argv: Sequence[str]) -> int:
     """`ecs-fanout rollback RUN_ID`: put every service a past run changed back on its previous revision."""
-    parser = argparse.ArgumentParser(
-        prog="ecs-fanout rollback",
-        description="Put every service run RUN_ID changed back on the revision it ran before. Needs "
+    parser = run_id_parser(
+        "ecs-fanout rollback",
+        "Put every service run RUN_ID changed back on the revision it ran before. Needs "
         "the run's Redis (REDIS_URL): its records say what to put back.",
-        epilog=exit_codes_epilog(
-            {
-                ExitCode.OK: "every service is back on its previous revision",
-                ExitCode.FAILED: "some are not (the summary says which)",
-                ExitCode.CONFIG: "unknown run id, or bad configuration",
-                ExitCode.INTERRUPTED: "interrupted: ECS finishes what was started",
-                ExitCode.TERMINATED: "terminated (SIGTERM): ECS finishes what was started",
-            }
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        {
+            ExitCode.OK: "every service is back on its previous revision",
+            ExitCode.FAILED: "some are not (the summary says which)",
+            ExitCode.CONFIG: "unknown run id, or bad configuration",
+            ExitCode.INTERRUPTED: "interrupted: ECS finishes what was started",
+            ExitCode.TERMINATED: "terminated (SIGTERM): ECS finishes what was started",
+        },
     )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    add_output_options(parser)
     parser.add_argument(
         "--max-parallel",
         type=int,
@@ -53,8 +44,6 @@ def rollback_command(argv: Sequence[str]) -> int:
         metavar="N",
         help=f"services put back at the same time (default: {DEFAULT_MAX_PARALLEL})",
     )
-    add_aws_options(parser)
-    add_verbose_option(parser)
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.debug_aws)
     if args.max_parallel < 1:

@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 from orchestrator.errors import ConfigError
 from orchestrator.exits import ExitCode
 from orchestrator.options import (
-    add_aws_options,
-    add_output_options,
-    add_verbose_option,
     configure_logging,
-    exit_codes_epilog,
+    run_id_parser,
 )
 
 __all__ = ["status_command"]
@@ -21,25 +17,18 @@ __all__ = ["status_command"]
 
 def status_command(argv: Sequence[str]) -> int:
     """`ecs-fanout status RUN_ID`: every target of the run, as ECS runs it now."""
-    parser = argparse.ArgumentParser(
-        prog="ecs-fanout status",
-        description="For every target of run RUN_ID: what ECS runs now (task definition, the PRIMARY "
+    parser = run_id_parser(
+        "ecs-fanout status",
+        "For every target of run RUN_ID: what ECS runs now (task definition, the PRIMARY "
         "deployment's rolloutState, running/desired tasks) and whether it is what the run wanted "
         "(the revision its job registered, or the images it asked for). Needs the run's Redis "
         "(REDIS_URL) and read access to ECS; works whether or not the run's orchestrator is alive.",
-        epilog=exit_codes_epilog(
-            {
-                ExitCode.OK: "every target runs what the run wanted, rolled out",
-                ExitCode.FAILED: "some do not (rolling out, something else, or gone)",
-                ExitCode.CONFIG: "unknown run id, or bad configuration",
-            }
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        {
+            ExitCode.OK: "every target runs what the run wanted, rolled out",
+            ExitCode.FAILED: "some do not (rolling out, something else, or gone)",
+            ExitCode.CONFIG: "unknown run id, or bad configuration",
+        },
     )
-    parser.add_argument("run_id", metavar="RUN_ID", help="the id the run printed")
-    add_output_options(parser)
-    add_aws_options(parser)
-    add_verbose_option(parser)
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.debug_aws)
 
