@@ -29,7 +29,7 @@ Design notes:
   header the wave's counts and what its gate does now; when a gate waits for approval the run's
   own view asks (`a`: approve or stop), `attach`'s only shows the wait.
 
-Modules: `app` (the App, `run_tui`), `renderer`, `layout` (which pane goes where), `pane` (job
+Modules: `app` (the App), `run` (`run_tui`), `renderer`, `layout` (which pane goes where), `pane` (job
 and set-up panes), `group` (the panes of one account and region), `wave_section` (a wave and
 its gate), `header` (header and summary), `screens` (event log, quit question, approval),
 `view` (pure pane state), `held_logs`.
@@ -39,7 +39,8 @@ that `--json` and `--help` never pay for importing Textual.
 
 from __future__ import annotations
 
-from tui.app import FanoutApp, Runner, run_tui
+from tui.app import FanoutApp, Runner
 from tui.renderer import TuiRenderer
+from tui.run import run_tui
 
 __all__ = ["FanoutApp", "Runner", "TuiRenderer", "run_tui"]

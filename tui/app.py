@@ -1,4 +1,4 @@
-"""The live view of a run: the Textual app, and `run_tui` that the session and `attach` call.
+"""The live view of a run: the Textual app (`tui.run.run_tui` runs it for the session and `attach`).
 
 The app does not know where events come from. It is handed the `RunState` it shows and a
 `runner`: a coroutine function that drives the run (`run_jobs`, or `attach`'s replay) and
@@ -28,19 +28,17 @@ from textual.widgets import Footer, Input
 
 from orchestrator.approval import Decision
 from orchestrator.exits import ExitCode
-from orchestrator.render import summary_table
 from orchestrator.renderer import Renderer
 from orchestrator.state import RunState, exit_code
 from tui.group import PaneGroup
 from tui.header import RunHeader, RunSummary
-from tui.held_logs import logs_held
 from tui.layout import PaneLayout
 from tui.pane import Clock, JobPane, PaneStyles, SetupPane
 from tui.renderer import TuiRenderer
 from tui.screens import ApprovalScreen, EventLogScreen, QuitScreen
 from tui.view import elapsed_text, phase_group
 
-__all__ = ["FLUSH_INTERVAL_S", "FanoutApp", "Runner", "run_tui"]
+__all__ = ["FLUSH_INTERVAL_S", "Decide", "FanoutApp", "Runner"]
 
 Runner = Callable[[Renderer], Awaitable[object]]
 Decide = Callable[[str, Decision], Awaitable[None]]  # a wave's approval, given in the live view
@@ -367,41 +365,3 @@ class FanoutApp(App[int]):
     def _quit_answered(self, detach: bool | None) -> None:
         if detach:
             self.exit(ExitCode.INTERRUPTED)
-
-
-def run_tui(
-    state: RunState,
-    runner: Runner,
-    *,
-    spec_path: str = "",
-    exit_on_done: bool = False,
-    confirm_quit: bool = True,
-    caller: str | None = None,
-    decide: Decide | None = None,
-) -> int:
-    """Run the app until the user quits; the run's exit code, or 130 when left unfinished.
-
-    Re-raises what the runner raised (a Redis that cannot be reached, ...), once the
-    terminal is restored. The summary table is printed after, for the scrollback. `caller`:
-    who runs it (STS GetCallerIdentity's account or ARN), shown in the header.
-    """
-    app = FanoutApp(
-        state,
-        runner,
-        spec_path=spec_path,
-        exit_on_done=exit_on_done,
-        confirm_quit=confirm_quit,
-        caller=caller,
-        decide=decide,
-    )
-    with logs_held():
-        try:
-            app.run()
-        except KeyboardInterrupt:  # a SIGINT from outside (`kill -INT`, `docker stop`)
-            return ExitCode.INTERRUPTED
-    if app.error is not None:
-        raise app.error
-    if not state.done:
-        return ExitCode.INTERRUPTED
-    print(summary_table(state), flush=True)
-    return exit_code(state)
