@@ -225,7 +225,9 @@ def test_list_tasks_filters_by_service(aws: AwsEmulator) -> None:
 
 
 def test_throttling_follows_ecs_buckets_and_botocore_retries_through_it(aws: AwsEmulator) -> None:
-    aws.set_throttling(True)
+    # ECS's burst of 20; a refill of one token per 100 s, so a slow machine's 25 calls still
+    # meet an empty bucket (at ECS's 1/s, calls taking over a second would earn another "ok").
+    aws.set_throttling(True, {**DEFAULT_ECS_BUCKETS, "RegisterTaskDefinition": (20, 0.01)})
     ecs = ecs_client(NO_RETRIES)
     outcomes: list[str] = []
     for i in range(25):
