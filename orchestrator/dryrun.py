@@ -34,6 +34,7 @@ from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
 from orchestrator.ecs_strategy import DeploymentSetup
 from orchestrator.exits import ExitCode
 from orchestrator.plan import PlannedJob
+from orchestrator.wave_words import gate_words, wave_heading
 from worker.access import CALLER, Access
 from worker.aws import AwsAccess
 from worker.credentials import Clients
@@ -44,6 +45,8 @@ from worker.taskdef import build_registration, current_images, revision_diff
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecr import ECRClient
+
+    from orchestrator.waves import PlannedWave, WavePlan
 
 __all__ = ["ServiceView", "TargetView", "describe_plan", "dry_run", "ecr_digest"]
 
@@ -274,19 +277,46 @@ def summary(views: Sequence[ServiceView]) -> dict[str, Any]:
 
 
 def dry_run(
-    planned: Sequence[PlannedJob], *, aws: AwsAccess, full: bool = False, json_lines: bool = False
+    planned: Sequence[PlannedJob],
+    *,
+    aws: AwsAccess,
+    full: bool = False,
+    json_lines: bool = False,
+    waves: WavePlan | None = None,
 ) -> int:
-    """Print what a deploy would change (plain lines, or JSON objects with `json_lines`); exit
-    code 0 when every target could be deployed, else 1."""
+    """Print what a deploy would change (plain lines, or JSON objects with `json_lines`), wave by
+    wave under each wave's heading when the spec has `waves`; exit code 0 when every target could
+    be deployed, else 1."""
     views = anyio.run(lambda: describe_plan(planned, aws, full=full))
-    for view in views:
-        if json_lines:
-            for obj in json_objects(view, full=full):
-                print(json.dumps(obj, separators=(",", ":")))
-        else:
-            for line in plain_lines(view):
-                print(line)
+    for wave, chunk in _by_wave(planned, views, waves):
+        if wave is not None:
+            service_of = {p.job.job_id: p.target.name for p in planned}
+            heading = wave_heading(wave, service_of)
+            gate = gate_words(wave.gate, service_of)
+            _say(json_lines, {"type": "wave", "name": wave.name, "gate": gate}, lines=[heading])
+        for view in chunk:
+            objects = [obj | {"wave": wave.name} if wave else obj for obj in json_objects(view, full=full)]
+            _say(json_lines, *objects, lines=plain_lines(view))
     if json_lines:
         print(json.dumps(summary(views), separators=(",", ":")))
     print("dry run: nothing was changed", file=sys.stderr)
     return ExitCode.OK if all(view.fine for view in views) else ExitCode.FAILED
+
+
+def _by_wave(
+    planned: Sequence[PlannedJob], views: Sequence[ServiceView], waves: WavePlan | None
+) -> list[tuple[PlannedWave | None, list[ServiceView]]]:
+    """The views in the order a run deploys them: wave by wave (the spec's order within one)."""
+    if waves is None:
+        return [(None, list(views))]
+    view_of = {p.job.job_id: view for p, view in zip(planned, views, strict=True)}
+    return [(wave, [view_of[job_id] for job_id in wave.job_ids]) for wave in waves.waves]
+
+
+def _say(json_lines: bool, *objects: dict[str, Any], lines: Sequence[str]) -> None:
+    if json_lines:
+        for obj in objects:
+            print(json.dumps(obj, separators=(",", ":")))
+    else:
+        for line in lines:
+            print(line)
