@@ -137,6 +137,22 @@ async def test_failure_ecs_only_stopped_is_rolled_back_by_us(
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_our_rollback_by_update_service_is_back_only_once_its_own_bake_is_over(
+    aws: AwsEmulator, deployer: Deployer, redis: Redis, strategy: str
+) -> None:
+    """Our UpdateService back is a deployment of its own, with the service's strategy and bake:
+    "rolled back" once ECS's service deployment of it succeeded, not when its tasks run."""
+    aws.set_scenario(scenario(bad_images=("*:bad-*",), minute_s=1.5))
+    old = seed_service(aws, strategy, deploymentCircuitBreaker={"enable": True, "rollback": False})
+    deploy_job = new_job(image=BAD_APP)
+    assert await deployer.run(deploy_job) is Phase.ROLLED_BACK
+    listed = ecs(aws).list_service_deployments(cluster=CLUSTER, service="api")["serviceDeployments"]
+    newest = max(listed, key=lambda sd: sd["createdAt"])
+    assert newest["status"] == "SUCCESSFUL", newest  # ours, back on the old revision, baked
+    assert f"rolled back to {old}" in (await events_of(redis, deploy_job))[-1].message
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 async def test_timeout_during_the_bake_is_rolled_back_by_stopping_the_deployment(
     aws: AwsEmulator, deployer: Deployer, redis: Redis, strategy: str
 ) -> None:

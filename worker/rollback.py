@@ -24,7 +24,7 @@ from worker.reporter import rollout_details
 from worker.rollout import RolloutState, primary_flight
 from worker.strategy import STOPPABLE
 from worker.verdict import timed_out
-from worker.watch import Watch
+from worker.watch import Watch, open_watch
 
 if TYPE_CHECKING:
     from worker.ecs_calls import ServiceCalls
@@ -54,7 +54,9 @@ async def roll_back(watch: Watch, patience: Patience, *, stoppable: bool) -> str
         return f"rollback to {previous} failed: {exc}"
     except NoAnswer as exc:
         return f"rollback to {previous} not confirmed: {exc}; check the service"
-    back = Watch(watch.calls, job, deployment_id, previous, None)
+    # Followed like the job's own deployment: through its service deployment (a blue/green one
+    # is back only once its bake is over), with the other jobs' looks; not woken by events.
+    back = await open_watch(watch.calls, job, rolling, deployment_id, previous, None, looker=watch.looker)
     return _said(await follow(back, rolling), previous, deployment_id) + refused
 
 
