@@ -90,7 +90,8 @@ class EcsEventFeed:
 
     async def _handle(self, sqs: Any, queue: EventsQueue, message: dict[str, Any], wake: Wake) -> None:
         change = parse_deployment_change(message.get("Body"))
-        owner = None if change is None else await owner_of(self._redis, change.deployment_id)
+        found = None if change is None else await owner_of(self._redis, change.deployment_id)
+        owner = None if found is None or found.parked else found.job  # a parked job is Lambda's
         if (
             change is not None
             and owner is not None

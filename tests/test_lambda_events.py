@@ -5,6 +5,7 @@ redis-server, our emulator of Lambda's event-source mappings on all three queues
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pytest
 
 from orchestrator.event_rules import EVENTS_QUEUE, EventsQueue, ensure_events
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
-from orchestrator.sandbox.esm import EventSourceMappingEmulator
+from orchestrator.sandbox.ecs_event_emitter import deployment_event
+from orchestrator.sandbox.esm import EventSourceMappingEmulator, LambdaContext, sqs_record
 from tests.test_handler import (
     NEWER,
     REGION,
@@ -32,6 +34,7 @@ from tests.test_handler import (
 )
 from worker.aws import AwsAccess
 from worker.contract import DeployJob, JobOptions, Phase
+from worker.deployment_map import first_sight, remember
 from worker.engine import Deployer
 from worker.handler import Handler, make_handler
 from worker.ledger import JobLedger
@@ -254,3 +257,52 @@ async def test_a_wake_that_comes_while_another_invocation_holds_the_job_is_not_l
         assert (await JobLedger(redis).read(job)).terminal is Phase.SUCCEEDED
     finally:
         await redis.aclose()
+
+
+def ecs_end_event(event_id: str, deployment_id: str) -> str:
+    """An SQS body as EventBridge delivers ECS's "deployment completed" event."""
+    entry = deployment_event("arn:svc/api", deployment_id, "SERVICE_DEPLOYMENT_COMPLETED", time.time(), "")
+    envelope = {
+        "id": event_id,
+        "source": entry["Source"],
+        "detail-type": entry["DetailType"],
+        "detail": json.loads(entry["Detail"]),
+        "resources": entry["Resources"],
+    }
+    return json.dumps(envelope)
+
+
+async def remember_local(redis_url: str, job: DeployJob, deployment_id: str) -> None:
+    client = connect_redis(redis_url)
+    await remember(client, job, deployment_id)  # followed in a local process: not parked
+    await client.aclose()
+
+
+async def seen_before(redis_url: str, event_id: str) -> bool:
+    client = connect_redis(redis_url)
+    try:
+        return not await first_sight(client, event_id)
+    finally:
+        await client.aclose()
+
+
+def test_an_ecs_event_for_a_local_runs_job_is_left_to_the_local_feed(
+    aws: AwsEmulator, redis_url: str
+) -> None:
+    """The rule sends every ECS event to Lambda's queue and the local runs' queue alike: a
+    Lambda worker must not take (mark seen) the end of a deployment a local run's job follows,
+    or the local feed would ignore it and its job wait for its safety poll."""
+    queue = events_queue(aws)
+    deployment_id = "ecs-svc/1234567890123456789"
+    anyio.run(remember_local, redis_url, make_job("api", options=OPTIONS), deployment_id)
+    client = sqs(aws)
+    client.send_message(QueueUrl=queue.url, MessageBody=ecs_end_event("event-of-a-local-job", deployment_id))
+    [message] = client.receive_message(QueueUrl=queue.url, AttributeNames=["All"])["Messages"]
+    timer_arn = queue.arn.replace(EVENTS_QUEUE, "ecs-fanout-timers")
+    settings = WorkerSettings(redis_url=redis_url, region=REGION, timer_queue_arn=timer_arn)
+
+    invocation = {"Records": [sqs_record(message, queue.arn, REGION)]}
+    response = make_handler(settings, AwsAccess())(invocation, LambdaContext("f", REGION, "1", 60.0))
+
+    assert response == {"batchItemFailures": []}
+    assert not anyio.run(seen_before, redis_url, "event-of-a-local-job"), "Lambda took the local job's event"

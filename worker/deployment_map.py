@@ -39,11 +39,15 @@ class DeploymentOwner(BaseModel):
 
     deployment_id: str
     job: DeployJob
+    # Its follower parks (a Lambda worker, `worker.park`): Lambda's events queue resumes it. Else
+    # it follows in a process of its own (the local executor's), whose feed wakes it.
+    parked: bool = False
 
 
-async def remember(redis: Redis, job: DeployJob, deployment_id: str) -> None:
-    """`deployment_id` is `job`'s. Never fails the job: without it, polling still sees the end."""
-    value = DeploymentOwner(deployment_id=deployment_id, job=job).model_dump_json()
+async def remember(redis: Redis, job: DeployJob, deployment_id: str, *, parked: bool = False) -> None:
+    """`deployment_id` is `job`'s (`parked`: its follower parks). Never fails the job: without
+    it, polling still sees the end."""
+    value = DeploymentOwner(deployment_id=deployment_id, job=job, parked=parked).model_dump_json()
     try:
         await redis.set(
             keys.deployment_owner(deployment_id), value, ex=int(job.options.timeout_s + AFTER_DEADLINE_S)
@@ -54,12 +58,12 @@ async def remember(redis: Redis, job: DeployJob, deployment_id: str) -> None:
         )
 
 
-async def owner_of(redis: Redis, deployment_id: str) -> DeployJob | None:
-    """The job whose deployment `deployment_id` is; None when it is nobody's we know."""
+async def owner_of(redis: Redis, deployment_id: str) -> DeploymentOwner | None:
+    """Whose deployment `deployment_id` is; None when it is nobody's we know."""
     raw = await redis.get(keys.deployment_owner(deployment_id))
     if raw is None:
         return None
-    return DeploymentOwner.model_validate_json(raw).job
+    return DeploymentOwner.model_validate_json(raw)
 
 
 async def first_sight(redis: Redis, event_id: str) -> bool:

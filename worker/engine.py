@@ -362,7 +362,8 @@ class Deployer:
         """The job's watch on its deployment (recorded, and said), and its patience: with a
         default timeout, the deadline also holds the bake times the service deployment has."""
         if job.options.follow is Follow.EVENTS:  # ECS's events on it find this job
-            await remember(self._ledger.redis, job, deployment_id)
+            parked = self.wakeups is not None and self.wakeups.parks
+            await remember(self._ledger.redis, job, deployment_id, parked=parked)
         record = await self._ledger.read(job)
         known = record.service_deployment_arn if record.deployment_id == deployment_id else None
         watch = await open_watch(

@@ -220,12 +220,14 @@ class _Batch:
             job, deployment_id, said, due = timer.job, timer.deployment_id, "", timer.due
         else:
             change = parse_deployment_change(body)
-            if change is None or change.end is None or not await first_sight(redis, change.event_id):
-                return  # not about a deployment's end, or a redelivery: nothing to do (again)
+            if change is None or change.end is None:
+                return  # not about a deployment's end
             owner = await owner_of(redis, change.deployment_id)
-            if owner is None or not self._parks(owner):
-                return  # nobody's we know, or a job that follows in its own process
-            job, deployment_id, said, due = owner, change.deployment_id, change.said, None
+            if owner is None or not owner.parked or not self._parks(owner.job):
+                return  # nobody's we know, or a job that follows in its own process (the local feed's)
+            if not await first_sight(redis, change.event_id):
+                return  # a redelivery: done already
+            job, deployment_id, said, due = owner.job, change.deployment_id, change.said, None
         deployer, wakeups = await self._parking(job)
         phase = await resume(
             deployer,

@@ -72,6 +72,8 @@ class ParkingWakeups(Wakeups):
     """A follower's sleep that parks instead: it returns at once for a deployment this
     invocation was woken for (or poked meanwhile), and raises `Parked` otherwise."""
 
+    parks = True
+
     def __init__(self, redis: Redis, job: DeployJob) -> None:
         super().__init__()
         self.redis = redis

@@ -15,6 +15,8 @@ __all__ = ["Wakeups"]
 
 
 class Wakeups:
+    parks = False  # its followers wait outside this process (`worker.park.ParkingWakeups`)
+
     def __init__(self) -> None:
         self._sleeping: dict[str, anyio.Event] = {}
         self._pending: set[str] = set()
