@@ -5,6 +5,12 @@ Lambda worker would run them; their events go through Redis like a Lambda's do, 
 core cannot tell the two executors apart. A worker that crashes cannot report its end: its
 job is ended here, with ECS's word on what its deployment became (`Deployer.report_crash`: a
 rollout ECS completed is `succeeded`, never `failed`), or `failed` when even that fails.
+
+Set-up early: given the run's jobs up front (`set_up_for`), `prepare` starts the workers' loop
+and makes there what the jobs will need (their clients, ECS's events rule and queue per account
+and region, a deployer per account and region) while the run core does its own start-up and
+preflight runs; `run_all` then only hands the jobs over. Nothing is deployed before `run_all`:
+a run that preflight refuses closes the executor with no job sent.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -35,6 +42,60 @@ __all__ = ["LocalExecutor"]
 log = logging.getLogger(__name__)
 
 
+_Handed = tuple[Sequence[DeployJob], Callable[[DeployJob], None], Callable[[DeployJob, str], None]]
+
+
+class _Workers:
+    """What the workers share in their own loop: clients, a Redis client, the deployers and
+    ECS's events; made by `set_up`, closed with the stack it is given."""
+
+    def __init__(self, executor: LocalExecutor, stack: AsyncExitStack, redis: Redis, run_id: str) -> None:
+        self._executor = executor
+        self._stack = stack
+        self._redis = redis
+        self.clients = Clients(stack, executor.aws, run_id)
+        self.feed: EcsEventFeed | None = None
+        self.deployers: _Deployers | None = None
+
+    async def set_up(self, jobs: Sequence[DeployJob]) -> None:
+        """The lookers' task group, ECS's events of the jobs' scopes, then one deployer (and its
+        ECS client) per account and region, so that the first job finds it made."""
+        looking = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(looking.cancel_scope.cancel)  # the lookers serve no one any more
+        executor = self._executor
+        self.deployers = _Deployers(
+            self.clients, self._redis, executor.allowed_registries, executor.deployer, looking
+        )
+        self.feed = await executor.ecs_events(self.clients, self._redis, jobs, self.deployers)
+        async with anyio.create_task_group() as tg:
+            for job in {(job.target.scope, job.access): job for job in jobs}.values():
+                tg.start_soon(self.deployers.get, job)
+
+    async def run(self, handed: _Handed, limit: anyio.CapacityLimiter) -> None:
+        jobs, on_start, on_failed = handed
+        deployers = self.deployers
+        assert deployers is not None, "set_up first"
+
+        async def run_one(job: DeployJob) -> None:
+            async with limit:
+                on_start(job)
+                deployer: Deployer | None = None
+                try:
+                    deployer = await deployers.get(job)
+                    await deployer.run(job)
+                except Exception as exc:  # a crash must end the job visibly, not kill the run
+                    log.exception("worker for %s crashed", job.target)
+                    await _report_crash(deployer, job, exc, on_failed)
+
+        async with anyio.create_task_group() as outer:
+            if self.feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
+                outer.start_soon(self.feed.consume, jobs, deployers.wakeups.wake)
+            async with anyio.create_task_group() as tg:
+                for job in jobs:
+                    tg.start_soon(run_one, job)
+            outer.cancel_scope.cancel()
+
+
 class LocalExecutor:
     def __init__(
         self,
@@ -45,17 +106,31 @@ class LocalExecutor:
         allowed_registries: Sequence[str] = (),
         deployer: type[Deployer] = Deployer,
         on_note: Callable[[str], None] | None = None,
+        set_up_for: Sequence[DeployJob] | None = None,
     ) -> None:
         self._on_note = on_note  # set: ECS's events are set up for jobs that follow them (`follow`)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis = redis
         self._max_parallel = max_parallel
-        self._aws = aws
-        self._allowed_registries = allowed_registries
-        self._deployer = deployer  # the workers' class (a test bed may make them crash)
+        self.aws = aws
+        self.allowed_registries = allowed_registries
+        self.deployer = deployer  # the workers' class (a test bed may make them crash)
+        self._set_up_for = set_up_for  # the run's jobs, known before they start: set up early
+        self._early: _Early | None = None
 
     async def prepare(self) -> None:
-        """Nothing to set up: the workers are this process."""
+        """With `set_up_for`: the workers' loop and all the jobs will need, made now (see the
+        module's docstring). Without: nothing, `run_all` makes it."""
+        if self._set_up_for is None or self._early is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._early = _Early(self)
+        await self._early.start(self._set_up_for)
+
+    async def aclose(self) -> None:
+        """End the workers' loop if `prepare` started it and no job was handed over."""
+        if self._early is not None:
+            await self._early.close()
 
     async def run_all(
         self,
@@ -78,49 +153,48 @@ class LocalExecutor:
         def failed(job: DeployJob, message: str) -> None:
             loop.call_soon_threadsafe(on_failed, job, message)
 
+        if self._early is not None:
+            await self._early.hand_over((jobs, start, failed))
+            return
         with start_blocking_portal() as portal:
-            await asyncio.wrap_future(portal.start_task_soon(self._run_here, jobs, start, failed))
+            await asyncio.wrap_future(portal.start_task_soon(self._run_here, (jobs, start, failed)))
 
-    async def _run_here(
-        self,
-        jobs: Sequence[DeployJob],
-        on_start: Callable[[DeployJob], None],
-        on_failed: Callable[[DeployJob, str], None],
-    ) -> None:
-        limit = anyio.CapacityLimiter(self._max_parallel)
+    async def _run_here(self, handed: _Handed) -> None:
+        """Set up for the jobs `handed`, then run them."""
+        jobs = handed[0]
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
             async with AsyncExitStack() as stack:
-                run_id = jobs[0].run_id if jobs else "local"
-                clients = Clients(stack, self._aws, run_id)
-                looking = await stack.enter_async_context(anyio.create_task_group())
-                deployers = _Deployers(clients, redis, self._allowed_registries, self._deployer, looking)
-
-                async def run_one(job: DeployJob) -> None:
-                    async with limit:
-                        on_start(job)
-                        deployer: Deployer | None = None
-                        try:
-                            deployer = await deployers.get(job)
-                            await deployer.run(job)
-                        except Exception as exc:  # a crash must end the job visibly, not kill the run
-                            log.exception("worker for %s crashed", job.target)
-                            await _report_crash(deployer, job, exc, on_failed)
-
-                feed = await self._ecs_events(clients, redis, jobs, deployers)
-                async with anyio.create_task_group() as outer:
-                    if feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
-                        outer.start_soon(feed.consume, jobs, deployers.wakeups.wake)
-                    async with anyio.create_task_group() as tg:
-                        for job in jobs:
-                            tg.start_soon(run_one, job)
-                    outer.cancel_scope.cancel()
-                looking.cancel_scope.cancel()  # the lookers serve no one any more
+                workers = _Workers(self, stack, redis, jobs[0].run_id if jobs else "local")
+                await workers.set_up(jobs)
+                await workers.run(handed, anyio.CapacityLimiter(self._max_parallel))
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
 
-    async def _ecs_events(
+    async def serve_early(
+        self, jobs: Sequence[DeployJob], ready: Future[None], handoff: Future[_Handed | None]
+    ) -> None:
+        """In the workers' loop: set up for `jobs`, say so on `ready`, then run the jobs handed
+        over on `handoff` (None: the run ends before any job, e.g. refused by preflight)."""
+        redis = _client_like(self._redis)
+        try:
+            async with AsyncExitStack() as stack:
+                workers = _Workers(self, stack, redis, jobs[0].run_id if jobs else "local")
+                try:
+                    await workers.set_up(jobs)
+                except BaseException as exc:
+                    ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+                    raise
+                ready.set_result(None)
+                handed = await asyncio.wrap_future(handoff)
+                if handed is not None:
+                    await workers.run(handed, anyio.CapacityLimiter(self._max_parallel))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await redis.aclose()
+
+    async def ecs_events(
         self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob], deployers: _Deployers
     ) -> EcsEventFeed | None:
         """ECS's events set up for the scopes whose jobs follow them; None when none does."""
@@ -129,7 +203,7 @@ class LocalExecutor:
         from orchestrator.ecs_event_feed import EcsEventFeed
 
         on_note, loop = self._on_note, self._loop
-        assert loop is not None, "run_all sets it"
+        assert loop is not None, "prepare or run_all sets it"
 
         def note(message: str) -> None:
             loop.call_soon_threadsafe(on_note, message)
@@ -137,6 +211,48 @@ class LocalExecutor:
         feed = EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
         deployers.woken = await feed.set_up(jobs)
         return feed if deployers.woken else None
+
+
+class _Early:
+    """The workers' loop started by `prepare`, before the jobs are handed over."""
+
+    def __init__(self, executor: LocalExecutor) -> None:
+        self._executor = executor
+        self._portal_cm = start_blocking_portal()
+        self._ready: Future[None] = Future()
+        self._handoff: Future[_Handed | None] = Future()
+        self._served: Future[None] | None = None
+        self._closed = False
+
+    async def start(self, jobs: Sequence[DeployJob]) -> None:
+        portal = self._portal_cm.__enter__()  # starts the loop's thread: a few milliseconds
+        self._served = portal.start_task_soon(self._executor.serve_early, jobs, self._ready, self._handoff)
+        ready = asyncio.wrap_future(self._ready)
+        try:
+            await ready
+        except BaseException:
+            await self.close()
+            raise
+
+    async def hand_over(self, handed: _Handed) -> None:
+        assert self._served is not None, "start first"
+        self._handoff.set_result(handed)
+        try:
+            await asyncio.wrap_future(self._served)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._served is not None:
+            if not self._handoff.done():  # no job will come: stop the set-up, close its clients
+                self._handoff.set_result(None)
+                self._served.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([asyncio.wrap_future(self._served)])
+        self._portal_cm.__exit__(None, None, None)
 
 
 async def _report_crash(
@@ -172,13 +288,13 @@ class _Deployers:
         self._allowed_registries = allowed_registries
         self._deployer = deployer
         self._made: dict[tuple[str, Access], Deployer] = {}
-        self._lock = anyio.Lock()
+        self._locks: dict[tuple[str, Access], anyio.Lock] = {}  # one scope's making holds up no other
         self.wakeups = Wakeups()  # ECS's events wake the followers of the scopes in `woken`
         self.woken: set[str] = set()
 
     async def get(self, job: DeployJob) -> Deployer:
         target = job.target
-        async with self._lock:
+        async with self._locks.setdefault((target.scope, job.access), anyio.Lock()):
             deployer = self._made.get((target.scope, job.access))
             if deployer is None:
                 ecs = await self._clients.get("ecs", target.region, job.access)
