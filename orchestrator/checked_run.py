@@ -1,12 +1,13 @@
 """A run whose checks go beside the executor's set-up: start-up in one event loop.
 
 The deploy path (`orchestrator.deploy_steps`) runs its checks (preflight, the gates' alarms
-and task definitions) in the run's own loop, while the executor sets up (`Executor.prepare`:
-the local executor's workers' loop, clients, deployers and ECS's events rule and queue; the
-lambda executor's function, queues and mappings). Set-up changes no service and is idempotent;
-the jobs start only once the checks passed, so a run they refuse sends no job and changes no
-service. What set-up says meanwhile is held (`_Held`) and shown after the run's first line: a
-refused run prints nothing on stdout.
+and task definitions) in the run's own loop, while an executor whose set-up changes nothing
+in AWS sets up (`Executor.prepare`: the local executor's workers' loop, Redis client,
+deployers and their clients). The jobs start only once the checks passed, and whatever set-up
+changes in AWS (ECS's events rule and queue; the lambda executor's function, queues and
+mappings: `set_up_beside=False`) comes after them: a run they refuse sends no job and changes
+nothing. What set-up says meanwhile is held (`_Held`) and shown after the run's first line:
+a refused run prints nothing on stdout.
 """
 
 from __future__ import annotations
@@ -123,16 +124,22 @@ async def run_checked(
     clients: Clients,
     queued_window_s: float | None = None,
     remote_workers: bool = False,
+    set_up_beside: bool = True,
 ) -> None:
-    """Check and set up side by side, then run to the end; the run's state is appended to
-    `started` once its jobs may start (for the caller's report of an interruption). `clients`:
-    the loop's, shared with the checks (a silent job is asked of ECS, gates read AWS)."""
+    """Check and set up side by side (`set_up_beside`; else check, then set up), then run to the
+    end; the run's state is appended to `started` once its jobs may start (for the caller's
+    report of an interruption). `clients`: the loop's, shared with the checks (a silent job is
+    asked of ECS, gates read AWS)."""
     await check_redis(redis_url)  # refuse before any set-up, as bad configuration
     redis = connect_redis(redis_url)
     held = _Held(renderer)
     try:
         async with executor_factory(redis, held) as executor:
-            planned, waves = await _beside(executor.prepare, check)
+            if set_up_beside:
+                planned, waves = await _beside(executor.prepare, check)
+                executor = _Prepared(executor)
+            else:  # the run core sets it up, after the checks
+                planned, waves = await check()
             state = RunState.from_plan(run_id, planned, waves)
             started.append(state)
             async with kept_alive(
@@ -150,7 +157,7 @@ async def run_checked(
                     state,
                     planned,
                     redis,
-                    _Prepared(executor),
+                    executor,
                     held,
                     heartbeat_s=heartbeat_s,
                     queued_window_s=queued_window_s,

@@ -132,6 +132,7 @@ async def _all_steps(run: DeployRun, output: str, ran: _Ran) -> None:
             clients=clients,
             queued_window_s=queued_window_s,
             remote_workers=run.executor == "lambda",
+            set_up_beside=run.executor != "lambda",  # the lambda executor's set-up changes AWS
         )
 
 

@@ -7,10 +7,11 @@ job is ended here, with ECS's word on what its deployment became (`Deployer.repo
 rollout ECS completed is `succeeded`, never `failed`), or `failed` when even that fails.
 
 Set-up early: given the run's jobs up front (`set_up_for`), `prepare` starts the workers' loop
-and makes there what the jobs will need (their clients, ECS's events rule and queue per account
-and region, a deployer per account and region) while the run core does its own start-up and
-preflight runs; `run_all` then only hands the jobs over. Nothing is deployed before `run_all`:
-a run that preflight refuses closes the executor with no job sent.
+and makes there what the jobs will need and changes nothing (their Redis client, a deployer
+and its ECS client per account and region, a role's credentials) while the run core does its
+own start-up and preflight runs; `run_all` then makes sure of ECS's events rule and queue
+(which AWS keeps: only for a run preflight passed) and starts the jobs. A run that preflight
+refuses closes the executor with no job sent and nothing changed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.from_thread import start_blocking_portal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from redis.asyncio import Redis
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 from worker.access import Access
 from worker.aws import AwsAccess
-from worker.contract import DeployJob
+from worker.contract import DeployJob, Follow
 from worker.credentials import Clients
 from worker.engine import Deployer
 from worker.wakeups import Wakeups
@@ -49,35 +50,57 @@ class _Workers:
     """What the workers share in their own loop: clients, a Redis client, the deployers and
     ECS's events; made by `set_up`, closed with the stack it is given."""
 
-    def __init__(self, executor: LocalExecutor, stack: AsyncExitStack, redis: Redis, run_id: str) -> None:
+    def __init__(
+        self, executor: LocalExecutor, stack: AsyncExitStack, redis: Redis, jobs: Sequence[DeployJob]
+    ) -> None:
         self._executor = executor
         self._stack = stack
         self._redis = redis
-        self.clients = Clients(stack, executor.aws, run_id)
+        self._jobs = jobs  # the run's, set up for (the jobs handed over may be one wave of them)
+        self.clients = Clients(stack, executor.aws, jobs[0].run_id if jobs else "local")
+        self.limit = anyio.CapacityLimiter(executor.max_parallel)  # for every hand-over
         self.feed: EcsEventFeed | None = None
         self.deployers: _Deployers | None = None
+        self._events_lock = anyio.Lock()
+        self._events_done = False
 
-    async def set_up(self, jobs: Sequence[DeployJob]) -> None:
-        """The lookers' task group, ECS's events of the jobs' scopes, then one deployer (and its
-        ECS client) per account and region, so that the first job finds it made."""
+    async def set_up(self) -> None:
+        """The lookers' task group and one deployer (and its ECS client) per account and region,
+        so that the first job finds it made. Calls no AWS API that changes anything: a run that
+        preflight then refuses must have changed nothing."""
         looking = await self._stack.enter_async_context(anyio.create_task_group())
         self._stack.callback(looking.cancel_scope.cancel)  # the lookers serve no one any more
         executor = self._executor
         self.deployers = _Deployers(
             self.clients, self._redis, executor.allowed_registries, executor.deployer, looking
         )
-        self.feed = await executor.ecs_events(self.clients, self._redis, jobs, self.deployers)
+        following = self._executor.events_wanted
         async with anyio.create_task_group() as tg:
-            for job in {(job.target.scope, job.access): job for job in jobs}.values():
+            for job in {(job.target.scope, job.access): job for job in self._jobs}.values():
                 tg.start_soon(self.deployers.get, job)
+                if following and job.options.follow is Follow.EVENTS:  # its events' clients too
+                    tg.start_soon(self.clients.get, "sqs", job.target.region, job.access)
+                    tg.start_soon(self.clients.get, "events", job.target.region, job.access)
 
-    async def run(self, handed: _Handed, limit: anyio.CapacityLimiter) -> None:
+    async def _events_set_up(self) -> None:
+        """ECS's events rule and queue of the jobs' scopes (they change AWS: once the jobs are
+        handed over, before the first of them starts), the first time only."""
+        async with self._events_lock:
+            if self._events_done:
+                return
+            assert self.deployers is not None, "set_up first"
+            self.feed = await self._executor.ecs_events(self.clients, self._redis, self._jobs, self.deployers)
+            self._events_done = True
+
+    async def run(self, handed: _Handed) -> None:
+        """Run the jobs handed over (all of the run's, or a wave of them) to their ends."""
         jobs, on_start, on_failed = handed
         deployers = self.deployers
         assert deployers is not None, "set_up first"
+        await self._events_set_up()
 
         async def run_one(job: DeployJob) -> None:
-            async with limit:
+            async with self.limit:
                 on_start(job)
                 deployer: Deployer | None = None
                 try:
@@ -89,7 +112,7 @@ class _Workers:
 
         async with anyio.create_task_group() as outer:
             if self.feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
-                outer.start_soon(self.feed.consume, jobs, deployers.wakeups.wake)
+                outer.start_soon(self.feed.consume, self._jobs, deployers.wakeups.wake)
             async with anyio.create_task_group() as tg:
                 for job in jobs:
                     tg.start_soon(run_one, job)
@@ -111,12 +134,17 @@ class LocalExecutor:
         self._on_note = on_note  # set: ECS's events are set up for jobs that follow them (`follow`)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis = redis
-        self._max_parallel = max_parallel
+        self.max_parallel = max_parallel
         self.aws = aws
         self.allowed_registries = allowed_registries
         self.deployer = deployer  # the workers' class (a test bed may make them crash)
         self._set_up_for = set_up_for  # the run's jobs, known before they start: set up early
         self._early: _Early | None = None
+
+    @property
+    def events_wanted(self) -> bool:
+        """Whether ECS's events are set up for the jobs that follow them."""
+        return self._on_note is not None
 
     async def prepare(self) -> None:
         """With `set_up_for`: the workers' loop and all the jobs will need, made now (see the
@@ -154,42 +182,39 @@ class LocalExecutor:
             loop.call_soon_threadsafe(on_failed, job, message)
 
         if self._early is not None:
-            await self._early.hand_over((jobs, start, failed))
+            await self._early.run((jobs, start, failed))
             return
         with start_blocking_portal() as portal:
             await asyncio.wrap_future(portal.start_task_soon(self._run_here, (jobs, start, failed)))
 
     async def _run_here(self, handed: _Handed) -> None:
         """Set up for the jobs `handed`, then run them."""
-        jobs = handed[0]
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
             async with AsyncExitStack() as stack:
-                workers = _Workers(self, stack, redis, jobs[0].run_id if jobs else "local")
-                await workers.set_up(jobs)
-                await workers.run(handed, anyio.CapacityLimiter(self._max_parallel))
+                workers = _Workers(self, stack, redis, handed[0])
+                await workers.set_up()
+                await workers.run(handed)
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
 
     async def serve_early(
-        self, jobs: Sequence[DeployJob], ready: Future[None], handoff: Future[_Handed | None]
+        self, jobs: Sequence[DeployJob], ready: Future[_Workers], closing: Future[None]
     ) -> None:
-        """In the workers' loop: set up for `jobs`, say so on `ready`, then run the jobs handed
-        over on `handoff` (None: the run ends before any job, e.g. refused by preflight)."""
+        """In the workers' loop: set up for `jobs`, hand the workers over on `ready`, and keep
+        them (their clients, lookers and Redis client) until `closing` is done."""
         redis = _client_like(self._redis)
         try:
             async with AsyncExitStack() as stack:
-                workers = _Workers(self, stack, redis, jobs[0].run_id if jobs else "local")
+                workers = _Workers(self, stack, redis, jobs)
                 try:
-                    await workers.set_up(jobs)
+                    await workers.set_up()
                 except BaseException as exc:
                     ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                     raise
-                ready.set_result(None)
-                handed = await asyncio.wrap_future(handoff)
-                if handed is not None:
-                    await workers.run(handed, anyio.CapacityLimiter(self._max_parallel))
+                ready.set_result(workers)
+                await asyncio.wrap_future(closing)
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
@@ -209,46 +234,46 @@ class LocalExecutor:
             loop.call_soon_threadsafe(on_note, message)
 
         feed = EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
-        deployers.woken = await feed.set_up(jobs)
+        deployers.wake_in(await feed.set_up(jobs))
         return feed if deployers.woken else None
 
 
 class _Early:
-    """The workers' loop started by `prepare`, before the jobs are handed over."""
+    """The workers' loop started by `prepare`, set up before the first jobs are handed over, and
+    kept for every hand-over (a run with waves hands each wave over in turn)."""
 
     def __init__(self, executor: LocalExecutor) -> None:
         self._executor = executor
         self._portal_cm = start_blocking_portal()
-        self._ready: Future[None] = Future()
-        self._handoff: Future[_Handed | None] = Future()
+        self._portal: BlockingPortal | None = None
+        self._ready: Future[_Workers] = Future()
+        self._closing: Future[None] = Future()
         self._served: Future[None] | None = None
         self._closed = False
 
     async def start(self, jobs: Sequence[DeployJob]) -> None:
-        portal = self._portal_cm.__enter__()  # starts the loop's thread: a few milliseconds
-        self._served = portal.start_task_soon(self._executor.serve_early, jobs, self._ready, self._handoff)
-        ready = asyncio.wrap_future(self._ready)
+        self._portal = self._portal_cm.__enter__()  # starts the loop's thread: a few milliseconds
+        self._served = self._portal.start_task_soon(
+            self._executor.serve_early, jobs, self._ready, self._closing
+        )
         try:
-            await ready
+            await asyncio.wrap_future(self._ready)
         except BaseException:
             await self.close()
             raise
 
-    async def hand_over(self, handed: _Handed) -> None:
-        assert self._served is not None, "start first"
-        self._handoff.set_result(handed)
-        try:
-            await asyncio.wrap_future(self._served)
-        finally:
-            await self.close()
+    async def run(self, handed: _Handed) -> None:
+        assert self._portal is not None and self._ready.done(), "start first"
+        workers = self._ready.result()
+        await asyncio.wrap_future(self._portal.start_task_soon(workers.run, handed))
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if self._served is not None:
-            if not self._handoff.done():  # no job will come: stop the set-up, close its clients
-                self._handoff.set_result(None)
+            self._closing.set_result(None)
+            if not self._ready.done():  # still setting up: no job will come
                 self._served.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([asyncio.wrap_future(self._served)])
@@ -291,6 +316,13 @@ class _Deployers:
         self._locks: dict[tuple[str, Access], anyio.Lock] = {}  # one scope's making holds up no other
         self.wakeups = Wakeups()  # ECS's events wake the followers of the scopes in `woken`
         self.woken: set[str] = set()
+
+    def wake_in(self, scopes: set[str]) -> None:
+        """ECS's events wake the followers of `scopes`: of the deployers made already too."""
+        self.woken = scopes
+        for (scope, _), deployer in self._made.items():
+            if scope in scopes:
+                deployer.wakeups = self.wakeups
 
     async def get(self, job: DeployJob) -> Deployer:
         target = job.target
