@@ -108,17 +108,15 @@ async def _all_steps(run: DeployRun, output: str, ran: _Ran) -> None:
         clients = Clients(stack, run.endpoints.aws, run.run_id)
         planned, ran.caller = await _plan(run, clients)
 
-        async def check() -> Checked:
-            return await _checks(run, planned, clients)
-
+        checked: Checked | None = None
         if run.endpoints.redis_url:
             ran.redis_url = run.endpoints.redis_url
         else:  # a private redis-server only for a run the checks passed
-            checked = await check()
+            checked = await _checks(run, planned, clients)
             planned, ran.redis_url = checked[0], _private_redis(run)
 
-            async def check() -> Checked:
-                return checked
+        async def check() -> Checked:
+            return checked or await _checks(run, planned, clients)
 
         factory, queued_window_s = _executor(run, planned, ran.redis_url, set_up_early=True)
         await run_checked(
