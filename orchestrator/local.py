@@ -9,8 +9,9 @@ rollout ECS completed is `succeeded`, never `failed`), or `failed` when even tha
 Set-up early: given the run's jobs up front (`set_up_for`), `prepare` starts the workers' loop
 and makes there what the jobs will need and changes nothing (their Redis client, a deployer
 and its ECS client per account and region, a role's credentials) while the run core does its
-own start-up and preflight runs; `run_all` then makes sure of ECS's events rule and queue
-(which AWS keeps: only for a run preflight passed) and starts the jobs. A run that preflight
+own start-up and preflight runs, and looks whether ECS's events rule and queue are in place
+(reads only); `run_all` then writes what is missing of them (only for a run preflight passed:
+usually nothing, they stay from the last run) and starts the jobs. A run that preflight
 refuses closes the executor with no job sent and nothing changed.
 """
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 from worker.access import Access
 from worker.aws import AwsAccess
-from worker.contract import DeployJob, Follow
+from worker.contract import DeployJob
 from worker.credentials import Clients
 from worker.engine import Deployer
 from worker.wakeups import Wakeups
@@ -59,7 +60,8 @@ class _Workers:
         self._jobs = jobs  # the run's, set up for (the jobs handed over may be one wave of them)
         self.clients = Clients(stack, executor.aws, jobs[0].run_id if jobs else "local")
         self.limit = anyio.CapacityLimiter(executor.max_parallel)  # for every hand-over
-        self.feed: EcsEventFeed | None = None
+        self.feed: EcsEventFeed | None = None  # ECS's events, once set up for some scope
+        self._events: EcsEventFeed | None = None
         self.deployers: _Deployers | None = None
         self._events_lock = anyio.Lock()
         self._events_done = False
@@ -74,22 +76,24 @@ class _Workers:
         self.deployers = _Deployers(
             self.clients, self._redis, executor.allowed_registries, executor.deployer, looking
         )
-        following = self._executor.events_wanted
+        self._events = executor.events_feed(self.clients, self._redis, self._jobs)
         async with anyio.create_task_group() as tg:
             for job in {(job.target.scope, job.access): job for job in self._jobs}.values():
                 tg.start_soon(self.deployers.get, job)
-                if following and job.options.follow is Follow.EVENTS:  # its events' clients too
-                    tg.start_soon(self.clients.get, "sqs", job.target.region, job.access)
-                    tg.start_soon(self.clients.get, "events", job.target.region, job.access)
+            if self._events is not None:  # which scopes have ECS's events in place already
+                tg.start_soon(self._events.look, self._jobs)
 
     async def _events_set_up(self) -> None:
-        """ECS's events rule and queue of the jobs' scopes (they change AWS: once the jobs are
-        handed over, before the first of them starts), the first time only."""
+        """ECS's events rule and queue of the jobs' scopes where `set_up` did not find them in
+        place (writing changes AWS: once the jobs are handed over, before the first of them
+        starts), the first time only."""
         async with self._events_lock:
             if self._events_done:
                 return
             assert self.deployers is not None, "set_up first"
-            self.feed = await self._executor.ecs_events(self.clients, self._redis, self._jobs, self.deployers)
+            if self._events is not None:
+                self.deployers.wake_in(await self._events.set_up(self._jobs))
+                self.feed = self._events if self.deployers.woken else None
             self._events_done = True
 
     async def run(self, handed: _Handed) -> None:
@@ -140,11 +144,6 @@ class LocalExecutor:
         self.deployer = deployer  # the workers' class (a test bed may make them crash)
         self._set_up_for = set_up_for  # the run's jobs, known before they start: set up early
         self._early: _Early | None = None
-
-    @property
-    def events_wanted(self) -> bool:
-        """Whether ECS's events are set up for the jobs that follow them."""
-        return self._on_note is not None
 
     async def prepare(self) -> None:
         """With `set_up_for`: the workers' loop and all the jobs will need, made now (see the
@@ -219,10 +218,8 @@ class LocalExecutor:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
 
-    async def ecs_events(
-        self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob], deployers: _Deployers
-    ) -> EcsEventFeed | None:
-        """ECS's events set up for the scopes whose jobs follow them; None when none does."""
+    def events_feed(self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob]) -> EcsEventFeed | None:
+        """ECS's events for the jobs that follow them, not set up yet; None when not wanted."""
         if self._on_note is None:
             return None
         from orchestrator.ecs_event_feed import EcsEventFeed
@@ -233,9 +230,7 @@ class LocalExecutor:
         def note(message: str) -> None:
             loop.call_soon_threadsafe(on_note, message)
 
-        feed = EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
-        deployers.wake_in(await feed.set_up(jobs))
-        return feed if deployers.woken else None
+        return EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
 
 
 class _Early:
