@@ -12,6 +12,7 @@ every command's module is imported only when that command runs.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -142,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     stop_signals.install()  # SIGTERM and SIGHUP stop a command as Ctrl-C does (this process only)
-    return run_command(lambda: _dispatch(args))
+    code = run_command(lambda: _dispatch(args))
+    # The process ends next: its last garbage collections walk every object botocore, pydantic
+    # and the run left (measured 0.3-0.8 s of a run's wall time); frozen, they are skipped.
+    gc.freeze()
+    return code
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -1,14 +1,16 @@
 """The local executor's ECS events: set up per account and region, consumed, turned into wakes.
 
 For each account and region of a run's jobs (`follow = "events"`), the rule and queue are made
-sure of (`orchestrator.event_rules`, side by side, with that scope's access); a scope where that
-is refused polls, and the run says so once (`on_note`). Then one consumer per queue long-polls
-it (ReceiveMessage), reads each message (`worker.ecs_events`), and for a deployment of one of
-this run's jobs (`worker.deployment_map`) that says it ended wakes its follower, which looks at
-once (an IN_PROGRESS says nothing a look would act on), once per ECS event (a redelivered
-event does nothing); the message is deleted after handling. Local runs share the queue: an
-event of another live run's job is given back at once (visibility 0) for that run to take;
-one of nobody's is deleted.
+sure of (`orchestrator.event_rules`, side by side, with that scope's access): first looked at
+(`look`, reads only: it may run before the run's checks passed), then written where missing
+(`set_up`); a scope where that is refused polls, and the run says so once (`on_note`). Then
+one consumer per queue long-polls it (ReceiveMessage), reads each message
+(`worker.ecs_events`), and for a deployment of one of this run's jobs
+(`worker.deployment_map`) that says it ended wakes its follower, which looks at once (an
+IN_PROGRESS says nothing a look would act on), once per ECS event (a redelivered event does
+nothing); the message is deleted after handling. Local runs share the queue: an event of
+another live run's job is given back at once (visibility 0) for that run to take; one of
+nobody's is deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, EventsQueue, NoEvents, ensure_events
+from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, EventsQueue, NoEvents, ensure_events, events_in_place
 from worker.contract import DeployJob, Follow
 from worker.credentials import Clients
 from worker.deployment_map import first_sight, owner_of
@@ -38,6 +40,11 @@ WAIT_S = 2  # long poll: short enough that a cancelled run stops at once anyway
 ERROR_PAUSE_S = 2.0
 
 
+def _following(jobs: Sequence[DeployJob]) -> dict[str, DeployJob]:
+    """A job of each scope whose jobs follow ECS's events."""
+    return {job.target.scope: job for job in jobs if job.options.follow is Follow.EVENTS}
+
+
 class EcsEventFeed:
     def __init__(self, clients: Clients, redis: Redis, run_id: str, on_note: Callable[[str], None]) -> None:
         self._clients = clients
@@ -47,13 +54,25 @@ class EcsEventFeed:
         self.queues: dict[str, EventsQueue] = {}  # scope -> its events queue
         self.handled = 0  # ECS events that woke a follower of this run
 
-    async def set_up(self, jobs: Sequence[DeployJob]) -> set[str]:
-        """The rule and queue of every scope of `jobs` that follows events; the scopes ready."""
-        scopes = {job.target.scope: job for job in jobs if job.options.follow is Follow.EVENTS}
+    async def look(self, jobs: Sequence[DeployJob]) -> None:
+        """Reads only: the scopes of `jobs` whose rule and queue are already in place are ready."""
 
         async def one(scope: str, job: DeployJob) -> None:
-            sqs = await self._clients.get("sqs", job.target.region, job.access)
-            events = await self._clients.get("events", job.target.region, job.access)
+            sqs, events = await self._clients_of(job)
+            found = await events_in_place(scope, sqs, events, queue=LOCAL_EVENTS_QUEUE)
+            if found is not None:
+                self.queues[scope] = found
+
+        async with anyio.create_task_group() as tg:
+            for scope, job in _following(jobs).items():
+                tg.start_soon(one, scope, job)
+
+    async def set_up(self, jobs: Sequence[DeployJob]) -> set[str]:
+        """The rule and queue of every scope of `jobs` that follows events and is not ready yet
+        (`look`); the scopes ready."""
+
+        async def one(scope: str, job: DeployJob) -> None:
+            sqs, events = await self._clients_of(job)
             got = await ensure_events(scope, sqs, events, queue=LOCAL_EVENTS_QUEUE)
             if isinstance(got, NoEvents):
                 self._on_note(f"{scope}: {got.reason}; following by polling there")
@@ -61,9 +80,14 @@ class EcsEventFeed:
                 self.queues[scope] = got
 
         async with anyio.create_task_group() as tg:
-            for scope, job in scopes.items():
-                tg.start_soon(one, scope, job)
+            for scope, job in _following(jobs).items():
+                if scope not in self.queues:
+                    tg.start_soon(one, scope, job)
         return set(self.queues)
+
+    async def _clients_of(self, job: DeployJob) -> tuple[Any, Any]:
+        sqs = await self._clients.get("sqs", job.target.region, job.access)
+        return sqs, await self._clients.get("events", job.target.region, job.access)
 
     async def consume(self, jobs: Sequence[DeployJob], wake: Wake) -> None:
         """Consume every ready queue until cancelled."""

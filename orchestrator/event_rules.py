@@ -15,6 +15,10 @@ function's region, through a role EventBridge assumes (cross-region bus targets 
 
 A refusal (no permission to create the rule or the queue) is not a failure: that account and
 region falls back to polling, said once by the caller (docs/design.md, 'ECS's events').
+
+`events_in_place` only reads: whether the rule and queue are already as `ensure_events` would
+leave them. The local executor looks while preflight runs (nothing may change before the run's
+checks passed) and writes afterwards only where something is missing or differs.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "EventsQueue",
     "NoEvents",
     "ensure_events",
+    "events_in_place",
     "forward_events",
     "queue_policy",
 ]
@@ -102,12 +107,16 @@ def queue_policy(queue_arn: str, rule_arn: str, readers: Sequence[str] = ()) -> 
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
-    attributes = {
+def _attributes(visibility_s: int) -> dict[str, str]:
+    return {
         "MessageRetentionPeriod": str(RETENTION_S),
         "ReceiveMessageWaitTimeSeconds": "20",
         "VisibilityTimeout": str(visibility_s),
     }
+
+
+async def _queue(sqs: Any, name: str, visibility_s: int) -> tuple[str, str]:
+    attributes = _attributes(visibility_s)
     try:
         url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
     except ClientError as exc:
@@ -163,6 +172,43 @@ async def _set_up(
         tg.start_soon(policy)
         tg.start_soon(target)
     return url, arn, rule_arn
+
+
+async def events_in_place(
+    scope: str,
+    sqs: Any,
+    events: Any,
+    *,
+    queue: str = EVENTS_QUEUE,
+    visibility_s: int = 30,
+    readers: Sequence[str] = (),
+) -> EventsQueue | None:
+    """The rule and queue of `scope` if they are already as `ensure_events` would make them (reads
+    only); None when anything is missing or differs, or a read is refused."""
+    try:
+        url = str((await sqs.get_queue_url(QueueName=queue))["QueueUrl"])
+        found = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+        rule = await events.describe_rule(Name=RULE_NAME)
+        targets = (await events.list_targets_by_rule(Rule=RULE_NAME))["Targets"]
+    except (ClientError, BotoCoreError):
+        return None
+    arn, rule_arn = str(found.get("QueueArn", "")), str(rule.get("Arn", ""))
+    policy = json.loads(queue_policy(arn, rule_arn, readers))
+    in_place = (
+        all(found.get(name) == value for name, value in _attributes(visibility_s).items())
+        and _json(found.get("Policy")) == policy
+        and rule.get("State") == "ENABLED"
+        and _json(rule.get("EventPattern")) == EVENT_PATTERN
+        and any(target.get("Id") == queue and target.get("Arn") == arn for target in targets)
+    )
+    return EventsQueue(scope, url, arn, rule_arn) if in_place else None
+
+
+def _json(text: object) -> object:
+    try:
+        return json.loads(str(text))
+    except ValueError:
+        return None
 
 
 def _first(exc: BaseException) -> BaseException:

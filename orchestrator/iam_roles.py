@@ -163,7 +163,12 @@ def events_statements(arn: Callable[[str, str], str]) -> list[dict[str, Any]]:
         {
             "Sid": "SetUpEcsEventsRule",
             "Effect": "Allow",
-            "Action": ["events:PutRule", "events:PutTargets", "events:DescribeRule"],
+            "Action": [
+                "events:PutRule",
+                "events:PutTargets",
+                "events:DescribeRule",
+                "events:ListTargetsByRule",
+            ],
             "Resource": arn("events", "rule/ecs-fanout-ecs-events"),
         },
         {

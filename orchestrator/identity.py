@@ -5,6 +5,10 @@ anything changes, so every role is assumed once here (read-only: AssumeRole chan
 A profile's account, and the caller's, only STS knows: `GetCallerIdentity`. Every distinct way
 in is asked once, all of them side by side. A role that cannot be assumed or a profile that
 does not resolve is one line naming it and AWS's answer (`IdentityError`, exit 2).
+
+It asks through the run's `Clients` (one loop for the whole deploy path): a role assumed here
+is the role's credentials for preflight, the gates and the run's questions to ECS too, and the
+STS client of a way in is made once.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from orchestrator.errors import SpecError
 from orchestrator.spec import Spec
 from orchestrator.spec_access import access_of, region_of
-from worker.access import CALLER, Access, session_name
-from worker.aws import AwsAccess
+from worker.access import CALLER, Access
 from worker.aws_errors import error_message
-from worker.credentials import STS_REGION, assume_role
+from worker.credentials import STS_REGION, Clients
 
 __all__ = [
     "Identities",
@@ -66,15 +69,15 @@ def refusal_line(access: Access, reason: str) -> str:
     return f"the caller's credentials do not work: {reason}"
 
 
-async def _account(aws: AwsAccess, access: Access, name: str, region: str) -> tuple[str, str]:
+async def _account(clients: Clients, access: Access, region: str) -> tuple[str, str]:
     """(account, ARN) of a way in: a role's from its ARN once assumed, else STS's answer."""
     if access.role_arn is not None:
-        await assume_role(aws, access, name, region)  # the check: the metadata is dropped
+        await clients.credentials(access, region)  # the check, and the run's credentials
         account = access.account
         assert account is not None
         return account, access.role_arn
-    async with aws.client("sts", region, access) as sts:
-        answer = await sts.get_caller_identity()
+    sts = await clients.get("sts", region, access)
+    answer = await sts.get_caller_identity()
     return str(answer["Account"]), str(answer["Arn"])
 
 
@@ -84,18 +87,17 @@ class Resolved(NamedTuple):
     refusals: list[str]  # a line per way in that does not work
 
 
-async def resolve_accounts(aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str) -> Resolved:
+async def resolve_accounts(clients: Clients, accesses: Mapping[Access, str | None]) -> Resolved:
     """The account of every way in, asking STS once per way in (in the region given with it),
     side by side. No credentials at all is raised as botocore's NoCredentialsError."""
     accounts: dict[Access, str] = {}
     arns: dict[Access, str] = {}
     refusals: dict[Access, str] = {}
-    name = session_name(run_id)
     wanted = list(accesses)
 
     async def one(access: Access) -> None:
         try:
-            accounts[access], arns[access] = await _account(aws, access, name, accesses[access] or STS_REGION)
+            accounts[access], arns[access] = await _account(clients, access, accesses[access] or STS_REGION)
         except NoCredentialsError:
             if access.profile is None:
                 raise  # nothing to assume with: the CLI's boundary says how to give credentials
@@ -118,28 +120,23 @@ class Identities(NamedTuple):
     caller: str  # who runs ecs-fanout: the caller's ARN, as STS says
 
 
-def identify(
+async def identify(
     spec: Spec,
     spec_path: str,
-    aws: AwsAccess,
-    run_id: str,
+    clients: Clients,
     region: str | None = None,
     default_region: str | None = None,
 ) -> Identities:
     """The account of every way in of `spec` and the caller's identity (shown in the output);
     IdentityError (exit 2, nothing changed) if any way in fails."""
     accesses = {CALLER: default_region} | dict(accesses_of(spec, region, default_region))
-    resolved = _run(aws, accesses, run_id)
-    if resolved.refusals:
-        raise IdentityError(spec_path, [*resolved.refusals, "nothing was changed"])
-    return Identities(resolved.accounts, resolved.arns[CALLER])
-
-
-def _run(aws: AwsAccess, accesses: Mapping[Access, str | None], run_id: str) -> Resolved:
     try:
-        return anyio.run(resolve_accounts, aws, accesses, run_id)
+        resolved = await resolve_accounts(clients, accesses)
     except BaseExceptionGroup as group:  # one task's NoCredentialsError: raise it as itself
         first: BaseException = group
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise first from None
+    if resolved.refusals:
+        raise IdentityError(spec_path, [*resolved.refusals, "nothing was changed"])
+    return Identities(resolved.accounts, resolved.arns[CALLER])

@@ -5,6 +5,14 @@ Lambda worker would run them; their events go through Redis like a Lambda's do, 
 core cannot tell the two executors apart. A worker that crashes cannot report its end: its
 job is ended here, with ECS's word on what its deployment became (`Deployer.report_crash`: a
 rollout ECS completed is `succeeded`, never `failed`), or `failed` when even that fails.
+
+Set-up early: given the run's jobs up front (`set_up_for`), `prepare` starts the workers' loop
+and makes there what the jobs will need and changes nothing (their Redis client, a deployer
+and its ECS client per account and region, a role's credentials) while the run core does its
+own start-up and preflight runs, and looks whether ECS's events rule and queue are in place
+(reads only); `run_all` then writes what is missing of them (only for a run preflight passed:
+usually nothing, they stay from the last run) and starts the jobs. A run that preflight
+refuses closes the executor with no job sent and nothing changed.
 """
 
 from __future__ import annotations
@@ -12,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.from_thread import start_blocking_portal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from redis.asyncio import Redis
 
 if TYPE_CHECKING:
@@ -35,6 +44,85 @@ __all__ = ["LocalExecutor"]
 log = logging.getLogger(__name__)
 
 
+_Handed = tuple[Sequence[DeployJob], Callable[[DeployJob], None], Callable[[DeployJob, str], None]]
+
+
+class _Workers:
+    """What the workers share in their own loop: clients, a Redis client, the deployers and
+    ECS's events; made by `set_up`, closed with the stack it is given."""
+
+    def __init__(
+        self, executor: LocalExecutor, stack: AsyncExitStack, redis: Redis, jobs: Sequence[DeployJob]
+    ) -> None:
+        self._executor = executor
+        self._stack = stack
+        self._redis = redis
+        self._jobs = jobs  # the run's, set up for (the jobs handed over may be one wave of them)
+        self.clients = Clients(stack, executor.aws, jobs[0].run_id if jobs else "local")
+        self.limit = anyio.CapacityLimiter(executor.max_parallel)  # for every hand-over
+        self.feed: EcsEventFeed | None = None  # ECS's events, once set up for some scope
+        self._events: EcsEventFeed | None = None
+        self.deployers: _Deployers | None = None
+        self._events_lock = anyio.Lock()
+        self._events_done = False
+
+    async def set_up(self) -> None:
+        """The lookers' task group and one deployer (and its ECS client) per account and region,
+        so that the first job finds it made. Calls no AWS API that changes anything: a run that
+        preflight then refuses must have changed nothing."""
+        looking = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(looking.cancel_scope.cancel)  # the lookers serve no one any more
+        executor = self._executor
+        self.deployers = _Deployers(
+            self.clients, self._redis, executor.allowed_registries, executor.deployer, looking
+        )
+        self._events = executor.events_feed(self.clients, self._redis, self._jobs)
+        async with anyio.create_task_group() as tg:
+            for job in {(job.target.scope, job.access): job for job in self._jobs}.values():
+                tg.start_soon(self.deployers.get, job)
+            if self._events is not None:  # which scopes have ECS's events in place already
+                tg.start_soon(self._events.look, self._jobs)
+
+    async def _events_set_up(self) -> None:
+        """ECS's events rule and queue of the jobs' scopes where `set_up` did not find them in
+        place (writing changes AWS: once the jobs are handed over, before the first of them
+        starts), the first time only."""
+        async with self._events_lock:
+            if self._events_done:
+                return
+            assert self.deployers is not None, "set_up first"
+            if self._events is not None:
+                self.deployers.wake_in(await self._events.set_up(self._jobs))
+                self.feed = self._events if self.deployers.woken else None
+            self._events_done = True
+
+    async def run(self, handed: _Handed) -> None:
+        """Run the jobs handed over (all of the run's, or a wave of them) to their ends."""
+        jobs, on_start, on_failed = handed
+        deployers = self.deployers
+        assert deployers is not None, "set_up first"
+        await self._events_set_up()
+
+        async def run_one(job: DeployJob) -> None:
+            async with self.limit:
+                on_start(job)
+                deployer: Deployer | None = None
+                try:
+                    deployer = await deployers.get(job)
+                    await deployer.run(job)
+                except Exception as exc:  # a crash must end the job visibly, not kill the run
+                    log.exception("worker for %s crashed", job.target)
+                    await _report_crash(deployer, job, exc, on_failed)
+
+        async with anyio.create_task_group() as outer:
+            if self.feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
+                outer.start_soon(self.feed.consume, self._jobs, deployers.wakeups.wake)
+            async with anyio.create_task_group() as tg:
+                for job in jobs:
+                    tg.start_soon(run_one, job)
+            outer.cancel_scope.cancel()
+
+
 class LocalExecutor:
     def __init__(
         self,
@@ -45,17 +133,31 @@ class LocalExecutor:
         allowed_registries: Sequence[str] = (),
         deployer: type[Deployer] = Deployer,
         on_note: Callable[[str], None] | None = None,
+        set_up_for: Sequence[DeployJob] | None = None,
     ) -> None:
         self._on_note = on_note  # set: ECS's events are set up for jobs that follow them (`follow`)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._redis = redis
-        self._max_parallel = max_parallel
-        self._aws = aws
-        self._allowed_registries = allowed_registries
-        self._deployer = deployer  # the workers' class (a test bed may make them crash)
+        self.max_parallel = max_parallel
+        self.aws = aws
+        self.allowed_registries = allowed_registries
+        self.deployer = deployer  # the workers' class (a test bed may make them crash)
+        self._set_up_for = set_up_for  # the run's jobs, known before they start: set up early
+        self._early: _Early | None = None
 
     async def prepare(self) -> None:
-        """Nothing to set up: the workers are this process."""
+        """With `set_up_for`: the workers' loop and all the jobs will need, made now (see the
+        module's docstring). Without: nothing, `run_all` makes it."""
+        if self._set_up_for is None or self._early is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._early = _Early(self)
+        await self._early.start(self._set_up_for)
+
+    async def aclose(self) -> None:
+        """End the workers' loop if `prepare` started it and no job was handed over."""
+        if self._early is not None:
+            await self._early.close()
 
     async def run_all(
         self,
@@ -78,65 +180,99 @@ class LocalExecutor:
         def failed(job: DeployJob, message: str) -> None:
             loop.call_soon_threadsafe(on_failed, job, message)
 
+        if self._early is not None:
+            await self._early.run((jobs, start, failed))
+            return
         with start_blocking_portal() as portal:
-            await asyncio.wrap_future(portal.start_task_soon(self._run_here, jobs, start, failed))
+            await asyncio.wrap_future(portal.start_task_soon(self._run_here, (jobs, start, failed)))
 
-    async def _run_here(
-        self,
-        jobs: Sequence[DeployJob],
-        on_start: Callable[[DeployJob], None],
-        on_failed: Callable[[DeployJob, str], None],
-    ) -> None:
-        limit = anyio.CapacityLimiter(self._max_parallel)
+    async def _run_here(self, handed: _Handed) -> None:
+        """Set up for the jobs `handed`, then run them."""
         redis = _client_like(self._redis)  # a client belongs to one loop: this one needs its own
         try:
             async with AsyncExitStack() as stack:
-                run_id = jobs[0].run_id if jobs else "local"
-                clients = Clients(stack, self._aws, run_id)
-                looking = await stack.enter_async_context(anyio.create_task_group())
-                deployers = _Deployers(clients, redis, self._allowed_registries, self._deployer, looking)
-
-                async def run_one(job: DeployJob) -> None:
-                    async with limit:
-                        on_start(job)
-                        deployer: Deployer | None = None
-                        try:
-                            deployer = await deployers.get(job)
-                            await deployer.run(job)
-                        except Exception as exc:  # a crash must end the job visibly, not kill the run
-                            log.exception("worker for %s crashed", job.target)
-                            await _report_crash(deployer, job, exc, on_failed)
-
-                feed = await self._ecs_events(clients, redis, jobs, deployers)
-                async with anyio.create_task_group() as outer:
-                    if feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
-                        outer.start_soon(feed.consume, jobs, deployers.wakeups.wake)
-                    async with anyio.create_task_group() as tg:
-                        for job in jobs:
-                            tg.start_soon(run_one, job)
-                    outer.cancel_scope.cancel()
-                looking.cancel_scope.cancel()  # the lookers serve no one any more
+                workers = _Workers(self, stack, redis, handed[0])
+                await workers.set_up()
+                await workers.run(handed)
         finally:
             with anyio.CancelScope(shield=True):
                 await redis.aclose()
 
-    async def _ecs_events(
-        self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob], deployers: _Deployers
-    ) -> EcsEventFeed | None:
-        """ECS's events set up for the scopes whose jobs follow them; None when none does."""
+    async def serve_early(
+        self, jobs: Sequence[DeployJob], ready: Future[_Workers], closing: Future[None]
+    ) -> None:
+        """In the workers' loop: set up for `jobs`, hand the workers over on `ready`, and keep
+        them (their clients, lookers and Redis client) until `closing` is done."""
+        redis = _client_like(self._redis)
+        try:
+            async with AsyncExitStack() as stack:
+                workers = _Workers(self, stack, redis, jobs)
+                try:
+                    await workers.set_up()
+                except BaseException as exc:
+                    ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+                    raise
+                ready.set_result(workers)
+                await asyncio.wrap_future(closing)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await redis.aclose()
+
+    def events_feed(self, clients: Clients, redis: Redis, jobs: Sequence[DeployJob]) -> EcsEventFeed | None:
+        """ECS's events for the jobs that follow them, not set up yet; None when not wanted."""
         if self._on_note is None:
             return None
         from orchestrator.ecs_event_feed import EcsEventFeed
 
         on_note, loop = self._on_note, self._loop
-        assert loop is not None, "run_all sets it"
+        assert loop is not None, "prepare or run_all sets it"
 
         def note(message: str) -> None:
             loop.call_soon_threadsafe(on_note, message)
 
-        feed = EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
-        deployers.woken = await feed.set_up(jobs)
-        return feed if deployers.woken else None
+        return EcsEventFeed(clients, redis, jobs[0].run_id if jobs else "local", note)
+
+
+class _Early:
+    """The workers' loop started by `prepare`, set up before the first jobs are handed over, and
+    kept for every hand-over (a run with waves hands each wave over in turn)."""
+
+    def __init__(self, executor: LocalExecutor) -> None:
+        self._executor = executor
+        self._portal_cm = start_blocking_portal()
+        self._portal: BlockingPortal | None = None
+        self._ready: Future[_Workers] = Future()
+        self._closing: Future[None] = Future()
+        self._served: Future[None] | None = None
+        self._closed = False
+
+    async def start(self, jobs: Sequence[DeployJob]) -> None:
+        self._portal = self._portal_cm.__enter__()  # starts the loop's thread: a few milliseconds
+        self._served = self._portal.start_task_soon(
+            self._executor.serve_early, jobs, self._ready, self._closing
+        )
+        try:
+            await asyncio.wrap_future(self._ready)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def run(self, handed: _Handed) -> None:
+        assert self._portal is not None and self._ready.done(), "start first"
+        workers = self._ready.result()
+        await asyncio.wrap_future(self._portal.start_task_soon(workers.run, handed))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._served is not None:
+            self._closing.set_result(None)
+            if not self._ready.done():  # still setting up: no job will come
+                self._served.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([asyncio.wrap_future(self._served)])
+        self._portal_cm.__exit__(None, None, None)
 
 
 async def _report_crash(
@@ -172,13 +308,20 @@ class _Deployers:
         self._allowed_registries = allowed_registries
         self._deployer = deployer
         self._made: dict[tuple[str, Access], Deployer] = {}
-        self._lock = anyio.Lock()
+        self._locks: dict[tuple[str, Access], anyio.Lock] = {}  # one scope's making holds up no other
         self.wakeups = Wakeups()  # ECS's events wake the followers of the scopes in `woken`
         self.woken: set[str] = set()
 
+    def wake_in(self, scopes: set[str]) -> None:
+        """ECS's events wake the followers of `scopes`: of the deployers made already too."""
+        self.woken = scopes
+        for (scope, _), deployer in self._made.items():
+            if scope in scopes:
+                deployer.wakeups = self.wakeups
+
     async def get(self, job: DeployJob) -> Deployer:
         target = job.target
-        async with self._lock:
+        async with self._locks.setdefault((target.scope, job.access), anyio.Lock()):
             deployer = self._made.get((target.scope, job.access))
             if deployer is None:
                 ecs = await self._clients.get("ecs", target.region, job.access)

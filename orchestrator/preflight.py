@@ -87,13 +87,14 @@ class _Checker:
 
     def __init__(self, ecs: ECSClient, ecr: dict[tuple[Access, str], ECRClient]) -> None:
         self._ecr = ecr  # per way in and region: an image's registry's account and region
-        self._limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
-        self.reads = EcsReads(ecs, self._limit)
+        self.reads = EcsReads(ecs, anyio.CapacityLimiter(MAX_PARALLEL_READS))
+        # ECR is another service, with buckets of its own: its reads do not queue behind ECS's
+        self._ecr_limit = anyio.CapacityLimiter(MAX_PARALLEL_READS)
         self.ecr: dict[str, str] = {}  # image -> digest, or "!problem"
 
     async def ecr_image(self, image: str, ref: ImageRef, account: str, region: str, access: Access) -> None:
         image_id: Any = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag}
-        async with self._limit:
+        async with self._ecr_limit:
             try:
                 described = await self._ecr[access, region].describe_images(
                     registryId=account, repositoryName=ref.repository, imageIds=[image_id]
@@ -173,27 +174,42 @@ async def _check(checker: _Checker, targets: Sequence[Target], in_ecr: dict[str,
 
 
 async def _check_scopes(
-    aws: AwsAccess, jobs: Sequence[PlannedJob], in_ecr: dict[str, EcrLocation]
+    clients: Clients, jobs: Sequence[PlannedJob], in_ecr: dict[str, EcrLocation]
 ) -> dict[str, _Checker]:
-    """One checker per account and region (with that account's way in), side by side; ECR read
-    once, in the first."""
+    """One checker per account and region (with that account's way in), side by side, each
+    making its own ECS client; ECR read once, in the first, its clients made side by side."""
     by_scope: dict[str, tuple[Access, list[Target]]] = {}
     for p in jobs:
         by_scope.setdefault(p.target.scope, (p.job.access, []))[1].append(p.target)
     checkers: dict[str, _Checker] = {}
-    run_id = jobs[0].job.run_id if jobs else "preflight"
-    async with AsyncExitStack() as stack:
-        clients = Clients(stack, aws, run_id)
-        ecr = {
-            (access, region): await clients.get("ecr", region, access)
-            for access, region in {(location[3], location[2]) for location in in_ecr.values()}
-        }
-        async with anyio.create_task_group() as tg:
-            for index, (scope, (access, targets)) in enumerate(by_scope.items()):
-                ecs = await clients.get("ecs", targets[0].region, access)
-                checkers[scope] = _Checker(ecs, ecr)
-                tg.start_soon(_check, checkers[scope], targets, in_ecr if index == 0 else {})
+    ecr: dict[tuple[Access, str], ECRClient] = {}
+
+    async def ecr_client(access: Access, region: str) -> None:
+        ecr[access, region] = await clients.get("ecr", region, access)
+
+    async def check(index: int, scope: str, access: Access, targets: list[Target]) -> None:
+        checkers[scope] = _Checker(await clients.get("ecs", targets[0].region, access), ecr)
+        await _check(checkers[scope], targets, in_ecr if index == 0 else {})
+
+    async with anyio.create_task_group() as tg:
+        for access, region in {(location[3], location[2]) for location in in_ecr.values()}:
+            tg.start_soon(ecr_client, access, region)
+    async with anyio.create_task_group() as tg:
+        for index, (scope, (access, targets)) in enumerate(by_scope.items()):
+            tg.start_soon(check, index, scope, access, targets)
     return checkers
+
+
+async def _checked_scopes(
+    aws: AwsAccess, clients: Clients | None, jobs: Sequence[PlannedJob], in_ecr: dict[str, EcrLocation]
+) -> dict[str, _Checker]:
+    """`_check_scopes` with the run's clients, or with clients of its own (closed after)."""
+    if clients is not None:
+        return await _check_scopes(clients, jobs, in_ecr)
+    async with AsyncExitStack() as stack:
+        return await _check_scopes(
+            Clients(stack, aws, jobs[0].job.run_id if jobs else "preflight"), jobs, in_ecr
+        )
 
 
 async def preflight(
@@ -202,12 +218,14 @@ async def preflight(
     aws: AwsAccess,
     allowed_registries: Sequence[str] = (),
     pin_digests: bool = False,
+    clients: Clients | None = None,
 ) -> PreflightResult:
-    """Check every target; the plan (pinned when asked) and every problem found."""
+    """Check every target; the plan (pinned when asked) and every problem found. `clients`: the
+    run's (one per service, region and way in, shared with the run), else preflight's own."""
     jobs = [p for p in planned if p.job.changes]  # a revert's revision existed when it was recorded
     in_ecr = ecr_locations(jobs)
     try:
-        checkers = await _check_scopes(aws, jobs, in_ecr)
+        checkers = await _checked_scopes(aws, clients, jobs, in_ecr)
     except* (ClientError, BotoCoreError) as failures:
         first = failures.exceptions[0]
         while isinstance(first, BaseExceptionGroup):  # nested task groups nest their groups

@@ -35,13 +35,14 @@ from orchestrator.stop_signals import stop_code, stop_reason
 from orchestrator.wave_run import approver, wave_schedule
 from orchestrator.waves import WavePlan
 from worker.aws import AwsAccess
+from worker.contract import DeployJob
 from worker.credentials import Clients
 from worker.publisher import connect_redis, redact_url
 
-__all__ = ["ExecutorFactory", "check_redis", "local_executor", "run_session"]
+__all__ = ["ExecutorFactory", "check_redis", "local_executor", "make_renderer", "run_session", "run_to_end"]
 
 
-def _renderer(output: str, spec_path: str, caller: str | None) -> Renderer:
+def make_renderer(output: str, spec_path: str, caller: str | None) -> Renderer:
     if output == "json":
         return JsonRenderer(spec_path=spec_path, caller=caller)
     return PlainRenderer(caller=caller)
@@ -66,22 +67,33 @@ ExecutorFactory = Callable[[Redis, Renderer], AbstractAsyncContextManager[Execut
 
 
 def local_executor(
-    max_parallel: int, aws: AwsAccess, allowed_registries: Sequence[str] = (), *, events: bool = False
+    max_parallel: int,
+    aws: AwsAccess,
+    allowed_registries: Sequence[str] = (),
+    *,
+    events: bool = False,
+    set_up_for: Sequence[DeployJob] | None = None,
 ) -> ExecutorFactory:
-    """`events`: some jobs follow ECS's events; a scope that cannot have them is said once."""
+    """`events`: some jobs follow ECS's events; a scope that cannot have them is said once.
+    `set_up_for`: the run's jobs, for the executor to set up for in `prepare` (`LocalExecutor`)."""
 
     @asynccontextmanager
     async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
         def note(message: str) -> None:
             renderer.setup_changed("ecs-events", "polling", message)
 
-        yield LocalExecutor(
+        executor = LocalExecutor(
             redis,
             max_parallel=max_parallel,
             aws=aws,
             allowed_registries=allowed_registries,
             on_note=note if events else None,
+            set_up_for=set_up_for,
         )
+        try:
+            yield executor
+        finally:
+            await executor.aclose()
 
     return make
 
@@ -175,15 +187,27 @@ def run_session(
             _say(interrupted_report(state, stop_reason()))
             return stop_code()
         return code
+    return run_to_end(lambda: anyio.run(drive, make_renderer(output, spec_path, caller)), lambda: state)
+
+
+def run_to_end(run: Callable[[], object], state_of: Callable[[], RunState | None]) -> int:
+    """`run()` (the run, in an event loop of its own) to its exit code. Interrupted, or its stdout
+    closed, once it had a state (`state_of`): which services ECS is still rolling out is said."""
     try:
-        anyio.run(drive, _renderer(output, spec_path, caller))
+        run()
     except KeyboardInterrupt:
+        state = state_of()
+        if state is None:  # nothing was started: the boundary says why it stopped
+            raise
         _say(interrupted_report(state, stop_reason()))
         return stop_code()
     except BaseException as exc:
-        if _stdout_closed(exc):  # the run ended with it: say so, the boundary exits quietly
+        state = state_of()
+        if state is not None and _stdout_closed(exc):  # it ended the run: say so, then exit quietly
             print(interrupted_report(state, "stdout was closed, so the run stopped"), file=sys.stderr)
         raise
+    state = state_of()
+    assert state is not None, "a run that ended has a state"
     return exit_code(state)
 
 

@@ -24,30 +24,40 @@ from worker.credentials import Clients
 __all__ = ["check_gates"]
 
 
-async def check_gates(plan: WavePlan, aws: AwsAccess, run_id: str, spec_path: str) -> None:
-    """Raise PreflightError naming every missing alarm or task definition of the plan's gates."""
-    problems: list[str] = []
-    async with AsyncExitStack() as stack:
-        clients = Clients(stack, aws, run_id)
-        for wave in plan.waves:
-            where = f"wave {wave.name}"
-            if wave.gate.alarms:
-                cloudwatch = await clients.get("cloudwatch", wave.region, wave.access)
-                states = await read_alarms(cloudwatch, wave.gate.alarms)
-                place = wave.region or "the default region"
-                problems += [
-                    f"{where}: no CloudWatch alarm named {name!r} in {place}"
-                    for name, state in states.items()
-                    if state is None
-                ]
-            smoke = wave.gate.smoke_test
-            if smoke is not None and smoke.task_definition is not None:
-                ecs = await clients.get("ecs", smoke.region, smoke.access)
-                try:
-                    await ecs.describe_task_definition(taskDefinition=smoke.task_definition)
-                except (ClientError, BotoCoreError) as exc:
-                    problems.append(
-                        f"{where}: smoke test task definition {smoke.task_definition!r}: {error_message(exc)}"
-                    )
+async def check_gates(
+    plan: WavePlan, aws: AwsAccess, run_id: str, spec_path: str, clients: Clients | None = None
+) -> None:
+    """Raise PreflightError naming every missing alarm or task definition of the plan's gates.
+    `clients`: the run's, else clients of its own."""
+    if clients is None:
+        async with AsyncExitStack() as stack:
+            problems = await _problems(plan, Clients(stack, aws, run_id))
+    else:
+        problems = await _problems(plan, clients)
     if problems:
         raise PreflightError(spec_path, [*problems, "preflight refused the run: nothing was changed"])
+
+
+async def _problems(plan: WavePlan, clients: Clients) -> list[str]:
+    problems: list[str] = []
+    for wave in plan.waves:
+        where = f"wave {wave.name}"
+        if wave.gate.alarms:
+            cloudwatch = await clients.get("cloudwatch", wave.region, wave.access)
+            states = await read_alarms(cloudwatch, wave.gate.alarms)
+            place = wave.region or "the default region"
+            problems += [
+                f"{where}: no CloudWatch alarm named {name!r} in {place}"
+                for name, state in states.items()
+                if state is None
+            ]
+        smoke = wave.gate.smoke_test
+        if smoke is not None and smoke.task_definition is not None:
+            ecs = await clients.get("ecs", smoke.region, smoke.access)
+            try:
+                await ecs.describe_task_definition(taskDefinition=smoke.task_definition)
+            except (ClientError, BotoCoreError) as exc:
+                problems.append(
+                    f"{where}: smoke test task definition {smoke.task_definition!r}: {error_message(exc)}"
+                )
+    return problems

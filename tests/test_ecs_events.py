@@ -11,7 +11,14 @@ from pathlib import Path
 import anyio
 import boto3
 
-from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, RULE_NAME, EventsQueue, NoEvents, ensure_events
+from orchestrator.event_rules import (
+    LOCAL_EVENTS_QUEUE,
+    RULE_NAME,
+    EventsQueue,
+    NoEvents,
+    ensure_events,
+    events_in_place,
+)
 from orchestrator.feed import read_stream
 from orchestrator.local import LocalExecutor
 from orchestrator.plan import plan_jobs
@@ -142,3 +149,28 @@ async def test_the_set_up_is_idempotent_and_concurrent_across_regions(aws: AwsEm
         assert json.loads(rules[0]["EventPattern"])["source"] == ["aws.ecs"]
         targets = events.list_targets_by_rule(Rule=RULE_NAME)["Targets"]
         assert [t["Id"] for t in targets] == [LOCAL_EVENTS_QUEUE]
+
+
+async def test_a_look_finds_the_rule_and_queue_in_place_only_once_they_are_as_set_up(
+    aws: AwsEmulator,
+) -> None:
+    """What the local executor reads beside preflight (writing must wait for the checks): nothing
+    in place at first, the queue as set up afterwards, and not in place again once it differs."""
+    import aioboto3
+
+    region = "eu-west-1"
+    async with (
+        aioboto3.Session().client("sqs", region_name=region) as sqs,
+        aioboto3.Session().client("events", region_name=region) as events,
+    ):
+        before = aws.request_counts()
+        assert await events_in_place(region, sqs, events, queue=LOCAL_EVENTS_QUEUE) is None
+        after = aws.request_counts()
+        assert [
+            a for a in after if after[a] != before.get(a) and a.startswith(("Put", "Create", "Set"))
+        ] == []
+        made = await ensure_events(region, sqs, events, queue=LOCAL_EVENTS_QUEUE)
+        assert isinstance(made, EventsQueue)
+        assert await events_in_place(region, sqs, events, queue=LOCAL_EVENTS_QUEUE) == made
+        await sqs.set_queue_attributes(QueueUrl=made.url, Attributes={"VisibilityTimeout": "5"})
+        assert await events_in_place(region, sqs, events, queue=LOCAL_EVENTS_QUEUE) is None

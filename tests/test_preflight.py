@@ -99,6 +99,43 @@ def test_preflight_refuses_the_run_naming_every_bad_entry(
     )
 
 
+READS = ("Describe", "List", "Get", "AssumeRole", "ReceiveMessage")
+
+
+def test_set_up_beside_preflight_changes_nothing_when_preflight_refuses_the_run(
+    aws: AwsEmulator, redis_url: str, tmp_path: Path
+) -> None:
+    """The local executor sets up while preflight runs (section 15 of docs/design.md): a refused
+    run still writes nothing to AWS, not even ECS's events rule and queue, and prints nothing on
+    stdout; the run that passes makes them sure before its first job."""
+    seed(aws, "svc00", "svc01", images=(f"{REPO}/svc00:2.0.0", f"{REPO}/svc01:2.0.0"))
+    good = entry("svc00", f"{REPO}/svc00:2.0.0")
+    refused_path = write_spec(
+        tmp_path / "refused.toml", [good, entry("svc01", f"{REPO}/svc01:2.0.0", container="nope")]
+    )
+    before = aws.request_counts()
+
+    refused = run_cli(str(refused_path), "--json", redis_url=redis_url)
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stdout == "" and "Traceback" not in refused.stderr
+    assert "entry 2 (cluster-0/svc01/nope): no container 'nope'" in refused.stderr
+    after = aws.request_counts()
+    writes = {
+        action: count - before.get(action, 0)
+        for action, count in after.items()
+        if count > before.get(action, 0) and not action.startswith(READS)
+    }
+    assert writes == {}
+
+    passed_path = write_spec(tmp_path / "passed.toml", [good], poll_interval="100ms")
+    passed = run_cli(str(passed_path), "--json", redis_url=redis_url)
+
+    assert passed.returncode == 0, passed.stderr
+    assert aws.request_counts().get("PutRule", 0) > after.get("PutRule", 0)  # ECS's events: after the checks
+    assert json.loads(passed.stdout.splitlines()[0])["type"] == "run"
+
+
 def test_pin_digests_deploys_the_digest_the_tag_resolved_to(
     aws: AwsEmulator, redis_url: str, tmp_path: Path
 ) -> None:

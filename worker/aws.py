@@ -4,23 +4,33 @@ Nothing here reads credentials itself: aioboto3 follows the standard chain (envi
 profile, SSO, container/instance role) and honours `AWS_ENDPOINT_URL`. A test bed (the
 sandbox) says where its emulator is through `endpoint_url` and gives throw-away keys through
 `static_credentials`, instead of writing the process's environment.
+
+Every session of the process shares one botocore loader (`_models`): a session of its own would
+parse ECS's, ECR's and the endpoint rules' JSON again, 0.1-0.3 s of CPU per client at start-up.
+The loader holds parsed files only, no credentials and nothing of an event loop, so the
+workers' loop (a thread of its own) shares it too.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.retries.standard import (
     AioRetryHandler,
     AioRetryPolicy,
     AioStandardRetryConditions,
 )
 from botocore.credentials import CredentialProvider
+from botocore.httpsession import create_urllib3_context, get_cert_path
 from botocore.retries.quota import RetryQuota
 from botocore.retries.standard import ExponentialBackoff, RetryEventAdapter, RetryQuotaChecker
 
@@ -54,7 +64,33 @@ def retry_config(max_attempts: int = MAX_ATTEMPTS, max_pool_connections: int = 5
         max_pool_connections=max_pool_connections,
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
+        http_session_cls=_SharedTlsSession,
     )
+
+
+class _SharedTlsSession(AIOHTTPSession):
+    """aiobotocore's HTTP session with one TLS context per CA bundle for the whole process:
+    aiobotocore makes a context for every client and parses the CA bundle into it (~60 ms of
+    CPU each, measured at start-up); a context may serve any number of connections, loops and
+    threads. A proxy or a client certificate keeps aiobotocore's own."""
+
+    def _create_connector(self, proxy_url: str | None) -> Any:
+        own: Any = self  # aiobotocore's attributes (2.25, pinned through aioboto3); stubs omit them
+        if proxy_url or own._cert_file or not own._verify:
+            return cast(Any, super())._create_connector(proxy_url)
+        return aiohttp.TCPConnector(
+            limit=own._max_pool_connections,
+            ssl=_tls_context(get_cert_path(own._verify)),
+            **own._connector_args,
+        )
+
+
+@functools.cache
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    context: ssl.SSLContext = create_urllib3_context()
+    if ca_bundle:
+        context.load_verify_locations(ca_bundle, None, None)
+    return context
 
 
 class _Conditions(AioStandardRetryConditions):
@@ -135,6 +171,30 @@ class _Given(CredentialProvider):
         return self._credentials
 
 
+_models: Any = None  # botocore's loader of the service models, shared by every session
+
+
+def _core_session() -> Any:
+    """A new botocore session that shares the process's loader (made by the first one)."""
+    from aiobotocore.session import AioSession
+
+    global _models
+    core = AioSession()
+    if _models is None:
+        _models = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _models)
+    return core
+
+
+def _deduplicated(session: Any) -> Any:
+    """boto3 appends its own data path to the loader of every session it makes: once is enough
+    for the shared one."""
+    paths = _models.search_paths
+    paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 @dataclass(frozen=True)
 class AwsAccess:
     """The credential chain's profile and, for a test bed, an endpoint and throw-away keys."""
@@ -143,26 +203,29 @@ class AwsAccess:
     endpoint_url: str | None = None
     static_credentials: tuple[str, str] | None = None  # (key id, secret): the sandbox's only
 
-    def _session(self, region: str | None, access: Access | None = None, credentials: Any = None) -> Any:
+    def session(self, region: str | None, access: Access | None = None, credentials: Any = None) -> Any:
         """A session with the caller's credentials, `access`'s profile, or `credentials` (an
-        assumed role's, refreshable: `worker.credentials`)."""
+        assumed role's, refreshable: `worker.credentials`). For one event loop: its credentials
+        may refresh under a lock of that loop."""
         import aioboto3  # deferred: `--help` and the pure modules must not pay for it
 
         profile = access.profile if access is not None and access.profile else self.profile
+        core = _core_session()
         if credentials is not None:
             from aiobotocore.credentials import AioCredentialResolver
-            from aiobotocore.session import AioSession
 
-            core = AioSession()
             core.register_component("credential_provider", AioCredentialResolver([_Given(credentials)]))
-            return aioboto3.Session(botocore_session=core, region_name=region)
+            return _deduplicated(aioboto3.Session(botocore_session=core, region_name=region))
         own_keys = self.static_credentials if not (access and access.profile) else None
         key_id, secret = own_keys or (None, None)
-        return aioboto3.Session(
-            profile_name=profile,
-            region_name=region,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
+        return _deduplicated(
+            aioboto3.Session(
+                botocore_session=core,
+                profile_name=profile,
+                region_name=region,
+                aws_access_key_id=key_id,
+                aws_secret_access_key=secret,
+            )
         )
 
     async def check_credentials(self) -> None:
@@ -170,17 +233,26 @@ class AwsAccess:
         API: for a command that would otherwise find out job by job, in its workers."""
         from botocore.exceptions import NoCredentialsError
 
-        if await self._session(None).get_credentials() is None:
+        if await self.session(None).get_credentials() is None:
             raise NoCredentialsError()
 
     @asynccontextmanager
     async def client(
-        self, service: str, region: str | None, access: Access | None = None, credentials: Any = None
+        self,
+        service: str,
+        region: str | None,
+        access: Access | None = None,
+        credentials: Any = None,
+        *,
+        session: Any = None,
     ) -> AsyncIterator[Any]:
         """An aioboto3 client of `service` with our retry settings (typed by the wrappers): with
-        the caller's credentials, `access`'s profile, or the `credentials` given (a role's)."""
-        session = self._session(region, access, credentials)
-        async with session.client(service, config=retry_config(), endpoint_url=self.endpoint_url) as client:
+        the caller's credentials, `access`'s profile, or the `credentials` given (a role's); or
+        from `session` (one of `session()`'s, kept by `worker.credentials.Clients`)."""
+        session = session or self.session(region, access, credentials)
+        async with session.client(
+            service, region_name=region, config=retry_config(), endpoint_url=self.endpoint_url
+        ) as client:
             few_attempts_when_unreachable(client)
             yield client
 

@@ -80,36 +80,46 @@ async def refreshable_credentials(aws: AwsAccess, access: Access, name: str, reg
 
 class Clients:
     """One client per (access, region, service), closed with `stack`; a role's credentials are
-    made once and refreshed for all of its clients. For one event loop."""
+    made once and refreshed for all of its clients, and each access has one session. For one
+    event loop. Clients of different keys are made side by side (a role being assumed for one
+    access does not hold up another's); two asks for one key get the one client."""
 
     def __init__(self, stack: AsyncExitStack, aws: AwsAccess, run_id: str) -> None:
         self._stack = stack
         self._aws = aws
         self._session_name = session_name(run_id)
         self._credentials: dict[Access, Any] = {}
+        self._sessions: dict[Access, Any] = {}
         self._made: dict[tuple[Access, str | None, str], Any] = {}
-        self._lock = anyio.Lock()
+        self._locks: dict[object, anyio.Lock] = {}
 
     @property
     def aws(self) -> AwsAccess:
         return self._aws
 
+    def _lock(self, key: object) -> anyio.Lock:
+        return self._locks.setdefault(key, anyio.Lock())
+
     async def credentials(self, access: Access, region: str | None) -> Any:
         """A role's refreshable credentials (None for a profile or the caller's)."""
         if access.role_arn is None:
             return None
-        if access not in self._credentials:
-            self._credentials[access] = await refreshable_credentials(
-                self._aws, access, self._session_name, region
-            )
+        async with self._lock(access):
+            if access not in self._credentials:
+                self._credentials[access] = await refreshable_credentials(
+                    self._aws, access, self._session_name, region
+                )
         return self._credentials[access]
 
     async def get(self, service: str, region: str | None, access: Access) -> Any:
-        async with self._lock:
-            key = (access, region, service)
+        key = (access, region, service)
+        async with self._lock(key):
             if key not in self._made:
                 credentials = await self.credentials(access, region)
+                session = self._sessions.get(access)
+                if session is None:
+                    session = self._sessions[access] = self._aws.session(region, access, credentials)
                 self._made[key] = await self._stack.enter_async_context(
-                    self._aws.client(service, region, access, credentials)
+                    self._aws.client(service, region, access, session=session)
                 )
             return self._made[key]
