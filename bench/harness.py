@@ -38,7 +38,7 @@ from bench.scenario import (
     service_names,
     write_spec,
 )
-from orchestrator.event_rules import EVENTS_QUEUE
+from orchestrator.event_rules import EVENTS_QUEUE, LOCAL_EVENTS_QUEUE
 from orchestrator.sandbox import RedisServer, sandbox_aws_env
 from orchestrator.sandbox.session import SEEDED_TAG
 from worker.budget import budget_key
@@ -185,8 +185,8 @@ class Harness:
         finally:
             client.close()
 
-    def purge_lambda_events(self) -> None:
-        """Empty the lambda executor's queue of ECS's events (a local run's events wait there)."""
+    def purge_event_queues(self) -> None:
+        """Empty the queues of ECS's events (the lambda executor's and the local runs')."""
         sqs: Any = self._session.create_client(
             "sqs",
             endpoint_url=self.em.endpoint_url,
@@ -194,8 +194,9 @@ class Harness:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        with contextlib.suppress(ClientError):  # no such queue yet: nothing waits
-            sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"])
+        for name in (EVENTS_QUEUE, LOCAL_EVENTS_QUEUE):
+            with contextlib.suppress(ClientError):  # no such queue yet: nothing waits
+                sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
 
     # ecs-fanout
     def cli_env(self, tool: str) -> dict[str, str]:
@@ -287,11 +288,13 @@ class Harness:
         name, n = row.tool, row.n
         self.em.requests()  # the log starts with this run
         # Lambda runs only in the lambda runs: its worker would also act on the local runs' events
-        # (the rule sends each to both executors' queues); those left queued meanwhile are not
-        # this run's work
+        # (the rule sends each to both executors' queues). Each run starts with both queues of
+        # ECS's events empty, as in an account where nothing else deployed for an hour: what
+        # earlier scenarios' deployments left there (the poll and `ecs deploy` runs have no
+        # consumer) would otherwise be drained first, and the lag would depend on the order.
         self.em.lambda_enabled(False)
+        self.purge_event_queues()
         if tool == "lambda":
-            self.purge_lambda_events()
             self.em.lambda_enabled(True)
         before = self.em.stats()
         row.load_before = os.getloadavg()[0]
