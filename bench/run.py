@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         Harness(args.rollout_s, wd, defaults, esm_concurrency=args.esm_concurrency) as harness,
     ):
         report["workdir"] = str(wd)
-        if "lambda" in tools and not args.no_pack:
+        lambda_rows = bool(ns) and "lambda" in tools
+        if lambda_rows and not args.no_pack:
             report["pack"] = probes.pack(harness, cold=not args.no_cold_pack)
-        if "lambda" in tools or args.lambda_billing or (args.rss_1000 and "lambda" in args.rss_tools):
+        if lambda_rows or args.lambda_billing or (args.rss_1000 and "lambda" in args.rss_tools):
             # creates the function, queue and mapping: the timed lambda runs find them ready
             report["uploads"] = probes.lambda_uploads(harness)
         if not args.no_startup:
