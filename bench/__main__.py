@@ -2,13 +2,18 @@
 
 Scenarios: N services (default 1, 10, 20, 50, 200; `--quick`: 1, 10) deployed by
 - `local`: `python -m orchestrator SPEC --json --executor local` (workers in its process),
+  following ECS's events (the product's default),
+- `local-poll`: the same with `--follow poll` (budget-paced polling only),
 - `lambda`: the same with `--executor lambda` (SQS FIFO queue + Lambda, played by the emulator),
 - `serial`: the local executor with `--max-parallel 1`,
 - `ecs-deploy`: fabfuel's `ecs deploy CLUSTER SERVICE --image app IMAGE` looped over the services,
   up to N = `--peer-max-n` (default 20); bigger N print "not run", nothing is extrapolated,
 - `ecs-deploy-all`: the same commands all started at once (`&` each, then `wait`), as users do.
 With `--inflight N`: N rollouts already in flight, followed at once by the local executor under
-throttling (alone, like `--accounts-n`): the looks' calls per job and the longest gap between looks.
+throttling (alone, like `--accounts-n`), once per `--inflight-follow` (events and poll): the
+calls per job and the longest gap between looks.
+With `--lambda-billing`: N = `--lambda-billing-n` (20) services by the lambda executor with
+rollouts of `--lambda-billing-rollout-s` (60 s): Lambda's billed seconds per job (alone too).
 With `--accounts-n N`: N services in one account, the same N split over two accounts, and N/2
 in one account, each reached through an assumed role (`local` executor, throttling on); alone
 (without `--n` or `--quick`) it runs only those three.
@@ -28,6 +33,8 @@ from pathlib import Path
 from bench.report import markdown
 from bench.run import FULL_NS, run
 from bench.scenario import TOOLS
+
+FOLLOWS = ("events", "poll")
 
 
 def _items(text: str) -> tuple[str, ...]:
@@ -52,6 +59,13 @@ def _tools(text: str) -> tuple[str, ...]:
             f"unknown tool(s) {', '.join(unknown)}; choose from {', '.join(TOOLS)}"
         )
     return tools
+
+
+def _follows(text: str) -> tuple[str, ...]:
+    follows = _items(text)
+    if not follows or any(f not in FOLLOWS for f in follows):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of {', '.join(FOLLOWS)}, not {text!r}")
+    return follows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--inflight-rollout-s", type=float, default=180.0, help="their rollout time (default 180)"
+    )
+    parser.add_argument(
+        "--inflight-follow",
+        type=_follows,
+        default=FOLLOWS,
+        help="how the --inflight runs follow (default: events,poll: one run each)",
+    )
+    parser.add_argument(
+        "--lambda-billing",
+        action="store_true",
+        help="also the lambda executor's billed seconds per job (N and T below; throttled)",
+    )
+    parser.add_argument("--lambda-billing-n", type=int, default=20, help="its N (default 20)")
+    parser.add_argument(
+        "--lambda-billing-rollout-s", type=float, default=60.0, help="its rollout time T (default 60)"
     )
     parser.add_argument("--no-pack", action="store_true", help="skip pack.py and code-upload measurements")
     parser.add_argument("--no-cold-pack", action="store_true", help="skip the cold pack (it runs pip)")

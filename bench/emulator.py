@@ -11,163 +11,45 @@ Control: one JSON command per line on stdin, one JSON answer per line on stdout:
 `{"cmd": "throttling", "enabled": true}` (full buckets again), `{"cmd": "stats"}` (requests and
 throttles per action, code uploads, the event-source mapping's counters), `{"cmd": "requests"}`
 (the request log since the last one: `bench.request_log`), `{"cmd": "rollout", "seconds": 120}`
-(rollouts started from now on take that long), `{"cmd": "quit"}`.
+(rollouts started from now on take that long), `{"cmd": "lambda", "enabled": false}` (the
+event-source mappings stop polling; `true`: they poll again), `{"cmd": "quit"}`.
 
 The `lambda` executor: Lambda itself is not emulated by moto here (it would start Docker), so
 this process plays Lambda's SQS event-source mapping, as the sandbox does in `on_queue_ready`:
 when a mapping onto an SQS queue is created through the API, moto's own mapping is taken off
 the queue (it must happen here, in moto's process) before the call returns, and our
 `EventSourceMappingEmulator` starts polling that queue, calling the worker's handler
-(`worker.handler.make_handler`: `REDIS_URL` and the registry allow-list from this process's
-environment, the region of `--region`, AWS at this very endpoint) with `MaximumConcurrency`
-pollers. The workers therefore run in this process, as they run outside
-the orchestrator on AWS; their CPU is not charged to the orchestrator.
+(`worker.handler.make_handler`) with `MaximumConcurrency` pollers, as Lambda would call it: with
+the function's configured environment (read at each invocation, as the orchestrator set it: the
+timer queue of parked jobs among it) over this process's (`REDIS_URL`), the region of
+`--region`, AWS at this very endpoint, and the function's timeout. The workers therefore run in
+this process, as they run outside the orchestrator on AWS; their CPU is not charged to the
+orchestrator. Each invocation is timed (`EsmStats.busy_s`, what Lambda would bill): `stats`
+reports it per mapping.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import logging
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from moto.awslambda.models import LambdaBackend
-from moto.backends import get_backend
-
+from bench.lambda_plane import LambdaPlane
 from bench.request_log import RequestLog
 from orchestrator.sandbox import AwsEmulator, RolloutScenario
-from orchestrator.sandbox.esm import EventSourceMappingEmulator, Handler
-from orchestrator.sandbox.session import SANDBOX_CREDENTIALS
-from worker.aws import AwsAccess
-from worker.handler import make_handler
-from worker.settings import WorkerSettings
 
-__all__ = ["LambdaPlane", "main"]
+__all__ = ["LambdaPlane", "TickerClock", "main"]
 
 log = logging.getLogger("bench.emulator")
 
-DEFAULT_ESM_CONCURRENCY = 5
 DESCRIPTION = "moto + the rollout simulator + ECS throttling, for the benchmarks, in its own process"
-
-
-def _zip_size(code: Any) -> int:
-    """Bytes of a base64 `ZipFile` the Lambda API received (0 when there is none)."""
-    if not isinstance(code, str | bytes) or not code:
-        return 0
-    try:
-        return len(base64.b64decode(code))
-    except (binascii.Error, ValueError):
-        return len(code)
-
-
-class LambdaPlane:
-    """Code uploads seen by moto's Lambda API, and our event-source mappings, in this process."""
-
-    def __init__(self, endpoint_url: str, handler: Handler, esm_concurrency: int | None = None) -> None:
-        self.endpoint_url = endpoint_url
-        self.handler = handler
-        self.esm_concurrency = esm_concurrency
-        self._lock = threading.Lock()
-        self.uploads: list[dict[str, Any]] = []
-        self._mappings: dict[str, EventSourceMappingEmulator] = {}  # queue ARN -> emulator
-
-    def install(self) -> None:
-        """Class-level hooks on moto's Lambda backend (they survive moto's resets)."""
-        plane = self
-        create_function: Callable[..., Any] = LambdaBackend.create_function
-        update_code: Callable[..., Any] = LambdaBackend.update_function_code
-        create_mapping: Callable[..., Any] = LambdaBackend.create_event_source_mapping
-
-        def hooked_create_function(backend: Any, spec: dict[str, Any]) -> Any:
-            result = create_function(backend, spec)
-            plane._record("CreateFunction", _zip_size((spec.get("Code") or {}).get("ZipFile")))
-            return result
-
-        def hooked_update_code(backend: Any, name: str, qualifier: Any, body: dict[str, Any]) -> Any:
-            result = update_code(backend, name, qualifier, body)
-            plane._record("UpdateFunctionCode", _zip_size(body.get("ZipFile")))
-            return result
-
-        def hooked_create_mapping(backend: Any, spec: dict[str, Any]) -> Any:
-            esm = create_mapping(backend, spec)
-            plane._take_over(backend, spec)
-            return esm
-
-        setattr(LambdaBackend, "create_function", hooked_create_function)  # noqa: B010
-        setattr(LambdaBackend, "update_function_code", hooked_update_code)  # noqa: B010
-        setattr(LambdaBackend, "create_event_source_mapping", hooked_create_mapping)  # noqa: B010
-
-    def _record(self, api: str, size: int) -> None:
-        with self._lock:
-            self.uploads.append({"api": api, "bytes": size})
-
-    def _take_over(self, backend: Any, spec: dict[str, Any]) -> None:
-        arn = str(spec.get("EventSourceArn", ""))
-        parts = arn.split(":")
-        if len(parts) != 6 or parts[2] != "sqs":
-            return
-        _, _, _, region, account, name = parts
-        queue = get_backend("sqs")[account][region].queues.get(name)
-        if queue is None:
-            return
-        # moto would try to run the function in Docker on every send: our mapping takes over
-        queue.lambda_event_source_mappings.clear()
-        with self._lock:
-            if arn in self._mappings:
-                return
-        concurrency = self.esm_concurrency or int(
-            (spec.get("ScalingConfig") or {}).get("MaximumConcurrency") or DEFAULT_ESM_CONCURRENCY
-        )
-        url = f"{self.endpoint_url}/{account}/{name}"
-        # started from another thread: start() calls this very server, which is answering us
-        threading.Thread(
-            target=self._start_mapping, args=(arn, url, region, concurrency), daemon=True
-        ).start()
-
-    def _start_mapping(self, arn: str, url: str, region: str, concurrency: int) -> None:
-        mapping = EventSourceMappingEmulator(
-            url,
-            self.handler,
-            region=region,
-            endpoint_url=self.endpoint_url,
-            credentials=SANDBOX_CREDENTIALS,
-            max_concurrency=concurrency,
-        )
-        mapping.start()
-        with self._lock:
-            self._mappings[arn] = mapping
-        log.info("event-source mapping on %s: %d pollers", arn, concurrency)
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            mappings = dict(self._mappings)
-            uploads = list(self.uploads)
-        esm: dict[str, Any] = {}
-        for arn, mapping in mappings.items():
-            s = mapping.stats
-            esm[arn] = {
-                "invocations": s.invocations,
-                "records": s.records,
-                "failures": s.failures,
-                "deleted": s.deleted,
-                "errors": s.errors,
-            }
-        return {"uploads": uploads, "esm": esm}
-
-    def stop(self) -> None:
-        with self._lock:
-            mappings = list(self._mappings.values())
-            self._mappings.clear()
-        for mapping in mappings:
-            mapping.stop()
 
 
 def _speed_up_moto_sqs() -> None:
@@ -175,8 +57,6 @@ def _speed_up_moto_sqs() -> None:
     (visibility and delay checks over the whole queue): with 1,000 FIFO messages one
     SendMessageBatch takes seconds and the orchestrator's sends time out. Same value, from
     `time.time()`; an emulator-only patch, real SQS has no such cost."""
-    import time
-
     from moto.sqs import models as sqs_models
 
     original: Callable[..., float] = vars(sqs_models)["unix_time_millis"]
@@ -187,7 +67,36 @@ def _speed_up_moto_sqs() -> None:
     setattr(sqs_models, "unix_time_millis", unix_time_millis)  # noqa: B010
 
 
-def _serve_control(emulator: AwsEmulator, plane: LambdaPlane, requests: RequestLog) -> None:
+class TickerClock:
+    """How long the emulator's ECS-events ticker spends in its ticks (each holds moto's lock
+    over every simulated service): a figure behind the events' detection lag."""
+
+    def __init__(self, emulator: AwsEmulator) -> None:
+        self.ticks, self.busy_s, self.max_s = 0, 0.0, 0.0
+        emitter = emulator.ecs_events
+        tick: Callable[[], int] = emitter.tick
+
+        def timed() -> int:
+            started = time.monotonic()
+            try:
+                return tick()
+            finally:
+                took = time.monotonic() - started
+                self.ticks, self.busy_s, self.max_s = (
+                    self.ticks + 1,
+                    self.busy_s + took,
+                    max(self.max_s, took),
+                )
+
+        setattr(emitter, "tick", timed)  # noqa: B010 (an instance's method, looked up at each tick)
+
+    def stats(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "busy_s": self.busy_s, "max_s": self.max_s}
+
+
+def _serve_control(
+    emulator: AwsEmulator, plane: LambdaPlane, requests: RequestLog, ticker: TickerClock
+) -> None:
     """Answer commands from stdin until `quit` or end of input."""
     for line in sys.stdin:
         if not line.strip():
@@ -204,8 +113,12 @@ def _serve_control(emulator: AwsEmulator, plane: LambdaPlane, requests: RequestL
                     "ok": True,
                     "counts": emulator.request_counts(),
                     "throttled": emulator.throttled_counts(),
+                    "ticker": ticker.stats(),
                     **plane.stats(),
                 }
+            elif name == "lambda":
+                plane.set_enabled(bool(command.get("enabled", True)))
+                answer = {"ok": True, "lambda": plane.enabled}
             elif name == "requests":
                 answer = {"ok": True, "log": requests.take()}
             elif name == "rollout":
@@ -254,12 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.start()
     requests = RequestLog()
     emulator.wrap_app(requests.wrap)
-    # The workers of the lambda executor run here, as on Lambda: their settings from this
-    # process's environment (REDIS_URL comes from the caller) and AWS at this very endpoint.
-    settings = WorkerSettings.from_environ({**os.environ, "AWS_REGION": args.region})
-    aws = AwsAccess(endpoint_url=emulator.endpoint_url, static_credentials=SANDBOX_CREDENTIALS)
+    ticker = TickerClock(emulator)
+    # The workers of the lambda executor run here, as on Lambda: their settings from the
+    # function's environment over this process's (REDIS_URL comes from the caller) and AWS at
+    # this very endpoint.
     _speed_up_moto_sqs()
-    plane = LambdaPlane(emulator.endpoint_url, make_handler(settings, aws), args.esm_concurrency)
+    plane = LambdaPlane(emulator.endpoint_url, args.region, os.environ, args.esm_concurrency)
     plane.install()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _answer({"endpoint_url": emulator.endpoint_url, "pid": os.getpid()})
@@ -267,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.no_control:
             while True:
                 signal.pause()
-        _serve_control(emulator, plane, requests)
+        _serve_control(emulator, plane, requests, ticker)
     except KeyboardInterrupt:
         pass
     finally:

@@ -63,6 +63,10 @@ class Emulator(JsonLineChild):
         """Rollouts that start from now on take `seconds`."""
         self.command("rollout", seconds=seconds)
 
+    def lambda_enabled(self, enabled: bool) -> None:
+        """The emulated Lambda's event-source mappings poll (True) or not (False)."""
+        self.command("lambda", enabled=enabled)
+
     def workers_stale(self) -> bool:
         """True when `worker/` changed after this process started: its workers run older code."""
         return worker_code_stamp() != self.code_stamp

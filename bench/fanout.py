@@ -1,7 +1,7 @@
 """ecs-fanout as the benchmarks run it: its command line, and the figures read from its output.
 
-Why: the tools `local`, `lambda` and `serial` are all `python -m orchestrator SPEC --json`
-with other flags; what a run achieved (targets that succeeded, event latencies) is read from
+Why: the tools `local`, `local-poll`, `lambda` and `serial` are all `python -m orchestrator
+SPEC --json` with other flags; what a run achieved (targets that succeeded, event latencies) is read from
 the JSON lines it prints, as any script of a user's would read them.
 """
 
@@ -16,15 +16,23 @@ from typing import Any
 from bench.measure import Proc
 from bench.results import Row, percentile
 
-__all__ = ["cli_command", "json_objects", "read_run"]
+__all__ = ["cli_command", "follow_of", "json_objects", "read_run"]
+
+
+def follow_of(tool: str) -> str:
+    """How `tool` follows rollouts: `local-poll` polls (`--follow poll`), the others take the
+    product's default (ECS's events)."""
+    return "poll" if tool == "local-poll" else "events"
 
 
 def cli_command(spec_path: Path, tool: str, *python_flags: str) -> list[str]:
-    """The command line of ecs-fanout as `tool` (local, lambda or serial)."""
+    """The command line of ecs-fanout as `tool` (local, local-poll, lambda or serial)."""
     cmd = [sys.executable, *python_flags, "-m", "orchestrator", str(spec_path), "--json"]
     cmd += ["--executor", "lambda" if tool == "lambda" else "local"]
     if tool == "serial":
         cmd += ["--max-parallel", "1"]
+    if follow_of(tool) == "poll":
+        cmd += ["--follow", "poll"]
     return cmd
 
 

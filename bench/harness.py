@@ -10,17 +10,21 @@ tool, note its figures and the throttles it met. Measurements beside the scenari
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
+from botocore.exceptions import ClientError
 from botocore.session import Session, get_session
 
 from bench import fanout, peer
 from bench.detection import detection_lags, finished_at, first_update_s, longest_look_gap_s
 from bench.emulator_client import Emulator
+from bench.fanout import follow_of
 from bench.measure import Proc, Spawner
 from bench.progress import log
 from bench.results import LOOK_ACTIONS, Row, lower_bound_s, percentile
@@ -29,10 +33,12 @@ from bench.scenario import (
     REGION,
     force_deployments,
     lambda_role,
+    retire_services,
     seed_scenario,
     service_names,
     write_spec,
 )
+from orchestrator.event_rules import EVENTS_QUEUE, LOCAL_EVENTS_QUEUE
 from orchestrator.sandbox import RedisServer, sandbox_aws_env
 from orchestrator.sandbox.session import SEEDED_TAG
 from worker.budget import budget_key
@@ -42,6 +48,32 @@ __all__ = ["Harness"]
 
 def _delta(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def esm_totals(stats: Mapping[str, Any]) -> tuple[float, int]:
+    """(seconds busy, invocations) of every emulated event-source mapping (job, timer and ECS's
+    events queues): what Lambda would bill, summed."""
+    mappings = (stats.get("esm") or {}).values()
+    return sum(float(m.get("busy_s", 0.0)) for m in mappings), sum(int(m["invocations"]) for m in mappings)
+
+
+def _ticker_busy(stats: Mapping[str, Any]) -> float:
+    return float((stats.get("ticker") or {}).get("busy_s", 0.0))
+
+
+def esm_by_queue(after: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, tuple[float, int, float]]:
+    """Per queue (its name): (seconds busy, invocations, CPU seconds of the invocations' threads)
+    between two of the emulator's stats."""
+    out: dict[str, tuple[float, int, float]] = {}
+    earlier = before.get("esm") or {}
+    for arn, now in (after.get("esm") or {}).items():
+        then = earlier.get(arn) or {}
+        busy, calls, cpu = (
+            float(now.get(k, 0)) - float(then.get(k, 0)) for k in ("busy_s", "invocations", "cpu_s")
+        )
+        if calls:
+            out[arn.rsplit(":", 1)[-1]] = (busy, int(calls), cpu)
+    return out
 
 
 class Harness:
@@ -153,6 +185,19 @@ class Harness:
         finally:
             client.close()
 
+    def purge_event_queues(self) -> None:
+        """Empty the queues of ECS's events (the lambda executor's and the local runs')."""
+        sqs: Any = self._session.create_client(
+            "sqs",
+            endpoint_url=self.em.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        for name in (EVENTS_QUEUE, LOCAL_EVENTS_QUEUE):
+            with contextlib.suppress(ClientError):  # no such queue yet: nothing waits
+                sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
     # ecs-fanout
     def cli_env(self, tool: str) -> dict[str, str]:
         if tool == "lambda":
@@ -194,11 +239,13 @@ class Harness:
         self._run(row, tool, services, spec_path, timeout_s or (300 + 30 * n))
         return row
 
-    def inflight(self, n: int, rollout_s: float, timeout_s: float | None = None) -> Row:
+    def inflight(self, n: int, rollout_s: float, follow: str = "poll", timeout_s: float | None = None) -> Row:
         """`n` rollouts of `rollout_s` already in flight (started here, throttling off), then
         followed by one run of the local executor, all `n` at once, with ECS's throttling on:
-        what the looker's pacing costs and how often each deployment is looked at."""
-        name = "local-inflight"
+        what following them costs (`follow` "poll": the looker's pacing; "events": ECS's events
+        and the safety poll) and how often each deployment is looked at."""
+        tool = "local-poll" if follow == "poll" else "local"
+        name = f"{tool}-inflight"
         row = Row.start(n, name, rollout_s)
         row.lower_bound_s = rollout_s
         services, spec_path = self.prepare(name, n, f"{name}-n{n}.json", tag=SEEDED_TAG, max_parallel=n)
@@ -206,8 +253,33 @@ class Harness:
         force_deployments(self.em, services, self._session)
         self.em.set_rollout(self.rollout_s)
         self.reset_budget()
-        self._run(row, "local", services, spec_path, timeout_s or rollout_s + 600)
+        self._run(row, tool, services, spec_path, timeout_s or rollout_s + 600)
         return row
+
+    def lambda_billing(self, n: int, rollout_s: float) -> Row:
+        """`n` services deployed by the lambda executor with rollouts of `rollout_s` (ECS's events:
+        a worker parks while ECS rolls out): Lambda's billed seconds per job (`Row.busy_per_job_s`)."""
+        self.em.set_rollout(rollout_s)
+        try:
+            row = self.scenario("lambda", n, label="lambda-billing")
+        finally:
+            self.em.set_rollout(self.rollout_s)
+        row.rollout_s = rollout_s
+        row.lower_bound_s = lower_bound_s(n, rollout_s)
+        return row
+
+    def _settled_esm(self, quiet_s: float = 1.0, limit_s: float = 15.0) -> dict[str, Any]:
+        """The emulator's stats once no invocation has started for `quiet_s` (a worker may still
+        be ending when the CLI prints its summary), or after `limit_s`."""
+        stats = self.em.stats()
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            time.sleep(quiet_s)
+            again = self.em.stats()
+            if esm_totals(again) == esm_totals(stats):
+                return again
+            stats = again
+        return stats
 
     def _run(
         self, row: Row, tool: str, services: Sequence[tuple[str, str]], spec_path: Path, limit: float
@@ -215,6 +287,15 @@ class Harness:
         """Run `tool` over `services` and fill `row` with what it did and what ECS saw of it."""
         name, n = row.tool, row.n
         self.em.requests()  # the log starts with this run
+        # Lambda runs only in the lambda runs: its worker would also act on the local runs' events
+        # (the rule sends each to both executors' queues). Each run starts with both queues of
+        # ECS's events empty, as in an account where nothing else deployed for an hour: what
+        # earlier scenarios' deployments left there (the poll and `ecs deploy` runs have no
+        # consumer) would otherwise be drained first, and the lag would depend on the order.
+        self.em.lambda_enabled(False)
+        self.purge_event_queues()
+        if tool == "lambda":
+            self.em.lambda_enabled(True)
         before = self.em.stats()
         row.load_before = os.getloadavg()[0]
         log(f"{name} N={n}: running (load {row.load_before:.2f})")
@@ -224,14 +305,22 @@ class Harness:
         elif tool == "ecs-deploy-all":
             peer.peer_all_at_once(self.sp, self.env(), row, services, limit)
         else:
+            row.follow = follow_of(tool)
             proc = self.run_cli(spec_path, tool, limit)
             fanout.read_run(row, proc, limit)
-        if tool == "lambda" and self.em.workers_stale():
-            # the CLI runs today's code, the emulator's workers the code it started with
-            row.note = (
-                "worker/ changed while the emulator ran: its workers ran older code; " + row.note
-            ).strip()
-        after, entries = self.em.stats(), self.em.requests()
+        after = self.em.stats()
+        if tool == "lambda":
+            after = self._settled_esm()
+            row.lambda_busy = esm_by_queue(after, before)
+            row.lambda_busy_s = sum(busy for busy, _, _ in row.lambda_busy.values())
+            row.lambda_invocations = sum(calls for _, calls, _ in row.lambda_busy.values())
+            row.lambda_cpu_s = sum(cpu for _, _, cpu in row.lambda_busy.values())
+            if self.em.workers_stale():
+                # the CLI runs today's code, the emulator's workers the code it started with
+                row.note = (
+                    "worker/ changed while the emulator ran: its workers ran older code; " + row.note
+                ).strip()
+        entries = self.em.requests()
         row.throttled = _delta(after["throttled"], before["throttled"])
         calls = _delta(after["counts"], before["counts"])
         row.calls_per_job = {action: calls.get(action, 0) / n for action in LOOK_ACTIONS}
@@ -250,6 +339,8 @@ class Harness:
                 percentile(lags, 99),
                 len(lags),
             )
+        row.ticker_busy_s = _ticker_busy(after) - _ticker_busy(before)
+        retire_services(self.em, services, self._session)
         self.em.throttling(True)
         log(
             f"{name} N={n}: {row.wall_s:.2f}s (lower bound {row.lower_bound_s:.1f}s), "

@@ -79,6 +79,17 @@ def _deploy_command(ecs: Path, cluster: str, service: str) -> list[str]:
     ]
 
 
+def _fill(row: Row, wall_s: float, cpu_s: float, rss_mb: float, failed: Sequence[str]) -> None:
+    """`row`'s figures from one of the two ways to run the peer; `failed` names what did not end
+    with exit 0 (service, and why where known)."""
+    row.wall_s, row.cpu_s, row.peak_rss_mb = wall_s, cpu_s, rss_mb
+    row.targets = row.n
+    row.succeeded = row.n - len(failed)
+    row.exit_code = 1 if failed else 0
+    if failed:
+        row.note = f"{len(failed)} failed or unfinished, e.g. {failed[0]}"
+
+
 def peer_all_at_once(
     spawner: Spawner,
     env: Mapping[str, str],
@@ -96,14 +107,13 @@ def peer_all_at_once(
         for cluster, service in services
     ]
     proc = spawner.run(["sh", "-c", "\n".join([*lines, "wait"])], env=env, timeout_s=timeout_s)
-    codes = [line.split() for _, line in proc.lines if line.startswith("exit ")]
-    ok = sum(1 for parts in codes if parts[1] == "0")
-    row.wall_s, row.cpu_s, row.peak_rss_mb = proc.wall_s, proc.cpu_s, proc.maxrss_mb
-    row.succeeded, row.targets = ok, len(services)
-    row.exit_code = 0 if ok == len(services) else 1
-    if ok != len(services):
-        failed = [parts[2] for parts in codes if parts[1] != "0"]
-        row.note = f"{len(services) - ok} failed or unfinished, e.g. {(failed or ['?'])[0]}"
+    codes = {
+        parts[2]: parts[1] for parts in (line.split() for _, line in proc.lines) if parts[:1] == ["exit"]
+    }
+    failed = [
+        f"{service}: exit {codes.get(service, '?')}" for _, service in services if codes.get(service) != "0"
+    ]
+    _fill(row, proc.wall_s, proc.cpu_s, proc.maxrss_mb, failed)
 
 
 def peer_loop(
@@ -116,23 +126,13 @@ def peer_loop(
     """`ecs deploy` once per service, one after another; fill `row` with the loop's figures."""
     ecs = ensure_peer()
     started = time.monotonic()
-    cpu, rss, ok = 0.0, 0.0, 0
-    failures: list[str] = []
+    cpu, rss = 0.0, 0.0
+    failed: list[str] = []
     for cluster, service in services:
         remaining = timeout_s - (time.monotonic() - started)
-        cmd = _deploy_command(ecs, cluster, service)
-        proc = spawner.run(cmd, env=env, timeout_s=max(1.0, remaining))
-        cpu += proc.cpu_s
-        rss = max(rss, proc.maxrss_mb)
-        if proc.returncode == 0:
-            ok += 1
-        else:
-            failures.append(
-                f"{service}: exit {proc.returncode}: {(proc.stderr or proc.lines[-1][1]).strip()[-200:]}"
-            )
-    row.wall_s = time.monotonic() - started
-    row.cpu_s, row.peak_rss_mb = cpu, rss
-    row.succeeded, row.targets = ok, len(services)
-    row.exit_code = 0 if ok == len(services) else 1
-    if failures:
-        row.note = f"{len(failures)} failed, e.g. {failures[0]}"
+        proc = spawner.run(_deploy_command(ecs, cluster, service), env=env, timeout_s=max(1.0, remaining))
+        cpu, rss = cpu + proc.cpu_s, max(rss, proc.maxrss_mb)
+        if proc.returncode != 0:
+            why = (proc.stderr or (proc.lines[-1][1] if proc.lines else "")).strip()[-200:]
+            failed.append(f"{service}: exit {proc.returncode}: {why}")
+    _fill(row, time.monotonic() - started, cpu, rss, failed)

@@ -50,6 +50,7 @@ def pack(harness: Harness, cold: bool) -> dict[str, Any]:
 def lambda_uploads(harness: Harness, timeout_s: float = 600) -> dict[str, Any]:
     """Two lambda-executor runs of one service each: bytes of code uploaded by each."""
     out: dict[str, Any] = {}
+    harness.em.lambda_enabled(True)
     for label in ("first", "unchanged"):
         _, spec_path = harness.prepare(f"upload-{label}", 1, f"upload-{label}.json")
         before = len(harness.em.stats()["uploads"])
@@ -83,6 +84,7 @@ def _import_times(stderr: str) -> tuple[list[str], list[tuple[int, str]]]:
 def startup(harness: Harness, repeats: int = 7) -> dict[str, Any]:
     """`--help` times, the first `--json` line of a run, and what the `--json` path imports."""
     env = harness.env()
+    harness.em.lambda_enabled(False)  # the local runs below have ECS's events to themselves
     helps = []
     for _ in range(repeats):
         proc = harness.measure([sys.executable, "-m", "orchestrator", "--help"], env=env, timeout_s=60)

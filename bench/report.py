@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.results import LOOK_ACTIONS, Row, speedup
+from bench.results import LOOK_ACTIONS, Row, find_row, speedup
 
-__all__ = ["fmt", "markdown"]
+__all__ = ["fmt", "lag", "markdown", "throttled_looks"]
 
 
 def fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
@@ -59,21 +59,106 @@ def scenario_table(rows: Sequence[Row]) -> list[str]:
     ]
 
 
+def lag(r: Row | None) -> str:
+    """Detection lag p50 / p99 ms (jobs measured)."""
+    if r is None or r.wall_s is None:
+        return "not run"
+    return f"{fmt(r.detect_p50_ms, '.0f')} / {fmt(r.detect_p99_ms, '.0f')} ({r.detect_n})"
+
+
+def throttled_looks(r: Row) -> int:
+    """Throttled DescribeServices and DescribeServiceDeployments of a run."""
+    return sum(r.throttled.get(a, 0) for a in LOOK_ACTIONS[:2])
+
+
 def following_table(rows: Sequence[Row]) -> list[str]:
     """What ECS saw of ecs-fanout's runs: its first change, how late it noticed ends, its looks."""
     out = [
-        "| N | tool | first UpdateService s | detection lag p50 / p99 ms | DescribeServices / job "
-        "| DescribeServiceDeployments / job | ListServiceDeployments / job | longest gap between looks s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| N | tool | follow | first UpdateService s | detection lag p50 / p99 ms | DescribeServices / job "
+        "| DescribeServiceDeployments / job | ListServiceDeployments / job | longest gap between looks s "
+        "| emulator's events ticker busy |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if r.wall_s is None or r.tool.startswith("ecs-deploy"):
             continue
         calls = [fmt(r.calls_per_job.get(a), ".2f") for a in LOOK_ACTIONS]
-        lag = f"{fmt(r.detect_p50_ms, '.0f')} / {fmt(r.detect_p99_ms, '.0f')} ({r.detect_n})"
         gap = fmt(r.max_look_gap_s, ".2f")
         out.append(
-            f"| {r.n} | {r.tool} | {fmt(r.first_update_s, '.3f')} | {lag} | {' | '.join(calls)} | {gap} |"
+            f"| {r.n} | {r.tool} | {r.follow or '-'} | {fmt(r.first_update_s, '.3f')} | {lag(r)} "
+            f"| {' | '.join(calls)} | {gap} | {r.ticker_busy_s / r.wall_s:.0%} |"
+        )
+    return out
+
+
+def _wall(r: Row | None) -> str:
+    if r is None or r.wall_s is None:
+        return "not run"
+    return f"{r.wall_s:.2f}" + ("" if r.succeeded == r.targets else f" ({r.succeeded}/{r.targets} ok)")
+
+
+def side_by_side_table(rows: Sequence[Row]) -> list[str]:
+    """Issue 16's comparison per N: the `ecs deploy` loop, all at once, ecs-fanout following
+    ECS's events (`local`) and polling (`local-poll`): wall time, detection lag, calls."""
+    ns = sorted({r.n for r in rows if r.tool in ("local", "local-poll") and r.wall_s is not None})
+    out = [
+        "| N | ecs deploy loop s | ecs deploy all at once s | ecs-fanout events s | ecs-fanout poll s "
+        "| events vs all at once | lag events p50 / p99 ms | lag poll p50 / p99 ms "
+        "| DescribeServices / job events / poll |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in ns:
+        loop, every = find_row(rows, n, "ecs-deploy"), find_row(rows, n, "ecs-deploy-all")
+        events, poll = find_row(rows, n, "local"), find_row(rows, n, "local-poll")
+        up = None if events is None else speedup(events, rows, "ecs-deploy-all")
+        calls = " / ".join(
+            "-" if r is None else fmt(r.calls_per_job.get("DescribeServices"), ".2f") for r in (events, poll)
+        )
+        out.append(
+            f"| {n} | {_wall(loop)} | {_wall(every)} | {_wall(events)} | {_wall(poll)} "
+            f"| {fmt(up, '.2f', 'x')} | {lag(events)} | {lag(poll)} | {calls} |"
+        )
+    return out
+
+
+def inflight_table(rows: Sequence[Row]) -> list[str]:
+    """N rollouts already in flight, followed at once: what following them cost ECS's buckets."""
+    out = [
+        "| N | follow | wall s | CPU s | peak RSS MB | succeeded | throttled looks | DescribeServices / job "
+        "| DescribeServiceDeployments / job | longest gap between looks s | detection lag p50 / p99 ms |",
+        "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if not r.tool.endswith("-inflight") or r.wall_s is None:
+            continue
+        ok = f"{r.succeeded}/{r.targets}" + (f" ({r.note})" if r.note else "")
+        out.append(
+            f"| {r.n} | {r.follow} | {r.wall_s:.2f} | {fmt(r.cpu_s)} | {fmt(r.peak_rss_mb, '.0f')} | {ok} "
+            f"| {throttled_looks(r)} | {fmt(r.calls_per_job.get('DescribeServices'))} "
+            f"| {fmt(r.calls_per_job.get('DescribeServiceDeployments'))} | {fmt(r.max_look_gap_s, '.1f')} "
+            f"| {lag(r)} |"
+        )
+    return out
+
+
+def lambda_table(rows: Sequence[Row]) -> list[str]:
+    """The lambda executor's runs: what Lambda would bill (the emulated mappings' invocations)."""
+    out = [
+        "| N | tool | T s | wall s | succeeded | invocations | billed s | billed s / job "
+        "| workers' CPU s / job | by queue: billed s (invocations) |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if r.lambda_busy_s is None or r.wall_s is None:
+            continue
+        ok = f"{r.succeeded}/{r.targets}" + (f" ({r.note})" if r.note else "")
+        by_queue = ", ".join(
+            f"{q} {busy:.2f} ({calls})" for q, (busy, calls, _) in sorted(r.lambda_busy.items())
+        )
+        out.append(
+            f"| {r.n} | {r.tool} | {r.rollout_s:g} | {r.wall_s:.2f} | {ok} | {r.lambda_invocations} "
+            f"| {r.lambda_busy_s:.2f} | {fmt(r.busy_per_job_s)} "
+            f"| {fmt(None if r.lambda_cpu_s is None else r.lambda_cpu_s / r.n)} | {by_queue} |"
         )
     return out
 
@@ -120,6 +205,11 @@ def other_table(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _tables(*tables: list[str]) -> list[str]:
+    """The tables that have a row beyond their header, each followed by a blank line."""
+    return [line for table in tables if len(table) > 2 for line in (*table, "")]
+
+
 def markdown(report: dict[str, Any], rows: Sequence[Row]) -> str:
     m = report["machine"]
     lines = [
@@ -130,10 +220,13 @@ def markdown(report: dict[str, Any], rows: Sequence[Row]) -> str:
         f"ecs-deploy {report.get('ecs_deploy_version', 'not used')}; "
         f"spec defaults {report['spec_defaults'] or 'none'}.",
         "",
-        *scenario_table(rows),
-        "",
-        *following_table(rows),
-        "",
+        *_tables(
+            scenario_table(rows),
+            side_by_side_table(rows),
+            following_table(rows),
+            inflight_table(rows),
+            lambda_table(rows),
+        ),
         *other_table(report),
         "",
         "| target | measured | verdict |",

@@ -61,6 +61,13 @@ class Row:
     detect_n: int = 0
     calls_per_job: dict[str, float] = field(default_factory=dict)  # ECS requests per action / N
     max_look_gap_s: float | None = None  # the longest a deployment went without a look
+    ticker_busy_s: float = 0.0  # the emulator's ECS-events ticker: its ticks' time during the run
+    follow: str = ""  # how ecs-fanout followed: "events" (the default) or "poll"
+    lambda_busy_s: float | None = None  # the lambda executor: its invocations' summed duration
+    lambda_invocations: int = 0
+    lambda_cpu_s: float | None = None  # the CPU time of the invocations' threads (a floor)
+    # queue: (busy s, invocations, CPU s)
+    lambda_busy: dict[str, tuple[float, int, float]] = field(default_factory=dict)
     note: str = ""
     stderr_tail: str = ""
 
@@ -73,8 +80,13 @@ class Row:
     def ratio(self) -> float | None:
         return None if self.wall_s is None else self.wall_s / self.lower_bound_s
 
+    @property
+    def busy_per_job_s(self) -> float | None:
+        """Lambda's billed seconds per job (all invocations of the run: jobs, timers, ECS's events)."""
+        return None if self.lambda_busy_s is None else self.lambda_busy_s / self.n
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio}
+        return {**asdict(self), "ratio": self.ratio, "lambda_busy_per_job_s": self.busy_per_job_s}
 
 
 def find_row(rows: Sequence[Row], n: int, tool: str, *, ran: bool = True) -> Row | None:

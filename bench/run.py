@@ -68,8 +68,10 @@ def accounts_rows(harness: Harness, n: int) -> list[Row]:
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     """Run what `args` (of `bench.__main__.build_parser`) asks for: (the report, its rows)."""
-    # `--accounts-n` alone runs the accounts rows only; with `--n` or `--quick`, those too.
-    ns = args.n or (QUICK_NS if args.quick else () if args.accounts_n or args.inflight else FULL_NS)
+    # `--accounts-n`, `--inflight`, `--lambda-billing` alone run only their rows; with `--n` or
+    # `--quick`, the N-service scenarios too.
+    alone = args.accounts_n or args.inflight or args.lambda_billing
+    ns = args.n or (QUICK_NS if args.quick else () if alone else FULL_NS)
     tools: tuple[str, ...] = args.tools
     defaults: dict[str, Any] = {}
     if args.poll_interval:
@@ -83,6 +85,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         "spec_defaults": defaults,
         "esm_concurrency": args.esm_concurrency or "the mapping's MaximumConcurrency (20)",
         "accounts_n": args.accounts_n,
+        "inflight": args.inflight,
+        "lambda_billing": [args.lambda_billing_n, args.lambda_billing_rollout_s]
+        if args.lambda_billing
+        else None,
         "started": _now(),
     }
     if "ecs-deploy" in tools or "ecs-deploy-all" in tools:
@@ -95,9 +101,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         Harness(args.rollout_s, wd, defaults, esm_concurrency=args.esm_concurrency) as harness,
     ):
         report["workdir"] = str(wd)
-        if "lambda" in tools and not args.no_pack:
+        lambda_rows = bool(ns) and "lambda" in tools
+        if lambda_rows and not args.no_pack:
             report["pack"] = probes.pack(harness, cold=not args.no_cold_pack)
-        if "lambda" in tools or (args.rss_1000 and "lambda" in args.rss_tools):
+        if lambda_rows or args.lambda_billing or (args.rss_1000 and "lambda" in args.rss_tools):
             # creates the function, queue and mapping: the timed lambda runs find them ready
             report["uploads"] = probes.lambda_uploads(harness)
         if not args.no_startup:
@@ -112,7 +119,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         if args.accounts_n:
             rows += accounts_rows(harness, args.accounts_n)
         if args.inflight:
-            rows.append(harness.inflight(args.inflight, args.inflight_rollout_s))
+            for follow in args.inflight_follow:
+                rows.append(harness.inflight(args.inflight, args.inflight_rollout_s, follow))
+        if args.lambda_billing:
+            rows.append(harness.lambda_billing(args.lambda_billing_n, args.lambda_billing_rollout_s))
         if args.rss_1000:
             for tool in args.rss_tools:
                 rows.append(harness.scenario(tool, 1000, label=f"{tool}-rss", throttling=False))

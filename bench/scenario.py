@@ -15,12 +15,14 @@ roles and puts each service and image in its account, as `--sandbox` does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from botocore.session import Session
 
 from bench.emulator_client import Emulator
@@ -36,6 +38,7 @@ __all__ = [
     "TOOLS",
     "force_deployments",
     "lambda_role",
+    "retire_services",
     "role_arn",
     "seed_scenario",
     "service_names",
@@ -46,7 +49,7 @@ REGION = "us-east-1"
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NEW_TAG = "2.0.0"
 LAMBDA_ROLE = "ecs-fanout-bench-worker"
-TOOLS = ("local", "lambda", "serial", "ecs-deploy", "ecs-deploy-all")
+TOOLS = ("local", "local-poll", "lambda", "serial", "ecs-deploy", "ecs-deploy-all")
 ACCOUNTS = ("111111111111", "222222222222", "333333333333", "444444444444")  # not moto's default
 BENCH_ROLE = "ecs-fanout-bench-deployer"
 
@@ -109,6 +112,28 @@ def force_deployments(emulator: Emulator, services: Sequence[tuple[str, str]], s
             )
         )
     emulator.throttling(True)
+
+
+def retire_services(emulator: Emulator, services: Sequence[tuple[str, str]], session: Session) -> None:
+    """Delete a measured scenario's services (throttling off): the emulator's events ticker
+    advances every ACTIVE simulated service every 30 ms under moto's lock, so services left
+    behind would slow every later scenario of the session. A service of another account (the
+    accounts rows) is left as it is."""
+    emulator.throttling(False)
+    ecs: Any = session.create_client(
+        "ecs",
+        endpoint_url=emulator.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def retire(service: tuple[str, str]) -> None:
+        with contextlib.suppress(ClientError):
+            ecs.delete_service(cluster=service[0], service=service[1], force=True)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(retire, services))
 
 
 def lambda_role(emulator: Emulator, session: Session) -> str:
