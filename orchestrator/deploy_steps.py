@@ -316,8 +316,10 @@ def _executor(
 
 
 def _dry_run(run: DeployRun) -> int:
-    """Identity and the plan, then what a deploy would change (`orchestrator.dryrun`)."""
+    """Identity and the plan, then what a deploy would change (`orchestrator.dryrun`), wave by
+    wave for a spec with waves."""
     from orchestrator.dryrun import dry_run
+    from orchestrator.waves import plan_waves
     from worker.credentials import Clients
 
     async def plan() -> list[PlannedJob]:
@@ -325,5 +327,6 @@ def _dry_run(run: DeployRun) -> int:
             return (await _plan(run, Clients(stack, run.endpoints.aws, run.run_id)))[0]
 
     planned = anyio.run(plan)
-    aws = run.endpoints.aws
-    return dry_run(planned, aws=aws, full=run.args.diff, json_lines=run.args.output == "json")
+    waves = plan_waves(run.spec, planned, region=run.args.region, default_region=run.endpoints.region)
+    json_lines = run.args.output == "json"
+    return dry_run(planned, aws=run.endpoints.aws, full=run.args.diff, json_lines=json_lines, waves=waves)

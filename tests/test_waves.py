@@ -7,6 +7,7 @@ the exit code, and what ECS runs afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -248,3 +249,25 @@ def test_approve_says_what_it_cannot_approve(emulator: AwsEmulator, redis_url: s
     late = run_cli("approve", run_id, "--wave", "rest", redis_url=redis_url, timeout=60)
     assert late.returncode == 2 and f"run {run_id} has ended" in late.stderr
     assert "Traceback" not in unknown.stderr + late.stderr
+
+
+def test_plan_shows_the_services_wave_by_wave_with_each_gate(redis_url: str) -> None:
+    """`plan` of the waves demo: each wave's heading (its services, what its gate will do), its
+    services under it, in the order the run deploys them; in JSON, a `wave` object and field."""
+    spec = str(ROOT / "specs" / "waves.toml")
+    plain = run_cli("plan", spec, "--sandbox", redis_url="", timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    headings = [line for line in plain.stdout.splitlines() if line.startswith("wave ")]
+    assert [h.split(":")[0] for h in headings] == ["wave staging", "wave canary", "wave production"]
+    assert "smoke test on cluster prod: prod/api-canary's new revision" in headings[1]
+    assert "soak 8s" in headings[1] and "alarms prod-api-5xx" in headings[1]
+    lines = plain.stdout.splitlines()
+    canary_at = lines.index(headings[1])
+    assert lines[canary_at + 1].startswith("prod/api-canary: ")
+    assert lines.index(headings[2]) > canary_at
+
+    as_json = run_cli("plan", spec, "--sandbox", "--json", redis_url="", timeout=120)
+    objects = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [o["name"] for o in objects if o["type"] == "wave"] == ["staging", "canary", "production"]
+    targets = [o for o in objects if o["type"] == "target"]
+    assert {o["service"]: o["wave"] for o in targets}["api-canary"] == "canary"
