@@ -104,15 +104,32 @@ class EcsEventFeed:
                 answer = await sqs.receive_message(
                     QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=WAIT_S
                 )
-                for message in answer.get("Messages", []):
-                    await self._handle(sqs, queue, message, wake)
+                await self._handle_batch(sqs, queue, answer.get("Messages", []), wake)
             except (ClientError, BotoCoreError, RedisError, OSError) as exc:
                 # Redis away is said with -v only, like every outage the run rides out
                 level = logging.INFO if isinstance(exc, RedisError | OSError) else logging.WARNING
                 log.log(level, "ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
                 await anyio.sleep(ERROR_PAUSE_S)
 
-    async def _handle(self, sqs: Any, queue: EventsQueue, message: dict[str, Any], wake: Wake) -> None:
+    async def _handle_batch(
+        self, sqs: Any, queue: EventsQueue, messages: Sequence[dict[str, Any]], wake: Wake
+    ) -> None:
+        """Every message of one receive at once (each wake as soon as its message is read),
+        then the handled ones deleted in one call: a burst of ends is not read one by one."""
+        done: list[dict[str, str]] = []
+
+        async def one(index: int, message: dict[str, Any]) -> None:
+            if await self._handle(sqs, queue, message, wake):
+                done.append({"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]})
+
+        async with anyio.create_task_group() as tg:
+            for index, message in enumerate(messages):
+                tg.start_soon(one, index, message)
+        if done:
+            await sqs.delete_message_batch(QueueUrl=queue.url, Entries=done)
+
+    async def _handle(self, sqs: Any, queue: EventsQueue, message: dict[str, Any], wake: Wake) -> bool:
+        """Wake the follower the message is for; False when it was given back to another run."""
         change = parse_deployment_change(message.get("Body"))
         found = None if change is None else await owner_of(self._redis, change.deployment_id)
         owner = None if found is None or found.parked else found.job  # a parked job is Lambda's
@@ -126,7 +143,7 @@ class EcsEventFeed:
             await sqs.change_message_visibility(
                 QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
             )
-            return
+            return False
         mine = owner is not None and owner.run_id == self._run_id
         if (
             change is not None
@@ -136,4 +153,4 @@ class EcsEventFeed:
         ):
             self.handled += 1
             wake(change.deployment_id, change.said)
-        await sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        return True

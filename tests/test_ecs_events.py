@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import aioboto3
 import anyio
 import boto3
 
@@ -174,3 +175,36 @@ async def test_a_look_finds_the_rule_and_queue_in_place_only_once_they_are_as_se
         assert await events_in_place(region, sqs, events, queue=LOCAL_EVENTS_QUEUE) == made
         await sqs.set_queue_attributes(QueueUrl=made.url, Attributes={"VisibilityTimeout": "5"})
         assert await events_in_place(region, sqs, events, queue=LOCAL_EVENTS_QUEUE) is None
+
+
+def test_the_rule_lets_through_only_a_deployments_end(aws: AwsEmulator) -> None:
+    """Nothing but an end wakes a job: every other ECS event would be a message read for nothing
+    (an account's task state changes alone outnumber its deployments by far)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.events.models import events_backends
+
+    async def set_up() -> EventsQueue | NoEvents:
+        session = aioboto3.Session()
+        async with (
+            session.client("sqs", region_name="us-east-1") as sqs,
+            session.client("events", region_name="us-east-1") as events,
+        ):
+            return await ensure_events("us-east-1", sqs, events, queue=LOCAL_EVENTS_QUEUE)
+
+    queue = anyio.run(set_up)
+    assert isinstance(queue, EventsQueue)
+    sent = [
+        ("ECS Deployment State Change", "SERVICE_DEPLOYMENT_IN_PROGRESS"),
+        ("ECS Deployment State Change", "SERVICE_DEPLOYMENT_COMPLETED"),
+        ("ECS Deployment State Change", "SERVICE_DEPLOYMENT_FAILED"),
+        ("ECS Task State Change", None),
+        ("ECS Service Action", "SERVICE_STEADY_STATE"),
+    ]
+    bus = events_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]  # as ECS puts them (callers may not)
+    for detail_type, name in sent:
+        detail = {"deploymentId": "ecs-svc/1"} | ({"eventName": name} if name else {})
+        bus.put_events([{"Source": "aws.ecs", "DetailType": detail_type, "Detail": json.dumps(detail)}])
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=aws.endpoint_url)
+    bodies = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10)["Messages"]
+    got = sorted(json.loads(m["Body"])["detail"]["eventName"] for m in bodies)
+    assert got == ["SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED"]

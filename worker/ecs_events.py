@@ -1,7 +1,8 @@
 """ECS's EventBridge events, read from what reaches us (pure).
 
 ECS publishes "ECS Deployment State Change" (and "ECS Service Action", "ECS Task State Change")
-on the default bus of each account and region; our rule sends them to an SQS queue, so each
+on the default bus of each account and region; our rule sends a deployment's end (COMPLETED,
+FAILED) to an SQS queue, so each
 arrives as an SQS message whose body is EventBridge's envelope (docs/design.md, 'ECS's events').
 Envelopes are ECS's format, not ours: they are read leniently (ECS adds fields), and anything
 that is not a deployment state change with a deployment id is ignored, never an error.
@@ -15,7 +16,6 @@ from typing import Any
 
 __all__ = [
     "DEPLOYMENT_STATE_CHANGE",
-    "DETAIL_TYPES",
     "EVENT_PATTERN",
     "DeploymentChange",
     "is_envelope",
@@ -23,9 +23,14 @@ __all__ = [
 ]
 
 DEPLOYMENT_STATE_CHANGE = "ECS Deployment State Change"
-DETAIL_TYPES = (DEPLOYMENT_STATE_CHANGE, "ECS Service Action", "ECS Task State Change")
-EVENT_PATTERN: dict[str, Any] = {"source": ["aws.ecs"], "detail-type": list(DETAIL_TYPES)}
 ENDS = {"SERVICE_DEPLOYMENT_COMPLETED": "completed", "SERVICE_DEPLOYMENT_FAILED": "failed"}
+# Only a deployment's end wakes a job: the rule lets nothing else through (an account's task
+# state changes alone would be most of the messages, each read, judged and deleted for nothing).
+EVENT_PATTERN: dict[str, Any] = {
+    "source": ["aws.ecs"],
+    "detail-type": [DEPLOYMENT_STATE_CHANGE],
+    "detail": {"eventName": list(ENDS)},
+}
 
 
 @dataclass(frozen=True)
