@@ -45,6 +45,16 @@ def _following(jobs: Sequence[DeployJob]) -> dict[str, DeployJob]:
     return {job.target.scope: job for job in jobs if job.options.follow is Follow.EVENTS}
 
 
+# What the feed rides out: the run goes on meanwhile, its jobs' safety polls still look.
+OUTAGES = (ClientError, BotoCoreError, RedisError, OSError)
+
+
+def _said_outage(queue: EventsQueue, exc: Exception) -> None:
+    # Redis away is said with -v only, like every outage the run rides out
+    level = logging.INFO if isinstance(exc, RedisError | OSError) else logging.WARNING
+    log.log(level, "ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
+
+
 class EcsEventFeed:
     def __init__(self, clients: Clients, redis: Redis, run_id: str, on_note: Callable[[str], None]) -> None:
         self._clients = clients
@@ -105,10 +115,8 @@ class EcsEventFeed:
                     QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=WAIT_S
                 )
                 await self._handle_batch(sqs, queue, answer.get("Messages", []), wake)
-            except (ClientError, BotoCoreError, RedisError, OSError) as exc:
-                # Redis away is said with -v only, like every outage the run rides out
-                level = logging.INFO if isinstance(exc, RedisError | OSError) else logging.WARNING
-                log.log(level, "ECS events of %s: %s; polling goes on meanwhile", queue.scope, exc)
+            except OUTAGES as exc:
+                _said_outage(queue, exc)
                 await anyio.sleep(ERROR_PAUSE_S)
 
     async def _handle_batch(
@@ -119,8 +127,11 @@ class EcsEventFeed:
         done: list[dict[str, str]] = []
 
         async def one(index: int, message: dict[str, Any]) -> None:
-            if await self._handle(sqs, queue, message, wake):
-                done.append({"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]})
+            try:
+                if await self._handle(sqs, queue, message, wake):
+                    done.append({"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]})
+            except OUTAGES as exc:  # the message comes back once its visibility times out
+                _said_outage(queue, exc)
 
         async with anyio.create_task_group() as tg:
             for index, message in enumerate(messages):
