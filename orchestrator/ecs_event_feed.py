@@ -4,13 +4,12 @@ For each account and region of a run's jobs (`follow = "events"`), the rule and 
 sure of (`orchestrator.event_rules`, side by side, with that scope's access): first looked at
 (`look`, reads only: it may run before the run's checks passed), then written where missing
 (`set_up`); a scope where that is refused polls, and the run says so once (`on_note`). Then
-one consumer per queue long-polls it (ReceiveMessage), reads each message
+`POLLERS` consumers per queue long-poll it (ReceiveMessage), read each message
 (`worker.ecs_events`), and for a deployment of one of this run's jobs
-(`worker.deployment_map`) that says it ended wakes its follower, which looks at once (an
-IN_PROGRESS says nothing a look would act on), once per ECS event (a redelivered event does
-nothing); the message is deleted after handling. Local runs share the queue: an event of
-another live run's job is given back at once (visibility 0) for that run to take; one of
-nobody's is deleted.
+(`worker.deployment_map`) that says it ended wake its follower, which looks at once, once per
+ECS event (a redelivered event does nothing); the messages are deleted after handling. Local
+runs share the queue: an event of another live run's job is given back at once (visibility 0)
+for that run to take; one of nobody's is deleted.
 """
 
 from __future__ import annotations
@@ -37,6 +36,9 @@ log = logging.getLogger(__name__)
 
 Wake = Callable[[str, str], None]  # (deployment id, what ECS said)
 WAIT_S = 2  # long poll: short enough that a cancelled run stops at once anyway
+# Long polls at once per queue: a long poll returns with the first messages there, often one,
+# so rollouts ending together would otherwise be received one poll after another.
+POLLERS = 4
 ERROR_PAUSE_S = 2.0
 
 
@@ -106,7 +108,8 @@ class EcsEventFeed:
             for scope, queue in self.queues.items():
                 job = by_scope[scope]
                 sqs = await self._clients.get("sqs", job.target.region, job.access)
-                tg.start_soon(self._consume_one, sqs, queue, wake)
+                for _ in range(POLLERS):
+                    tg.start_soon(self._consume_one, sqs, queue, wake)
 
     async def _consume_one(self, sqs: Any, queue: EventsQueue, wake: Wake) -> None:
         while True:
