@@ -17,14 +17,11 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from orchestrator.confirm_silent import ecs_confirm
-from orchestrator.liveness import kept_alive
 from orchestrator.plan import PlannedJob
 from orchestrator.renderer import Renderer
-from orchestrator.run import Executor, run_jobs
-from orchestrator.session import ExecutorFactory, check_redis
+from orchestrator.run import Executor
+from orchestrator.session import ExecutorFactory, check_redis, drive_run
 from orchestrator.state import RunState
-from orchestrator.wave_run import wave_schedule
 from orchestrator.waves import WavePlan
 from worker.contract import DeployJob
 from worker.credentials import Clients
@@ -142,28 +139,18 @@ async def run_checked(
                 planned, waves = await check()
             state = RunState.from_plan(run_id, planned, waves)
             started.append(state)
-            async with kept_alive(
+            await drive_run(
+                state,
+                planned,
                 redis,
-                run_id,
+                executor,
+                held,
                 heartbeat_s=heartbeat_s,
                 queued_window_s=queued_window_s,
                 remote_workers=remote_workers,
-                finished=lambda: state.done,
-            ):
-                schedule = None
-                if waves is not None:
-                    schedule = await wave_schedule(waves, state, planned, redis, clients)
-                await run_jobs(
-                    state,
-                    planned,
-                    redis,
-                    executor,
-                    held,
-                    heartbeat_s=heartbeat_s,
-                    queued_window_s=queued_window_s,
-                    confirm=ecs_confirm(clients, redis),
-                    schedule=schedule,
-                )
+                clients=clients,
+                waves=waves,
+            )
     finally:
         with anyio.CancelScope(shield=True):
             await redis.aclose()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -74,6 +74,7 @@ class _Ran:
     redis_url: str = ""
     caller: str | None = None
     states: list[RunState] = field(default_factory=list)
+    known: dict[str, dict[str, Any]] = field(default_factory=dict)  # the revisions preflight read
 
     def state(self) -> RunState | None:
         return self.states[0] if self.states else None
@@ -112,13 +113,13 @@ async def _all_steps(run: DeployRun, output: str, ran: _Ran) -> None:
         if run.endpoints.redis_url:
             ran.redis_url = run.endpoints.redis_url
         else:  # a private redis-server only for a run the checks passed
-            checked = await _checks(run, planned, clients)
+            checked = await _checks(run, planned, clients, ran.known)
             planned, ran.redis_url = checked[0], _private_redis(run)
 
         async def check() -> Checked:
-            return checked or await _checks(run, planned, clients)
+            return checked or await _checks(run, planned, clients, ran.known)
 
-        factory, queued_window_s = _executor(run, planned, ran.redis_url, set_up_early=True)
+        factory, queued_window_s = _executor(run, planned, ran.redis_url, set_up_early=True, known=ran.known)
         await run_checked(
             check,
             ran.states,
@@ -142,7 +143,7 @@ def _with_live_view(run: DeployRun, ran: _Ran) -> int:
         async with AsyncExitStack() as stack:
             clients = Clients(stack, run.endpoints.aws, run.run_id)
             planned, ran.caller = await _plan(run, clients)
-            return await _checks(run, planned, clients)
+            return await _checks(run, planned, clients, ran.known)
 
     planned, waves = anyio.run(before)
     ran.redis_url = run.endpoints.redis_url or _private_redis(run)
@@ -155,7 +156,7 @@ def _session(run: DeployRun, ran: _Ran, output: str) -> Callable[..., int]:
     from orchestrator.session import run_session
 
     def session(jobs: list[PlannedJob], session_run_id: str, waves: WavePlan | None = None) -> int:
-        factory, queued_window_s = _executor(run, jobs, ran.redis_url, set_up_early=False)
+        factory, queued_window_s = _executor(run, jobs, ran.redis_url, set_up_early=False, known=ran.known)
         return run_session(
             jobs,
             run_id=session_run_id,
@@ -202,7 +203,9 @@ async def _plan(run: DeployRun, clients: Clients) -> tuple[list[PlannedJob], str
         timeout_s = parse_duration(args.timeout) if args.timeout else None
     except ValueError as exc:
         raise ConfigError(f"--timeout: {exc}") from exc
-    accounts, caller = await identify(spec, run.spec_path, clients, args.region, region)
+    async with anyio.create_task_group() as tg:  # the clients made while STS answers
+        tg.start_soon(_warm_clients, clients, args.region or spec.region or region)
+        accounts, caller = await identify(spec, run.spec_path, clients, args.region, region)
     conflicts = conflicting_access(enumerate(spec.deploy, 1), spec, spec.region, accounts)
     if conflicts:
         raise SpecError(run.spec_path, conflicts)
@@ -220,14 +223,33 @@ async def _plan(run: DeployRun, clients: Clients) -> tuple[list[PlannedJob], str
     return planned, caller
 
 
-async def _checks(run: DeployRun, planned: list[PlannedJob], clients: Clients) -> Checked:
-    """Preflight (unless skipped), then the waves and their gates' checks: the plan to run."""
+async def _warm_clients(clients: Clients, region: str | None) -> None:
+    """The caller's ECS and ECR clients of the run's region, made while identity waits for STS:
+    making one costs CPU (its service model), the wait costs none. A failure here is met again,
+    and reported, by the call that needs the client."""
+    from worker.access import CALLER
+
+    for service in ("ecs", "ecr"):
+        try:
+            await clients.get(service, region, CALLER)
+        except Exception:
+            log.debug("making the %s client early failed", service, exc_info=True)
+            return
+
+
+async def _checks(
+    run: DeployRun, planned: list[PlannedJob], clients: Clients, known: dict[str, dict[str, Any]]
+) -> Checked:
+    """Preflight (unless skipped), then the waves and their gates' checks: the plan to run.
+    `known` gets the task definitions preflight read."""
     if not run.args.skip_preflight:
-        planned = await _preflight(run, planned, clients)
+        planned = await _preflight(run, planned, clients, known)
     return planned, await _waves(run, planned, clients)
 
 
-async def _preflight(run: DeployRun, planned: list[PlannedJob], clients: Clients) -> list[PlannedJob]:
+async def _preflight(
+    run: DeployRun, planned: list[PlannedJob], clients: Clients, known: dict[str, dict[str, Any]]
+) -> list[PlannedJob]:
     """The plan once every target passed preflight (pinned with `pin_digests`); else exit 2."""
     from orchestrator.preflight import preflight, raise_problems
 
@@ -246,6 +268,7 @@ async def _preflight(run: DeployRun, planned: list[PlannedJob], clients: Clients
         return f"{entry} in {target.scope}" if several else entry
 
     raise_problems(result, run.spec_path, entry_of)
+    known.update(result.task_definitions)
     log.info(
         "preflight: %d services (%s) on %d clusters, %d ECR images checked in %.2fs",
         result.services,
@@ -276,10 +299,16 @@ async def _waves(run: DeployRun, planned: list[PlannedJob], clients: Clients) ->
 
 
 def _executor(
-    run: DeployRun, planned: list[PlannedJob], redis_url: str, *, set_up_early: bool
+    run: DeployRun,
+    planned: list[PlannedJob],
+    redis_url: str,
+    *,
+    set_up_early: bool,
+    known: dict[str, dict[str, Any]],
 ) -> tuple[ExecutorFactory, float | None]:
     """The executor, and how long a job may wait in its queue before it counts as lost.
-    `set_up_early`: the local executor sets up for `planned` in `prepare` (beside the checks)."""
+    `set_up_early`: the local executor sets up for `planned` in `prepare` (beside the checks);
+    its jobs register from the revisions preflight read (`known`, filled by then)."""
     from orchestrator.session import local_executor
     from worker.contract import Follow
 
@@ -292,6 +321,7 @@ def _executor(
             settings.allowed_registries,
             events=events,
             set_up_for=[p.job for p in planned] if set_up_early else None,
+            known=known,
         )
         return factory, None
     from orchestrator.dispatch import check_sizes

@@ -20,7 +20,6 @@ ecr_digest), `service` per service with `plan` (revision, deployment, diff, fine
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -39,7 +38,7 @@ from worker.access import CALLER, Access
 from worker.aws import AwsAccess
 from worker.credentials import Clients
 from worker.ecs_calls import controller_problem
-from worker.images import parse_image
+from worker.images import ECR_HOST, parse_image
 from worker.target import Target
 from worker.taskdef import build_registration, current_images, revision_diff
 
@@ -49,9 +48,6 @@ if TYPE_CHECKING:
     from orchestrator.waves import PlannedWave, WavePlan
 
 __all__ = ["ServiceView", "TargetView", "describe_plan", "dry_run", "ecr_digest"]
-
-
-ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
 
 
 @dataclass

@@ -27,14 +27,14 @@ from orchestrator.event_rules import LOCAL_EVENTS_QUEUE, EventsQueue, NoEvents, 
 from worker.contract import DeployJob, Follow
 from worker.credentials import Clients
 from worker.deployment_map import first_sight, owner_of
-from worker.ecs_events import parse_deployment_change
+from worker.ecs_events import DeploymentChange, parse_deployment_change
 from worker.keys import run_alive
 
 __all__ = ["EcsEventFeed", "Wake"]
 
 log = logging.getLogger(__name__)
 
-Wake = Callable[[str, str], None]  # (deployment id, what ECS said)
+Wake = Callable[[DeploymentChange], None]  # ECS said that deployment ended
 WAIT_S = 2  # long poll: short enough that a cancelled run stops at once anyway
 # Long polls at once per queue: a long poll returns with the first messages there, often one,
 # so rollouts ending together would otherwise be received one poll after another.
@@ -166,5 +166,5 @@ class EcsEventFeed:
             and await first_sight(self._redis, change.event_id)
         ):
             self.handled += 1
-            wake(change.deployment_id, change.said)
+            wake(change)
         return True

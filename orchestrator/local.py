@@ -36,6 +36,7 @@ from worker.access import Access
 from worker.aws import AwsAccess
 from worker.contract import DeployJob
 from worker.credentials import Clients
+from worker.ecs_calls import KnownRevisions
 from worker.engine import Deployer
 from worker.wakeups import Wakeups
 
@@ -74,7 +75,7 @@ class _Workers:
         self._stack.callback(looking.cancel_scope.cancel)  # the lookers serve no one any more
         executor = self._executor
         self.deployers = _Deployers(
-            self.clients, self._redis, executor.allowed_registries, executor.deployer, looking
+            self.clients, self._redis, executor.allowed_registries, executor.deployer, looking, executor.known
         )
         self._events = executor.events_feed(self.clients, self._redis, self._jobs)
         async with anyio.create_task_group() as tg:
@@ -116,7 +117,7 @@ class _Workers:
 
         async with anyio.create_task_group() as outer:
             if self.feed is not None:  # ECS's events wake the followers (`orchestrator.ecs_event_feed`)
-                outer.start_soon(self.feed.consume, self._jobs, deployers.wakeups.wake)
+                outer.start_soon(self.feed.consume, self._jobs, deployers.wakeups.ended)
             async with anyio.create_task_group() as tg:
                 for job in jobs:
                     tg.start_soon(run_one, job)
@@ -134,6 +135,7 @@ class LocalExecutor:
         deployer: type[Deployer] = Deployer,
         on_note: Callable[[str], None] | None = None,
         set_up_for: Sequence[DeployJob] | None = None,
+        known: KnownRevisions | None = None,
     ) -> None:
         self._on_note = on_note  # set: ECS's events are set up for jobs that follow them (`follow`)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,6 +146,7 @@ class LocalExecutor:
         self.deployer = deployer  # the workers' class (a test bed may make them crash)
         self._set_up_for = set_up_for  # the run's jobs, known before they start: set up early
         self._early: _Early | None = None
+        self.known = known  # the task definitions preflight read (filled before the jobs start)
 
     async def prepare(self) -> None:
         """With `set_up_for`: the workers' loop and all the jobs will need, made now (see the
@@ -210,8 +213,11 @@ class LocalExecutor:
                 try:
                     await workers.set_up()
                 except BaseException as exc:
-                    ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+                    if not ready.done():  # cancelled: the checks refused the run meanwhile
+                        ready.set_exception(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                     raise
+                if ready.done():  # cancelled: no job will come
+                    return
                 ready.set_result(workers)
                 await asyncio.wrap_future(closing)
         finally:
@@ -301,8 +307,10 @@ class _Deployers:
         allowed_registries: Sequence[str],
         deployer: type[Deployer],
         looking: TaskGroup,
+        known: KnownRevisions | None,
     ) -> None:
         self._looking = looking
+        self._known = known
         self._clients = clients
         self._redis = redis
         self._allowed_registries = allowed_registries
@@ -326,7 +334,11 @@ class _Deployers:
             if deployer is None:
                 ecs = await self._clients.get("ecs", target.region, job.access)
                 deployer = self._made[target.scope, job.access] = self._deployer.on_redis(
-                    ecs, self._redis, scope=target.scope, allowed_registries=self._allowed_registries
+                    ecs,
+                    self._redis,
+                    scope=target.scope,
+                    allowed_registries=self._allowed_registries,
+                    known=self._known,
                 )
                 self._looking.start_soon(deployer.look_together().run)
                 if target.scope in self.woken:

@@ -27,7 +27,6 @@ import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrator.boundary import client_error_fix
-from orchestrator.dryrun import ECR_HOST
 from orchestrator.ecs_reads import MAX_PARALLEL_READS, EcsReads
 from orchestrator.ecs_strategy import DeploymentSetup
 from orchestrator.errors import ConfigError, SpecError
@@ -38,7 +37,7 @@ from worker.aws_errors import error_message
 from worker.contract import ContainerChange
 from worker.credentials import Clients
 from worker.ecs_calls import controller_problem
-from worker.images import ImageRef, parse_image
+from worker.images import ECR_HOST, ImageRef, parse_image
 from worker.registries import refused_images, registry_of
 from worker.target import Target
 from worker.taskdef import current_images
@@ -72,6 +71,8 @@ class PreflightResult:
     ecr_images: int = 0
     problems: list[Problem] = field(default_factory=list)
     deployments: dict[Target, DeploymentSetup] = field(default_factory=dict)  # of each service read
+    # the revisions the services run, as read (with their tags): a local job registers from them
+    task_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def strategies(self) -> str:
         """How the services read deploy, counted: `ROLLING 10, BLUE_GREEN 2, CODE_DEPLOY 1`."""
@@ -169,7 +170,7 @@ async def _check(checker: _Checker, targets: Sequence[Target], in_ecr: dict[str,
         tg.start_soon(checker.reads.read_services, targets)
         for image, location in in_ecr.items():
             tg.start_soon(checker.ecr_image, image, *location)
-    await checker.reads.read_task_definitions(checker.reads.running_arns())
+    await checker.reads.read_task_definitions(checker.reads.running_arns(), tags=True)
     return checker
 
 
@@ -245,6 +246,9 @@ async def preflight(
         services=sum(isinstance(s, dict) for c in checkers.values() for s in c.reads.services.values()),
         ecr_images=len(digests),
     )
+    for checker in checkers.values():
+        read = checker.reads.task_definitions.items()
+        result.task_definitions.update((arn, d) for arn, d in read if not isinstance(d, str))
     for p in jobs:
         checker = checkers[p.target.scope]
         checker.ecr = digests

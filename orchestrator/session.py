@@ -37,9 +37,18 @@ from orchestrator.waves import WavePlan
 from worker.aws import AwsAccess
 from worker.contract import DeployJob
 from worker.credentials import Clients
+from worker.ecs_calls import KnownRevisions
 from worker.publisher import connect_redis, redact_url
 
-__all__ = ["ExecutorFactory", "check_redis", "local_executor", "make_renderer", "run_session", "run_to_end"]
+__all__ = [
+    "ExecutorFactory",
+    "check_redis",
+    "drive_run",
+    "local_executor",
+    "make_renderer",
+    "run_session",
+    "run_to_end",
+]
 
 
 def make_renderer(output: str, spec_path: str, caller: str | None) -> Renderer:
@@ -73,9 +82,11 @@ def local_executor(
     *,
     events: bool = False,
     set_up_for: Sequence[DeployJob] | None = None,
+    known: KnownRevisions | None = None,
 ) -> ExecutorFactory:
     """`events`: some jobs follow ECS's events; a scope that cannot have them is said once.
-    `set_up_for`: the run's jobs, for the executor to set up for in `prepare` (`LocalExecutor`)."""
+    `set_up_for`: the run's jobs, for the executor to set up for in `prepare` (`LocalExecutor`);
+    `known`: the task definitions preflight read, for the jobs to register from."""
 
     @asynccontextmanager
     async def make(redis: Redis, renderer: Renderer) -> AsyncIterator[Executor]:
@@ -89,6 +100,7 @@ def local_executor(
             allowed_registries=allowed_registries,
             on_note=note if events else None,
             set_up_for=set_up_for,
+            known=known,
         )
         try:
             yield executor
@@ -108,6 +120,49 @@ async def check_redis(url: str) -> None:
         ) from exc
     finally:
         await redis.aclose()
+
+
+async def drive_run(
+    state: RunState,
+    planned: Sequence[PlannedJob],
+    redis: Redis,
+    executor: Executor,
+    renderer: Renderer,
+    *,
+    heartbeat_s: float,
+    queued_window_s: float | None,
+    remote_workers: bool,
+    clients: Clients | None,
+    waves: WavePlan | None,
+    replayed_to: str = "0-0",
+) -> None:
+    """The run core over `planned`, its liveness kept in Redis meanwhile; with `clients`, a
+    silent job that started a deployment is asked of ECS before it is called `lost`, and `waves`
+    (which need them) are deployed wave by wave through their gates."""
+    async with kept_alive(
+        redis,
+        state.run_id,
+        heartbeat_s=heartbeat_s,
+        queued_window_s=queued_window_s,
+        remote_workers=remote_workers,
+        finished=lambda: state.done,
+    ):
+        schedule = None
+        if waves is not None:
+            assert clients is not None, "a run with waves calls AWS at its gates"
+            schedule = await wave_schedule(waves, state, planned, redis, clients)
+        await run_jobs(
+            state,
+            planned,
+            redis,
+            executor,
+            renderer,
+            heartbeat_s=heartbeat_s,
+            queued_window_s=queued_window_s,
+            confirm=None if clients is None else ecs_confirm(clients, redis),
+            schedule=schedule,
+            replayed_to=replayed_to,
+        )
 
 
 def run_session(
@@ -138,25 +193,8 @@ def run_session(
     async def drive(renderer: Renderer) -> None:
         redis = connect_redis(redis_url)
         try:
-            async with (
-                AsyncExitStack() as clients_stack,
-                kept_alive(
-                    redis,
-                    run_id,
-                    heartbeat_s=heartbeat_s,
-                    queued_window_s=queued_window_s,
-                    remote_workers=remote_workers,
-                    finished=lambda: state.done,
-                ),
-                executor_factory(redis, renderer) as executor,
-            ):
-                clients = None if aws is None else Clients(clients_stack, aws, run_id)
-                confirm = None if clients is None else ecs_confirm(clients, redis)
-                schedule = None
-                if waves is not None:
-                    assert clients is not None, "a run with waves calls AWS at its gates"
-                    schedule = await wave_schedule(waves, state, planned, redis, clients)
-                await run_jobs(
+            async with AsyncExitStack() as clients_stack, executor_factory(redis, renderer) as executor:
+                await drive_run(
                     state,
                     planned,
                     redis,
@@ -164,8 +202,9 @@ def run_session(
                     renderer,
                     heartbeat_s=heartbeat_s,
                     queued_window_s=queued_window_s,
-                    confirm=confirm,
-                    schedule=schedule,
+                    remote_workers=remote_workers,
+                    clients=None if aws is None else Clients(clients_stack, aws, run_id),
+                    waves=waves,
                     replayed_to=resumed[1] if resumed is not None else "0-0",
                 )
         finally:

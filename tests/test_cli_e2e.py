@@ -93,10 +93,16 @@ def test_twenty_services_in_parallel_with_json_output(
 ) -> None:
     spec_path = write_spec(tmp_path / "fleet.toml", twenty_services(), poll_interval="100ms", timeout="60s")
     seed_from(spec_path)
+    before = aws.request_counts()
 
     result = run_cli(str(spec_path), "--json", redis_url=redis_url)
 
     assert result.returncode == 1, result.stderr  # one target was rolled back
+    calls = {action: n - before.get(action, 0) for action, n in aws.request_counts().items()}
+    # Each revision is read once, by preflight (the jobs register from its read: it was 40), and
+    # the jobs' own reads of their services are batched by cluster (it was one per job: 3 + 20).
+    assert calls["DescribeTaskDefinition"] == 20, calls
+    assert calls["DescribeServices"] <= 3 + 9, calls
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert all("type" in line for line in lines)
     assert lines[0]["type"] == "run" and lines[-1]["type"] == "summary"

@@ -5,6 +5,7 @@ consumes them and wakes the job's follower. Real moto server over HTTP, real red
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -97,6 +98,41 @@ async def test_a_rollout_ends_when_ecs_says_so_not_at_the_next_poll(
     assert all("ECS's event: completed" in m for m in messages), messages
     assert notes == []
     print(f"\nevents: 4 rollouts of 1 s ended in {took:.2f}s with a 30 s poll; looks {looks}")
+
+
+async def test_ecs_saying_completed_ends_a_job_that_saw_its_deployment_without_another_look(
+    aws: AwsEmulator, tmp_path: Path, redis_url: str
+) -> None:
+    """Once the job has seen its deployment, ECS's COMPLETED event is its end: ECS refusing every
+    look from then on (500s, which a look keeps asking through until the deadline) does not hold
+    the job; it ends at the event, with its task counts."""
+    aws.set_scenario(RolloutScenario(rollout_s=4.0))
+    path = spec_file(tmp_path, 1).read_text().replace('poll_interval = "30s"', 'poll_interval = "1s"')
+    (tmp_path / "one.toml").write_text(path)
+    seed_services(aws.endpoint_url, REGION, sandbox_services(load_spec(str(tmp_path / "one.toml"))))
+    client = connect_redis(redis_url)
+
+    async def refuse_looks_once_seen() -> None:
+        while True:  # the stream is where a look's counts show: nothing to wait on but it
+            events = [e for _, e in await read_stream(client, RUN_ID)]
+            if any(e.phase is Phase.IN_PROGRESS and e.details.desired for e in events):
+                break
+            await anyio.sleep(0.05)
+        aws.inject_fault("DescribeServiceDeployments", 500, count=1000)
+        aws.inject_fault("DescribeServices", 500, count=1000)
+
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(refuse_looks_once_seen)
+                state, took = await run_local(tmp_path / "one.toml", redis_url, [])
+    finally:
+        await client.aclose()
+    [job] = state.jobs.values()
+    assert job.phase is Phase.SUCCEEDED, job.message
+    assert took < 10, f"the job waited for a look ECS refused ({took:.1f}s)"
+    [message] = await terminal_messages(redis_url)
+    assert re.match(r"(\d+)/\1 running s0:2;", message) and "ECS's event: completed" in message, message
 
 
 async def test_without_permission_for_the_rule_the_run_polls_and_says_so(

@@ -26,9 +26,12 @@ from worker.throttle import until_not_throttled
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
+    from worker.looker import Looker
+
 __all__ = [
     "SUPPORTED_CONTROLLER",
     "JobAborted",
+    "KnownRevisions",
     "Registration",
     "ServiceCalls",
     "Unavailable",
@@ -38,6 +41,9 @@ __all__ = [
 
 SUPPORTED_CONTROLLER = "ECS"
 T = TypeVar("T")
+# Task definitions already read (DescribeTaskDefinition with their tags), by revision ARN: a
+# revision never changes, so a job registers from preflight's read instead of reading it again.
+KnownRevisions = Mapping[str, Mapping[str, Any]]
 
 
 async def _within(patience: Patience | None, what: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -98,11 +104,17 @@ class ServiceCalls:
     """One ECS client, the shared budget and the allow-list: the calls a job makes."""
 
     def __init__(
-        self, ecs: ECSClient, *, budget: ApiBudget | None = None, allowed_registries: Sequence[str] = ()
+        self,
+        ecs: ECSClient,
+        *,
+        budget: ApiBudget | None = None,
+        allowed_registries: Sequence[str] = (),
+        known: KnownRevisions | None = None,
     ) -> None:
         self._ecs = ecs
         self._budget = budget
         self._allowed_registries = tuple(allowed_registries)
+        self._known: KnownRevisions = {} if known is None else known  # preflight fills it later
 
     def budget_for(self, job: DeployJob) -> ApiBudget | None:
         return self._budget if job.options.api_budget else None
@@ -131,7 +143,9 @@ class ServiceCalls:
         response = await self._ecs.describe_services(cluster=cluster, services=list(services))
         found: dict[str, Any] = {}
         for service in response.get("services", []):
-            found[str(service.get("serviceName"))] = found[str(service.get("serviceArn"))] = dict(service)
+            name = str(service.get("serviceName"))
+            if service.get("status") == "ACTIVE" or name not in found:  # a re-created one: its ACTIVE self
+                found[name] = found[str(service.get("serviceArn"))] = dict(service)
         return found
 
     async def describe_deployments_many(self, arns: Sequence[str], *, metered: bool) -> dict[str, Any]:
@@ -152,16 +166,16 @@ class ServiceCalls:
                 f"({', '.join(self._allowed_registries)}); nothing changed",
             )
 
-    async def describe_service(self, job: DeployJob, patience: Patience | None = None) -> dict[str, Any]:
+    async def describe_service(
+        self, job: DeployJob, patience: Patience | None = None, looker: Looker | None = None
+    ) -> dict[str, Any]:
+        """The job's service before any change; `JobAborted` when it cannot be deployed. With
+        `looker`: read with the other jobs' services of its cluster, 10 a call (the token is
+        still the job's own, taken first: a job waiting for the budget is "starting", not a job
+        that ECS does not answer)."""
         await self.take(job, "DescribeServices")
         try:
-            response = await _within(
-                patience,
-                "DescribeServices",
-                lambda: self._ecs.describe_services(
-                    cluster=job.target.cluster, services=[job.target.service]
-                ),
-            )
+            service = await _within(patience, "DescribeServices", lambda: self._service(job, looker))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code == "ClusterNotFoundException":
@@ -169,17 +183,33 @@ class ServiceCalls:
                     Phase.FAILED, f"cluster {job.target.cluster!r} not found; nothing changed"
                 ) from exc
             raise JobAborted(Phase.FAILED, f"describe_services failed: {error_message(exc)}") from exc
-        services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
-        if not services:
+        if service is None or service.get("status") != "ACTIVE":
             raise JobAborted(
                 Phase.FAILED,
                 f"service {job.target.service!r} not found in cluster {job.target.cluster!r}; "
                 "nothing changed",
             )
-        service: dict[str, Any] = dict(services[0])
         if (problem := controller_problem(service)) is not None:
             raise JobAborted(Phase.FAILED, f"{problem}; nothing changed")
         return service
+
+    async def _service(self, job: DeployJob, looker: Looker | None) -> dict[str, Any] | None:
+        target = job.target
+        if looker is not None:
+            return await looker.ask(("DescribeServices", target.cluster), target.service, metered=False)
+        found = await self.describe_many(target.cluster, [target.service], metered=False)
+        return found.get(target.service)
+
+    async def _task_definition(self, arn: str, patience: Patience | None) -> Mapping[str, Any]:
+        """The revision `arn` with its tags: as preflight read it, else read now."""
+        known = self._known.get(arn)
+        if known is not None:
+            return known
+        return await _within(
+            patience,
+            "DescribeTaskDefinition",
+            lambda: self._ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]),
+        )
 
     async def register(
         self,
@@ -190,11 +220,7 @@ class ServiceCalls:
         patience: Patience | None = None,
     ) -> Registration:
         """Register the edited revision (none when every named container runs its image)."""
-        described = await _within(
-            patience,
-            "DescribeTaskDefinition",
-            lambda: self._ecs.describe_task_definition(taskDefinition=current_arn, include=["TAGS"]),
-        )
+        described = await self._task_definition(current_arn, patience)
         wanted = {change.container: change.image for change in job.changes}
         try:
             todo = pending_changes(described["taskDefinition"], wanted)

@@ -10,10 +10,9 @@ A job's end is ECS's word: it holds its service against other runs (`target_leas
 first call to its end, every ECS call fits inside its deadline (`patience`), and an end ECS did
 not give (a deadline, an AWS error, a crash) is checked with ECS first (`confirm`).
 
-A Lambda invocation lasts at most 900 s, a rollout may last longer: given `hand_over_at`,
-`run` stops following before that instant, says so (`Phase.HANDED_OVER`, not terminal) and
-gives up its lease, so that a continuation of the job (same job, next delivery) resumes
-following the recorded deployment at once; it never registers or updates again.
+A Lambda invocation lasts at most 900 s: given `hand_over_at`, `run` stops following before
+then (`Phase.HANDED_OVER`, not terminal) and gives up its lease; a continuation of the job
+resumes following the recorded deployment, never registering or updating again.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from worker.budget import ECS_BUCKETS, ApiBudget
 from worker.confirm import after_aws_error, ask_ecs, verdict_after
 from worker.contract import ContainerChange, DeployJob, EventDetails, Follow, Phase, WorkerEvent
 from worker.deployment_map import remember
-from worker.ecs_calls import JobAborted, Registration, ServiceCalls
+from worker.ecs_calls import JobAborted, KnownRevisions, Registration, ServiceCalls
 from worker.follow import Followed, HandOver, Parked, follow
 from worker.ledger import JobLedger, JobRecord, TargetLeases
 from worker.looker import Looker
@@ -67,8 +66,9 @@ class Deployer:
         allowed_registries: Sequence[str] = (),
         min_lease_s: float = 60.0,
         wakeups: Wakeups | None = None,
+        known: KnownRevisions | None = None,
     ) -> None:
-        self._calls = ServiceCalls(ecs, budget=budget, allowed_registries=allowed_registries)
+        self._calls = ServiceCalls(ecs, budget=budget, allowed_registries=allowed_registries, known=known)
         self._ledger = ledger
         self._outbox = Outbox(publisher)  # events wait there while Redis is away
         self._targets = TargetLeases(ledger.redis)  # one deploy of a service at a time, across runs
@@ -84,17 +84,23 @@ class Deployer:
 
     @classmethod
     def on_redis(
-        cls, ecs: ECSClient, redis: Redis, *, scope: str, allowed_registries: Sequence[str] = ()
+        cls,
+        ecs: ECSClient,
+        redis: Redis,
+        *,
+        scope: str,
+        allowed_registries: Sequence[str] = (),
+        known: KnownRevisions | None = None,
     ) -> Deployer:
-        """A deployer whose ledger, events and throttling budget (ECS's buckets of `scope`, a
-        `Target.scope`: one account and region) all live in `redis`: how the local executor and
-        the Lambda handler make theirs."""
+        """A deployer whose ledger, events and budget (ECS's buckets of `scope`: one account and
+        region) live in `redis`, as both executors make theirs; `known`: what preflight read."""
         return cls(
             ecs,
             JobLedger(redis),
             EventPublisher(redis),
             budget=ApiBudget(redis, scope, ECS_BUCKETS),
             allowed_registries=allowed_registries,
+            known=known,
         )
 
     async def run(self, job: DeployJob, *, hand_over_at: float | None = None) -> Phase | None:
@@ -105,9 +111,8 @@ class Deployer:
         sequence: the publisher numbers them after the job's last event.
 
         With `hand_over_at` (a `time.time()` instant), following stops before the poll that
-        would pass it: the job is then `Phase.HANDED_OVER`, its lease released, and the caller
-        must deliver its continuation. A rollback of ours is never handed over: it is followed
-        until `hand_over_at` at most and reported as unfinished if it runs past it.
+        would pass it (`Phase.HANDED_OVER`): the caller delivers the continuation. A rollback of
+        ours is never handed over: past `hand_over_at` it is reported as unfinished.
         """
         owner = uuid.uuid4().hex
         lease_s = max(self._min_lease_s, 3 * job.options.poll_max_s, 2 * job.options.heartbeat_s)
@@ -217,7 +222,7 @@ class Deployer:
                 record.previous_task_definition_arn,
             )
         self._calls.check_registries(job)
-        service = await self._calls.describe_service(job, patience)
+        service = await self._calls.describe_service(job, patience, self.looker)
         await reporter.emit(Phase.STARTED, f"{job.target} runs {service['taskDefinition']}")
         previous = str(service["taskDefinition"])
         if record.task_definition_arn is None and job.revision is not None:

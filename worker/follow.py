@@ -5,8 +5,10 @@ With a looker (the local executor's jobs, `worker.looker`), a job looks on its i
 its floor (`worker.pacing.look_floor_s`), lengthened only when the account's budget needs it.
 Alone (a Lambda worker), looks start at the floor and grow x1.5 to `poll_max_s`, each
 shortened by up to a quarter, paced by the shared budget. ECS's word (`Watch.pause` woken)
-brings the next look forward either way. `in_progress` is published on every change of the
-counts and at least every heartbeat/3.
+brings the next look forward either way; its word that the deployment COMPLETED ends a follower
+that has seen the deployment once (and knows its task counts) without another look, cutting
+short a look under way.
+`in_progress` is published on every change of the counts and at least every heartbeat/3.
 Every poll fits inside the deadline (`worker.patience`): while ECS does not answer, the job
 keeps asking (and saying so) until the deadline, and then reports what it last saw.
 """
@@ -17,11 +19,14 @@ import random
 import time
 from dataclasses import dataclass
 
+import anyio
+
+from worker.beside import beside
 from worker.contract import EventDetails, Follow, Phase
 from worker.pacing import look_floor_s
 from worker.patience import NoAnswer, Patience
 from worker.reporter import rollout_details
-from worker.rollout import Rollout, RolloutState
+from worker.rollout import Rollout, RolloutState, completed_as_said
 from worker.verdict import Silence
 from worker.watch import Watch, progress_words
 
@@ -141,12 +146,15 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         woken = await watch.pause(pause)
         if pause == remaining and not woken:
             return Followed(None, last_seen)
+        if woken and last_seen is not None and watch.said_completed():  # ECS's last word: no look
+            done = completed_as_said(last_seen)
+            return Followed(done, done)
         wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, longest)
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
         ask_until = deadline if hand_over_at is None else min(deadline, hand_over_at)
         try:
-            rollout = await watch.look(patience.at(deadline=ask_until, details=details))
+            rollout = await _look(watch, patience.at(deadline=ask_until, details=details), last_seen)
         except NoAnswer as silent:
             if ask_until < deadline:
                 raise HandOver(details) from silent
@@ -167,6 +175,22 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
                 progress_words(rollout, time.time()),
                 rollout_details(rollout, deployment_id, arn, previous),
             )
+
+
+async def _look(watch: Watch, patience: Patience, last_seen: Rollout | None) -> Rollout | None:
+    """A look at the deployment; once the job has seen it, ECS's event that it COMPLETED ends the
+    look at once (ECS slow to answer it, or refusing it, does not hold the job past ECS's word)."""
+    wakeups = watch.wakeups
+    if last_seen is None or wakeups is None:
+        return await watch.look(patience)
+    with anyio.CancelScope() as look:
+
+        async def cut_short() -> None:
+            await wakeups.until_completed(watch.deployment_id)
+            look.cancel()
+
+        return await beside(lambda: watch.look(patience), cut_short)
+    return completed_as_said(last_seen)
 
 
 def _stage(rollout: Rollout) -> tuple[str, str | None] | None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ImageRef", "ImageRefError", "compose_image", "parse_image"]
+__all__ = ["ECR_HOST", "ImageRef", "ImageRefError", "compose_image", "parse_image"]
 
 # Limits from the grammar: a tag is at most 128 characters, a name (registry included)
 # at most 255.
 MAX_TAG_LENGTH = 128
 MAX_NAME_LENGTH = 255
+
+# An ECR registry's host: the registry's account and region.
+ECR_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com$")
 
 # All classes are spelled out in ASCII on purpose: Python's `\w` and `\d` also match
 # Unicode letters and digits, which the (Go, RE2) reference grammar does not.

@@ -80,8 +80,8 @@ class ParkingWakeups(Wakeups):
         self._job = job
         self._resumed: set[str] = set()
 
-    def wake(self, key: str, said: str = "") -> None:
-        super().wake(key, said)
+    def wake(self, key: str, said: str = "", *, completed: bool = False) -> None:
+        super().wake(key, said, completed=completed)
         self._resumed.add(key)
 
     async def sleep(self, key: str, seconds: float) -> bool:

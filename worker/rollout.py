@@ -8,7 +8,7 @@ deployment id that `update_service` returned and decide from `describe_services`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +17,7 @@ __all__ = [
     "Progress",
     "Rollout",
     "RolloutState",
+    "completed_as_said",
     "evaluate_rollout",
     "in_flight",
     "latest_service_events",
@@ -70,6 +71,23 @@ class Rollout:
     @property
     def terminal(self) -> bool:
         return self.state is not RolloutState.IN_PROGRESS
+
+
+def completed_as_said(seen: Rollout) -> Rollout:
+    """The rollout last `seen`, ended as ECS's SERVICE_DEPLOYMENT_COMPLETED event says it ended:
+    steady (every desired task of it running), its traffic all on it, nothing left to bake."""
+    progress = seen.progress
+    if progress is not None:
+        traffic = None if progress.traffic_percent is None else 100.0
+        progress = replace(
+            progress,
+            status="SUCCESSFUL",
+            traffic_percent=traffic,
+            bake_left_s=None,
+            hook=None,
+            hook_since=None,
+        )
+    return replace(seen, state=RolloutState.COMPLETED, running=seen.desired, pending=0, progress=progress)
 
 
 def latest_service_events(service: Mapping[str, Any], limit: int = SERVICE_EVENTS_SHOWN) -> tuple[str, ...]:
