@@ -6,8 +6,9 @@ sure of (`orchestrator.event_rules`, side by side, with that scope's access): fi
 (`set_up`); a scope where that is refused polls, and the run says so once (`on_note`). Then
 `POLLERS` consumers per queue long-poll it (ReceiveMessage), read each message
 (`worker.ecs_events`), and for a deployment of one of this run's jobs
-(`worker.deployment_map`) that says it ended wake its follower, which looks at once, once per
-ECS event (a redelivered event does nothing); the messages are deleted after handling. Local
+(`worker.deployment_map`) that says it ended wake its follower, once per ECS event (a
+redelivered event does nothing): on COMPLETED a follower that has seen its deployment ends, else
+it looks at once (`worker.wakeups`); the messages are deleted after handling. Local
 runs share the queue: an event of another live run's job is given back at once (visibility 0)
 for that run to take; one of nobody's is deleted.
 """

@@ -277,7 +277,10 @@ class _Early:
             if not self._ready.done():  # still setting up: no job will come
                 self._served.cancel()
             with anyio.CancelScope(shield=True):
-                await asyncio.wait([asyncio.wrap_future(self._served)])
+                done, _ = await asyncio.wait([asyncio.wrap_future(self._served)])
+            for served in done:  # a set-up that failed: `start` raised it already
+                if not served.cancelled():
+                    served.exception()
         self._portal_cm.__exit__(None, None, None)
 
 
