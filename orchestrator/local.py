@@ -274,7 +274,7 @@ class _Early:
         self._closed = True
         if self._served is not None:
             self._closing.set_result(None)
-            if not self._ready.done():  # still setting up: no job will come
+            if not self._ready.done() or self._ready.cancelled():  # still setting up: no job will come
                 self._served.cancel()
             with anyio.CancelScope(shield=True):
                 done, _ = await asyncio.wait([asyncio.wrap_future(self._served)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,25 +163,27 @@ def test_pin_digests_deploys_the_digest_the_tag_resolved_to(
     }
 
 
-def test_a_refusal_while_the_executor_still_sets_up_is_one_line(
+def test_a_refusal_while_the_executor_still_sets_up_ends_the_run_at_once(
     aws: AwsEmulator, redis_url: str, tmp_path: Path
 ) -> None:
     """Preflight refuses (a missing cluster: one call) while the local executor's set-up still
-    waits for SQS (GetQueueUrl failing, retried): the refusal is the only thing said, no
-    error of the abandoned set-up follows it."""
+    waits for SQS (GetQueueUrl failing, retried with backoff for many seconds): the refusal is
+    said alone, at once; the abandoned set-up is not waited for."""
     seed(aws, "svc00")
-    spec_path = write_spec(
-        tmp_path / "gone.toml", [entry("svc00", "registry.example.com/app:2", cluster="gone")]
-    )
-    aws.inject_fault("GetQueueUrl", 500, count=3)
+    gone = entry("svc00", "registry.example.com/app:2", cluster="gone")
+    spec_path = write_spec(tmp_path / "gone.toml", [gone])
+    aws.inject_fault("GetQueueUrl", 500, count=8)
 
+    started = time.monotonic()
     refused = run_cli(str(spec_path), "--json", redis_url=redis_url)
+    took = time.monotonic() - started
 
     assert refused.returncode == 2, refused.stderr
-    assert aws.pending_faults().get("GetQueueUrl", 0) < 3  # the set-up was under way
-    lines = refused.stderr.strip().splitlines()
     assert "cluster 'gone' not found" in refused.stderr, refused.stderr
+    lines = refused.stderr.strip().splitlines()
     assert not [line for line in lines if "retrieved" in line or "Error" in line], refused.stderr
+    assert aws.pending_faults().get("GetQueueUrl", 0) > 0  # the set-up was abandoned under way
+    assert took < 8, f"the refused run waited for the abandoned set-up ({took:.1f}s)"
 
 
 def test_without_preflight_the_worker_still_refuses_a_registry_not_allowed(
