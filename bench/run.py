@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import probes
+from bench import fanout, probes
 from bench.harness import Harness
 from bench.machine import load, machine
 from bench.peer import ensure_peer, peer_version
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     if "ecs-deploy" in tools or "ecs-deploy-all" in tools:
         ensure_peer()  # installed once, before anything is timed
         report["ecs_deploy_version"] = peer_version()
+    fanout.as_installed()  # byte-compiled, as an installed copy is
     rows: list[Row] = []
     limits = _size_limits(args)
     with (
