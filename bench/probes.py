@@ -18,6 +18,7 @@ from typing import Any
 from bench.children import env_without_pythonpath
 from bench.fanout import json_objects
 from bench.harness import Harness
+from bench.peer import ensure_peer
 from bench.progress import log
 
 __all__ = ["lambda_uploads", "pack", "startup"]
@@ -81,8 +82,29 @@ def _import_times(stderr: str) -> tuple[list[str], list[tuple[int, str]]]:
     return imported, sorted(timed, reverse=True)
 
 
+# What a deploy must import before its first AWS call: the packages the product is built on.
+STACK_IMPORTS = "import aiobotocore.session, redis.asyncio, pydantic, pydantic_settings, anyio"
+
+
+def import_floor(harness: Harness, repeats: int) -> dict[str, float]:
+    """Best of `repeats`: a bare interpreter, one importing only the product's packages
+    (`STACK_IMPORTS`, none of our code), and the peer's whole `ecs deploy --help` (boto3, click
+    and its code): the start-up neither tool can go below on this machine."""
+    env = harness.env()
+
+    def best(cmd: list[str]) -> float:
+        return min(harness.measure(cmd, env=env, timeout_s=60).wall_s for _ in range(repeats))
+
+    return {
+        "python_s": best([sys.executable, "-c", "pass"]),
+        "stack_imports_s": best([sys.executable, "-c", STACK_IMPORTS]),
+        "peer_help_s": best([str(ensure_peer()), "deploy", "--help"]),
+    }
+
+
 def startup(harness: Harness, repeats: int = 7) -> dict[str, Any]:
-    """`--help` times, the first `--json` line of a run, and what the `--json` path imports."""
+    """`--help` times, the first `--json` line of a run, what the `--json` path imports, and
+    the import floor."""
     env = harness.env()
     harness.em.lambda_enabled(False)  # the local runs below have ECS's events to themselves
     helps = []
@@ -108,4 +130,5 @@ def startup(harness: Harness, repeats: int = 7) -> dict[str, Any]:
         "textual_modules": textual[:5],
         "modules_imported": len(imported),
         "slowest_imports_us": [{"module": m, "cumulative_us": t} for t, m in top[:8]],
+        "floor": import_floor(harness, repeats),
     }

@@ -202,6 +202,12 @@ def other_table(report: dict[str, Any]) -> list[str]:
             f"{textual}; "
             f"slowest: {slow} |"
         )
+        if floor := startup.get("floor"):
+            out.append(
+                f"| import floor, best of {len(startup['help_s'])} | `python -c pass` "
+                f"{floor['python_s']:.3f} s; the product's packages alone {floor['stack_imports_s']:.3f} s; "
+                f"`ecs deploy --help` (the peer's whole start) {floor['peer_help_s']:.3f} s |"
+            )
     return out
 
 
