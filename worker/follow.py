@@ -146,9 +146,6 @@ async def _follow(watch: Watch, patience: Patience, hand_over_at: float | None) 
         woken = await watch.pause(pause)
         if pause == remaining and not woken:
             return Followed(None, last_seen)
-        if woken and last_seen is not None and watch.said_completed():  # ECS's last word: no look
-            done = completed_as_said(last_seen)
-            return Followed(done, done)
         wait = job.options.poll_min_s if woken else min(wait * BACKOFF_FACTOR, longest)
         details = base if last_seen is None else rollout_details(last_seen, deployment_id, arn, previous)
         # Keep asking a silent ECS until the deadline, or until a continuation must take over.
@@ -183,6 +180,8 @@ async def _look(watch: Watch, patience: Patience, last_seen: Rollout | None) -> 
     wakeups = watch.wakeups
     if last_seen is None or wakeups is None:
         return await watch.look(patience)
+    if wakeups.completed(watch.deployment_id):  # said already: no look at all
+        return completed_as_said(last_seen)
     with anyio.CancelScope() as look:
 
         async def cut_short() -> None:

@@ -60,10 +60,6 @@ class Watch:
             return False
         return await self.wakeups.sleep(self.deployment_id, seconds)
 
-    def said_completed(self) -> bool:
-        """ECS's event said the deployment COMPLETED (`Wakeups.completed`)."""
-        return self.wakeups is not None and self.wakeups.completed(self.deployment_id)
-
     @property
     def looks_at(self) -> tuple[LookKey, str]:
         """Where a look goes and what it asks for: (the call and its cluster, the item)."""
